@@ -1,0 +1,46 @@
+"""What `extf train` and `extf tune` do with a composed config: validate, run the study, report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from extf.config import validate
+
+
+def prepare(command: str, cfg: DictConfig) -> DictConfig:
+    """Validate the composed config for a command. `train` is a study whose every value is fixed: one trial."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(cfg):
+        cfg.command = command
+        # absolute paths, so the tracking URI and artifact locations do not depend on the working directory
+        cfg.paths.root_dir = str(Path(str(cfg.paths.root_dir)).expanduser().resolve())
+        if command == "train":
+            cfg.search_space = {}
+            cfg.tuner.name = "random"
+            cfg.tuner.max_trials = 1
+            cfg.tuner.overwrite = True
+    return validate(cfg)
+
+
+def run_command(command: str, cfg: DictConfig, out=sys.stdout) -> dict:
+    from extf.tuning.study import Study
+
+    checked = prepare(command, cfg)
+    summary = Study(checked, out=out).run()
+    report(checked, summary, out)
+    return summary
+
+
+def report(cfg: DictConfig, summary: dict, out) -> None:
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in summary["test_metrics"].items())
+    print(f"\nstudy {cfg.experiment_name}: best {summary['objective']}={summary['best'][summary['objective']]:.4f} "
+          f"(trial {summary['best']['trial_id']})", file=out)
+    print(f"test (evaluated once): {metrics}", file=out)
+    print(f"outputs: {summary['study_dir']}", file=out)
+    if cfg.tracking.enabled:
+        print(f"MLflow: parent run {summary['parent_run_id']} in experiment '{cfg.experiment_name}' at "
+              f"{cfg.tracking.tracking_uri}", file=out)
+        print("        browse it with `make ui` (or `extf ui`) -> http://127.0.0.1:5000", file=out)

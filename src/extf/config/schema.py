@@ -1,0 +1,219 @@
+"""Structured-config schemas: one dataclass per option of each config group.
+
+A group's `name` key selects its schema, so `model=cnn` is checked against `CnnConf`. Merging the composed YAML into
+the schema rejects unknown keys and wrong types before TensorFlow is imported. Value ranges are checked in
+`extf.config.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+MISSING = "???"
+
+
+# --------------------------------------------------------------------------- datasets
+@dataclass
+class DatasetConf:
+    name: str = MISSING
+    val_fraction: float = 0.16
+    test_fraction: float = 0.2
+
+
+@dataclass
+class TabularDatasetConf(DatasetConf):
+    standardize: bool = True  # z-score features with statistics of the training split only
+
+
+@dataclass
+class DigitsConf(DatasetConf):
+    pass
+
+
+@dataclass
+class SineConf(DatasetConf):
+    n_points: int = 1200
+    window: int = 20
+    period: float = 50.0  # time steps per sine cycle
+    noise: float = 0.05
+
+
+@dataclass
+class NabiyaConf(DatasetConf):
+    window: int = 4
+    features: str = "index"  # index: one feature (note index / vocabulary size); pitch_duration: two features
+    path: Optional[str] = None  # defaults to the melody shipped with extf
+
+
+@dataclass
+class CsvConf(DatasetConf):
+    path: str = MISSING
+    target: str = MISSING
+    features: Optional[list[str]] = None  # default: every column but the target
+    task: str = "auto"  # auto | binary | multiclass | regression
+    delimiter: str = ","
+    standardize: bool = True
+
+
+@dataclass
+class NpzConf(DatasetConf):
+    path: str = MISSING
+    x_key: str = "x"
+    y_key: str = "y"
+    task: str = "auto"
+    standardize: bool = False
+
+
+DATASETS: dict[str, type] = {
+    "digits": DigitsConf,
+    "iris": TabularDatasetConf,
+    "wine": TabularDatasetConf,
+    "breast_cancer": TabularDatasetConf,
+    "sine": SineConf,
+    "nabiya": NabiyaConf,
+    "csv": CsvConf,
+    "npz": NpzConf,
+}
+
+
+# --------------------------------------------------------------------------- models
+@dataclass
+class ModelConf:
+    name: str = MISSING
+    loss: Optional[str] = None  # default follows the task
+    metrics: Optional[list[str]] = None  # default follows the task
+
+
+@dataclass
+class MlpConf(ModelConf):
+    units: int = 64
+    num_layers: int = 2
+    activation: str = "relu"
+    kernel_initializer: str = "glorot_uniform"
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+
+@dataclass
+class CnnConf(ModelConf):
+    filters: int = 32  # doubled in each further block
+    num_blocks: int = 2
+    kernel_size: int = 3
+    padding: str = "same"
+    data_format: str = "channels_last"
+    pool_size: int = 2
+    activation: str = "relu"
+    kernel_initializer: str = "glorot_uniform"
+    batch_norm: bool = False
+    dense_units: int = 64
+    dropout: float = 0.25
+
+
+@dataclass
+class RnnConf(ModelConf):
+    cell: str = "lstm"
+    units: int = 32
+    num_layers: int = 1
+    dropout: float = 0.0
+    stateful: bool = False
+    dense_units: int = 0  # 0: no hidden dense layer before the output
+
+
+MODELS: dict[str, type] = {"mlp": MlpConf, "cnn": CnnConf, "rnn": RnnConf}
+
+
+# --------------------------------------------------------------------------- optimizers
+@dataclass
+class OptimizerConf:
+    _target_: str = MISSING
+    name: str = MISSING
+    learning_rate: float = 0.001
+
+
+@dataclass
+class AdamConf(OptimizerConf):
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    amsgrad: bool = False
+
+
+@dataclass
+class SgdConf(OptimizerConf):
+    momentum: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass
+class RmspropConf(OptimizerConf):
+    rho: float = 0.9
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+
+
+@dataclass
+class AdagradConf(OptimizerConf):
+    initial_accumulator_value: float = 0.1
+    epsilon: float = 1e-7
+
+
+OPTIMIZERS: dict[str, type] = {"adam": AdamConf, "sgd": SgdConf, "rmsprop": RmspropConf, "adagrad": AdagradConf}
+
+
+# --------------------------------------------------------------------------- the rest
+@dataclass
+class TrainerConf:
+    epochs: int = 30
+    batch_size: int = 32
+    verbosity: int = 0  # Keras fit verbose: 0 silent, 1 progress bar, 2 one line per epoch
+    shuffle: bool = True  # ignored (False) for stateful RNNs, whose samples must stay in order
+
+
+@dataclass
+class AugmentationConf:
+    name: str = "none"
+
+
+@dataclass
+class TrackingConf:
+    name: str = MISSING
+    enabled: bool = True
+    tracking_uri: Optional[str] = None
+    artifact_root: Optional[str] = None
+    log_model: bool = True  # log the MLflow Keras model (signature + input example)
+
+
+@dataclass
+class ObjectiveConf:
+    name: str = "auto"  # auto: val_accuracy for classification, val_loss for regression
+    direction: str = "auto"  # auto | min | max
+
+
+@dataclass
+class TunerConf:
+    name: str = MISSING
+    max_trials: int = 1
+    executions_per_trial: int = 1
+    seed: Optional[int] = None  # default: the top-level seed
+    overwrite: bool = False
+    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
+
+
+@dataclass
+class PathsConf:
+    root_dir: str = "."
+    mlruns_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class TopConf:
+    """Keys at the top of config.yaml; groups are checked with their own schemas."""
+
+    seed: int = 42
+    experiment_name: str = "extf"
+    determinism: bool = False  # tf.config.experimental.enable_op_determinism()
+    command: str = "train"
+    search_space: dict[str, Any] = field(default_factory=dict)
+    callbacks: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,215 @@
+"""Validate a composed config before anything heavy runs.
+
+`validate(cfg)` returns a resolved, typed copy of the config or raises `ConfigError` with one message naming the key,
+what was expected and the value received. It never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigKeyError,
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from extf.config import schema
+from extf.errors import ConfigError
+
+# `_target_` may only name callables from these packages (see DESIGN.md, Security).
+TARGET_ALLOWLIST = ("keras.", "extf.", "sklearn.")
+
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "dataset": schema.DATASETS,
+    "model": schema.MODELS,
+    "optimizer": schema.OPTIMIZERS,
+}
+PLAIN_SECTIONS: dict[str, type] = {
+    "trainer": schema.TrainerConf,
+    "augmentation": schema.AugmentationConf,
+    "tracking": schema.TrackingConf,
+    "tuner": schema.TunerConf,
+    "paths": schema.PathsConf,
+}
+
+ACTIVATIONS = {
+    "linear", "relu", "sigmoid", "softmax", "tanh", "elu", "selu", "gelu", "swish", "silu", "softplus",
+    "softsign", "hard_sigmoid", "leaky_relu", "relu6", "mish", "exponential",
+}
+INITIALIZERS = {
+    "uniform", "normal", "zeros", "ones", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_uniform", "lecun_normal", "orthogonal", "random_uniform", "random_normal", "truncated_normal",
+    "variance_scaling",
+}
+CHOICES: dict[str, set[str]] = {
+    "model.activation": ACTIVATIONS,
+    "model.kernel_initializer": INITIALIZERS,
+    "model.padding": {"valid", "same"},
+    "model.data_format": {"channels_last", "channels_first"},
+    "model.cell": {"simple_rnn", "gru", "lstm"},
+    "dataset.task": {"auto", "binary", "multiclass", "regression"},
+    "dataset.features": {"index", "pitch_duration"},
+    "tuner.objective.direction": {"auto", "min", "max"},
+}
+POSITIVE_INTS = [
+    "trainer.epochs", "trainer.batch_size", "model.units", "model.num_layers", "model.filters", "model.num_blocks",
+    "model.kernel_size", "model.pool_size", "dataset.window", "dataset.n_points", "tuner.max_trials",
+    "tuner.executions_per_trial",
+]
+NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity"]
+FRACTIONS = ["model.dropout", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check types, unknown keys, allowed values and `_target_`s; return the resolved, typed config."""
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except InterpolationResolutionError as e:
+        raise ConfigError(f"Could not resolve an interpolation in the config: {e.msg}. Fix the `${{...}}` "
+                          f"reference it names. Received: key={e.full_key}") from None
+    out: dict[str, Any] = {}
+    top_fields = {f.name for f in dataclasses.fields(schema.TopConf)}
+    known = top_fields | set(GROUP_SCHEMAS) | set(PLAIN_SECTIONS)
+    for key in plain:
+        if key not in known:
+            raise ConfigError(f"Unknown top-level config key `{key}`. Expected one of: {', '.join(sorted(known))}. "
+                              f"Remove it or fix its spelling. Received: {key}={plain[key]!r}")
+    top = {k: v for k, v in plain.items() if k in top_fields}
+    out.update(_merge(schema.TopConf, top, prefix=""))
+
+    for group, registry in GROUP_SCHEMAS.items():
+        node = plain.get(group)
+        if not isinstance(node, dict):
+            raise ConfigError(f"Config group `{group}` is missing or not a mapping. Choose one with {group}=NAME "
+                              f"(options: {', '.join(sorted(registry))}). Received: {group}={node!r}")
+        name = node.get("name")
+        if name not in registry:
+            raise ConfigError(f"Unknown {group} name {name!r}. Expected one of: {', '.join(sorted(registry))}. "
+                              f"Set `name:` in the {group} YAML file to one of them. Received: {group}.name={name!r}")
+        out[group] = _merge(registry[name], node, prefix=group)
+
+    for section, cls in PLAIN_SECTIONS.items():
+        out[section] = _merge(cls, plain.get(section) or {}, prefix=section)
+
+    result = OmegaConf.create(out)
+    _check_missing(result)
+    _check_values(result)
+    _check_targets(result)
+    _check_callbacks(result)
+    return result
+
+
+def _merge(cls: type, node: dict, prefix: str) -> dict:
+    dotted = f"{prefix}." if prefix else ""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), node)
+    except ConfigKeyError as e:
+        key = str(e.key) if e.key is not None else "?"
+        allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+        what = f" for {prefix} {node.get('name')!r}" if isinstance(node, dict) and "name" in node else ""
+        raise ConfigError(f"Unknown config key `{dotted}{key}`{what}. Expected one of: {allowed}. Remove it or fix "
+                          f"its spelling. Received: {dotted}{key}={node.get(key)!r}") from None
+    except ValidationError as e:
+        key = e.full_key or str(e.key)
+        expected = _field_type(cls, key)
+        raise ConfigError(f"Wrong type for `{dotted}{key}`: expected {expected}. Fix the value in the YAML file or "
+                          f"the command-line override. Received: {dotted}{key}={_get(node, key)!r}") from None
+    except OmegaConfBaseException as e:  # pragma: no cover - other OmegaConf problems, same message shape
+        raise ConfigError(f"Invalid config section `{prefix}`: {e.msg}. Received: {prefix}={node!r}") from None
+    return OmegaConf.to_container(merged, resolve=False)
+
+
+def _field_type(cls: type, dotted: str) -> str:
+    first = dotted.split(".")[0]
+    for f in dataclasses.fields(cls):
+        if f.name == first:
+            return str(f.type).replace("Optional[", "").rstrip("]") if "Optional" in str(f.type) else str(f.type)
+    return "a different type"
+
+
+def _get(node: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _check_missing(cfg: DictConfig) -> None:
+    for key in OmegaConf.missing_keys(cfg):
+        raise ConfigError(f"Missing required config value `{key}`. Set it on the command line, e.g. "
+                          f"`extf train {key}=...`, or in the YAML file. Received: {key}=???")
+
+
+def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, Any]:
+    try:
+        value = OmegaConf.select(cfg, dotted, throw_on_missing=True)
+    except MissingMandatoryValue:
+        return False, None
+    return value is not None, value
+
+
+def _check_values(cfg: DictConfig) -> None:
+    for key in POSITIVE_INTS:
+        present, value = _lookup(cfg, key)
+        if present and value <= 0:
+            raise ConfigError(f"`{key}` must be a positive integer. Received: {key}={value}")
+    for key in NON_NEGATIVE_INTS:
+        present, value = _lookup(cfg, key)
+        if present and value < 0:
+            raise ConfigError(f"`{key}` must be an integer >= 0. Received: {key}={value}")
+    for key in FRACTIONS:
+        present, value = _lookup(cfg, key)
+        if present and not 0.0 <= value < 1.0:
+            raise ConfigError(f"`{key}` must be a fraction in [0, 1). Received: {key}={value}")
+    for key, allowed in CHOICES.items():
+        present, value = _lookup(cfg, key)
+        if present and value not in allowed:
+            raise ConfigError(f"`{key}` must be one of: {', '.join(sorted(allowed))}. Received: {key}={value!r}")
+    ds = cfg.dataset
+    if ds.val_fraction + ds.test_fraction >= 0.9:
+        raise ConfigError("dataset.val_fraction + dataset.test_fraction must leave at least 10% of the data for "
+                          "training. Received: dataset.val_fraction="
+                          f"{ds.val_fraction}, dataset.test_fraction={ds.test_fraction}")
+    if ds.test_fraction <= 0 or ds.val_fraction <= 0:
+        raise ConfigError("Both dataset.val_fraction and dataset.test_fraction must be > 0: the tuner scores on the "
+                          "validation split and the final model is tested once on the test split. Received: "
+                          f"dataset.val_fraction={ds.val_fraction}, dataset.test_fraction={ds.test_fraction}")
+    lr = cfg.optimizer.learning_rate
+    if not lr > 0:
+        raise ConfigError(f"`optimizer.learning_rate` must be > 0. Received: optimizer.learning_rate={lr}")
+
+
+def _check_targets(cfg: DictConfig, path: str = "") -> None:
+    node = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    for key, value in _walk(node, path):
+        if key.endswith("_target_") and not (isinstance(value, str) and value.startswith(TARGET_ALLOWLIST)):
+            raise ConfigError(f"`{key}` names a callable outside the allowlist. Only targets under "
+                              f"{', '.join(p + '*' for p in TARGET_ALLOWLIST)} may be instantiated from a config. "
+                              f"Received: {key}={value!r}")
+
+
+def _walk(node: Any, path: str):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            sub = f"{path}.{k}" if path else str(k)
+            yield sub, v
+            yield from _walk(v, sub)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def _check_callbacks(cfg: DictConfig) -> None:
+    for name, spec in (cfg.callbacks or {}).items():
+        if spec is None:
+            continue  # `callbacks.NAME=null` switches a callback off
+        if not isinstance(spec, DictConfig) or "_target_" not in spec:
+            raise ConfigError(f"Callback `callbacks.{name}` must be a mapping with a `_target_` (for example "
+                              f"keras.callbacks.EarlyStopping). Remove it with `~callbacks.{name}`. "
+                              f"Received: callbacks.{name}={spec!r}")

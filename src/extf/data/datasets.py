@@ -1,0 +1,225 @@
+"""Dataset loaders: embedded (scikit-learn, generated, shipped with extf) and user files (CSV, NPZ).
+
+`load_dataset(cfg, seed)` returns `Splits` and is cached, so a study loads its data once per process.
+No loader touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from extf.data.splits import Meta, Splits, check_finite, make_splits
+from extf.errors import DataError
+
+NABIYA_PITCHES = "cdefgab"
+NABIYA_DURATIONS = "48"
+NABIYA_VOCAB = tuple(p + d for p in NABIYA_PITCHES for d in NABIYA_DURATIONS)  # c4 c8 d4 d8 ... b8: 14 classes
+
+
+def load_dataset(ds_cfg, seed: int) -> Splits:
+    """Load the dataset a (validated) `dataset` config names and split it; cached per config and seed."""
+    plain = ds_cfg if isinstance(ds_cfg, dict) else _to_dict(ds_cfg)
+    return _load_cached(json.dumps(plain, sort_keys=True), int(seed))
+
+
+def _to_dict(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(key: str, seed: int) -> Splits:
+    cfg = json.loads(key)
+    name = cfg["name"]
+    loader = LOADERS.get(name)
+    if loader is None:
+        raise DataError(f"Unknown dataset {name!r}. Expected one of: {', '.join(sorted(LOADERS))}. "
+                        f"Received: dataset.name={name!r}")
+    x, y, meta = loader(cfg, seed)
+    return make_splits(x, y, meta, cfg["val_fraction"], cfg["test_fraction"], seed,
+                       standardize=bool(cfg.get("standardize", False)))
+
+
+# --------------------------------------------------------------------------- scikit-learn
+def _sklearn(loader_name: str, task: str):
+    def load(cfg: dict, seed: int):
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader_name)()
+        x = bunch.data.astype("float32")
+        y = bunch.target.astype("int64")
+        names = tuple(str(n) for n in bunch.target_names)
+        meta = Meta(cfg["name"], task, "tabular", (x.shape[1],), names,
+                    extra={"feature_names": [str(f) for f in bunch.feature_names]})
+        return x, y, meta
+
+    return load
+
+
+def _digits(cfg: dict, seed: int):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]  # (n, 8, 8, 1) in [0, 1]
+    y = bunch.target.astype("int64")
+    return x, y, Meta("digits", "multiclass", "image", x.shape[1:], tuple(str(c) for c in range(10)))
+
+
+# --------------------------------------------------------------------------- generated sequences
+def _sine(cfg: dict, seed: int):
+    rng = np.random.default_rng(seed)
+    t = np.arange(cfg["n_points"], dtype="float64")
+    series = np.sin(2 * np.pi * t / cfg["period"]) + rng.normal(0.0, cfg["noise"], size=t.shape)
+    window = cfg["window"]
+    if window >= len(series):
+        raise DataError(f"dataset.window must be smaller than dataset.n_points. Received: "
+                        f"dataset.window={window}, dataset.n_points={len(series)}")
+    x = np.lib.stride_tricks.sliding_window_view(series[:-1], window)[..., np.newaxis].astype("float32")
+    y = series[window:].astype("float32")
+    return x, y, Meta("sine", "regression", "sequence", x.shape[1:], ordered=True)
+
+
+def read_nabiya(path: str | None = None) -> list[str]:
+    """The melody as note tokens (pitch letter + duration), comments and blank lines skipped."""
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"Melody file not found: expected a text file of note tokens such as 'g8 e8 e4'. "
+                            f"Check dataset.path. Received: dataset.path={path!r}")
+        text = p.read_text(encoding="utf-8")
+    else:
+        text = resources.files("extf.data").joinpath("files/nabiya.txt").read_text(encoding="utf-8")
+    tokens = [tok for line in text.splitlines() if not line.lstrip().startswith("#") for tok in line.split()]
+    bad = [t for t in tokens if t not in NABIYA_VOCAB]
+    if bad:
+        raise DataError(f"Unknown note token(s) in the melody: expected a pitch c-b followed by a duration 4 or 8 "
+                        f"(e.g. g8). Received: {bad[:5]}")
+    return tokens
+
+
+def _nabiya(cfg: dict, seed: int):
+    tokens = read_nabiya(cfg.get("path"))
+    window = cfg["window"]
+    if window >= len(tokens):
+        raise DataError(f"dataset.window must be smaller than the melody length ({len(tokens)} notes). "
+                        f"Received: dataset.window={window}")
+    idx = np.array([NABIYA_VOCAB.index(t) for t in tokens])
+    if cfg["features"] == "index":
+        feats = (idx / float(len(NABIYA_VOCAB)))[:, np.newaxis]
+    else:  # pitch_duration: the notes' two attributes, each scaled to [0, 1]
+        pitch = np.array([NABIYA_PITCHES.index(t[0]) for t in tokens]) / (len(NABIYA_PITCHES) - 1)
+        dur = np.array([NABIYA_DURATIONS.index(t[1]) for t in tokens], dtype="float64")
+        feats = np.stack([pitch, dur], axis=1)
+    x = np.stack([feats[i: i + window] for i in range(len(tokens) - window)]).astype("float32")
+    y = idx[window:].astype("int64")
+    return x, y, Meta("nabiya", "multiclass", "sequence", x.shape[1:], NABIYA_VOCAB, ordered=True)
+
+
+# --------------------------------------------------------------------------- user files
+def _infer_task(y: np.ndarray, task: str, name: str) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    """Encode targets; `auto` treats non-float or few-valued integer targets as classes."""
+    if task == "auto":
+        if y.dtype.kind in "OUSb" or (y.dtype.kind in "iu" and len(np.unique(y)) <= 50):
+            task = "binary" if len(np.unique(y)) == 2 else "multiclass"
+        elif y.dtype.kind == "f" and np.all(np.mod(y[np.isfinite(y)], 1) == 0) and len(np.unique(y)) <= 20:
+            task = "binary" if len(np.unique(y)) == 2 else "multiclass"
+        else:
+            task = "regression"
+    if task == "regression":
+        try:
+            return y.astype("float32"), task, ()
+        except (TypeError, ValueError):
+            raise DataError(f"Dataset '{name}': task=regression needs numeric targets. Use dataset.task=multiclass "
+                            f"for labels. Received: targets such as {y[:3].tolist()}") from None
+    classes, encoded = np.unique(y.astype(str) if y.dtype.kind in "OUS" else y, return_inverse=True)
+    if task == "binary" and len(classes) != 2:
+        raise DataError(f"Dataset '{name}': task=binary needs exactly 2 classes. Use dataset.task=multiclass. "
+                        f"Received: {len(classes)} classes {classes[:10].tolist()}")
+    if len(classes) < 2:
+        raise DataError(f"Dataset '{name}' has a single class in its target; expected at least 2. "
+                        f"Received: classes={classes.tolist()}")
+    return encoded.astype("int64"), task, tuple(str(c) for c in classes)
+
+
+def _csv(cfg: dict, seed: int):
+    import pandas as pd
+
+    path = Path(cfg["path"]).expanduser()
+    if not path.is_file():
+        raise DataError(f"CSV file not found: expected a readable file with a header row. Check dataset.path "
+                        f"(relative paths start at the working directory {Path.cwd()}). Received: "
+                        f"dataset.path={cfg['path']!r}")
+    try:
+        df = pd.read_csv(path, sep=cfg["delimiter"])
+    except Exception as e:  # pandas raises many types for unreadable files
+        raise DataError(f"Could not read CSV file {str(path)!r}: {e}. Expected a delimited text file with a header "
+                        f"row; check dataset.delimiter. Received: dataset.delimiter={cfg['delimiter']!r}") from None
+    target = cfg["target"]
+    if target not in df.columns:
+        raise DataError(f"Target column {target!r} is not in {path.name}. Expected one of its columns: "
+                        f"{', '.join(map(str, df.columns))}. Set dataset.target. Received: dataset.target={target!r}")
+    features = cfg.get("features") or [c for c in df.columns if c != target]
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise DataError(f"Feature column(s) {missing} are not in {path.name}. Expected columns among: "
+                        f"{', '.join(map(str, df.columns))}. Received: dataset.features={features}")
+    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise DataError(f"Feature column(s) {non_numeric} in {path.name} are not numeric; expected numbers. Encode "
+                        f"them or leave them out with dataset.features=[...]. Received: dtypes "
+                        f"{ {c: str(df[c].dtype) for c in non_numeric} }")
+    x = df[features].to_numpy(dtype="float64")
+    y_raw = df[target].to_numpy()
+    if df[target].isna().any():
+        raise DataError(f"Target column {target!r} in {path.name} has {int(df[target].isna().sum())} missing "
+                        f"value(s); expected a value in every row. Drop or fill those rows. Received: first at row "
+                        f"{int(np.flatnonzero(df[target].isna().to_numpy())[0])}")
+    check_finite(x, np.zeros(1), f"csv:{path.name}")
+    y, task, classes = _infer_task(y_raw, cfg["task"], f"csv:{path.name}")
+    meta = Meta("csv", task, "tabular", (x.shape[1],), classes, extra={"feature_names": list(map(str, features))})
+    return x.astype("float32"), y, meta
+
+
+def _npz(cfg: dict, seed: int):
+    path = Path(cfg["path"]).expanduser()
+    if not path.is_file():
+        raise DataError(f"NPZ file not found: expected a NumPy .npz archive. Check dataset.path (relative paths "
+                        f"start at the working directory {Path.cwd()}). Received: dataset.path={cfg['path']!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.keys())
+            for key in (cfg["x_key"], cfg["y_key"]):
+                if key not in keys:
+                    raise DataError(f"Array {key!r} is not in {path.name}. Expected one of: {', '.join(keys)}; set "
+                                    f"dataset.x_key / dataset.y_key. Received: {key!r}")
+            x, y = archive[cfg["x_key"]], archive[cfg["y_key"]]
+    except (OSError, ValueError) as e:
+        raise DataError(f"Could not read {str(path)!r} as a NumPy .npz archive ({e}). Save it with numpy.savez. "
+                        f"Received: dataset.path={cfg['path']!r}") from None
+    if len(x) != len(y):
+        raise DataError(f"x and y in {path.name} have different lengths; expected one target per sample. "
+                        f"Received: len(x)={len(x)}, len(y)={len(y)}")
+    y, task, classes = _infer_task(y, cfg["task"], f"npz:{path.name}")
+    modality = {2: "tabular", 3: "sequence", 4: "image"}.get(x.ndim)
+    if modality is None:
+        raise DataError(f"x in {path.name} must have 2 (tabular), 3 (sequence) or 4 (image) dimensions. "
+                        f"Received: x.shape={x.shape}")
+    return x.astype("float32"), y, Meta("npz", task, modality, x.shape[1:], classes)
+
+
+LOADERS = {
+    "digits": _digits,
+    "iris": _sklearn("load_iris", "multiclass"),
+    "wine": _sklearn("load_wine", "multiclass"),
+    "breast_cancer": _sklearn("load_breast_cancer", "binary"),
+    "sine": _sine,
+    "nabiya": _nabiya,
+    "csv": _csv,
+    "npz": _npz,
+}

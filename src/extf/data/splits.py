@@ -1,0 +1,94 @@
+"""Train / validation / test splits with the metadata models and metrics need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from extf.errors import DataError
+
+TASKS = ("binary", "multiclass", "regression")
+MODALITIES = ("tabular", "image", "sequence")
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str
+    task: str  # binary | multiclass | regression
+    modality: str  # tabular | image | sequence (sequence is orthogonal to the task: sine regresses, nabiya classifies)
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...] = ()
+    ordered: bool = False  # True: samples are in time order (chronological splits, no shuffling for stateful RNNs)
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    meta: Meta
+
+
+def check_finite(x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Refuse NaN / infinite values with the count and first position, before any training."""
+    for label, arr in (("features", x), ("targets", y)):
+        if np.issubdtype(arr.dtype, np.number):
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                first = np.argwhere(bad)[0].tolist()
+                raise DataError(f"Dataset '{name}' has {int(bad.sum())} NaN or infinite value(s) in its {label}; "
+                                f"expected finite numbers. Clean or impute them before training. Received: first "
+                                f"bad value at index {first}")
+
+
+def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, test_fraction: float, seed: int,
+                standardize: bool = False) -> Splits:
+    """Split into train / validation / test: stratified and seeded, or chronological when `meta.ordered`."""
+    from sklearn.model_selection import train_test_split
+
+    check_finite(x, y, meta.name)
+    n = len(x)
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction))
+    if n - n_test - n_val < 1 or n_test < 1 or n_val < 1:
+        raise DataError(f"Dataset '{meta.name}' has too few samples ({n}) for a train / validation / test split with "
+                        f"val_fraction={val_fraction} and test_fraction={test_fraction}; each split needs at least one "
+                        f"sample. Use more data or other fractions. Received: n_samples={n}")
+    if meta.ordered:
+        idx = np.arange(n)
+        train_idx, val_idx, test_idx = idx[: n - n_val - n_test], idx[n - n_val - n_test: n - n_test], idx[n - n_test:]
+    else:
+        idx = np.arange(n)
+        classify = meta.task in ("binary", "multiclass")
+        strat = y if classify and _stratifiable(y, n_test, n_val) else None
+        rest_idx, test_idx = train_test_split(idx, test_size=n_test, random_state=seed, stratify=strat)
+        strat_rest = y[rest_idx] if strat is not None else None
+        train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
+    train, val, test = (Split(x[i], y[i]) for i in (train_idx, val_idx, test_idx))
+    if standardize and x.ndim == 2:
+        mean = train.x.mean(axis=0)
+        std = train.x.std(axis=0)
+        std[std == 0] = 1.0
+        train, val, test = (Split(((s.x - mean) / std).astype("float32"), s.y) for s in (train, val, test))
+    return Splits(train, val, test, meta)
+
+
+def _stratifiable(y: np.ndarray, n_test: int, n_val: int) -> bool:
+    _, counts = np.unique(y, return_counts=True)
+    n_classes = len(counts)
+    return counts.min() >= 3 and n_test >= n_classes and n_val >= n_classes

@@ -1,0 +1,20 @@
+"""User-facing errors.
+
+Every error a user can cause (config, data, paths, command line) is raised as an `ExtfError` whose message says
+what was wrong, what was expected, how to fix it, and the value received (Keras style). The CLI prints the message
+alone and exits with a non-zero code; `EXTF_DEBUG=1` adds the traceback.
+"""
+
+
+class ExtfError(Exception):
+    """Base class of the errors that are the user's to fix."""
+
+    exit_code = 2
+
+
+class ConfigError(ExtfError):
+    """A configuration value, override or file is wrong."""
+
+
+class DataError(ExtfError):
+    """A dataset, data file or array is missing or unusable."""

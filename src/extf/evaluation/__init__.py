@@ -1,0 +1,1 @@
+"""Metrics and plots computed after training (test split) and on logged models."""

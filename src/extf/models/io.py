@@ -1,0 +1,52 @@
+"""Model files: `.keras`, architecture JSON + weights, summary text, plot_model PNG. Loads use safe_mode."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+PLOT_MODEL_HINT = ("plot_model skipped: Graphviz `dot` was not found. Install it (Debian/Ubuntu: "
+                   "apt-get install graphviz; macOS: brew install graphviz) and `pip install pydot`.")
+
+
+def save_model_files(model, directory: Path) -> dict[str, Path]:
+    """Write every saved form of the model into `directory`; returns what was written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "keras": directory / "model.keras",
+        "architecture": directory / "model.architecture.json",
+        "weights": directory / "model.weights.h5",
+        "summary": directory / "summary.txt",
+    }
+    model.save(files["keras"])
+    files["architecture"].write_text(model.to_json(indent=2), encoding="utf-8")
+    model.save_weights(files["weights"])
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    files["summary"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    png = directory / "model.png"
+    if plot_model(model, png):
+        files["plot"] = png
+    return files
+
+
+def plot_model(model, path: Path) -> bool:
+    """plot_model(show_shapes=True) when pydot and Graphviz exist; otherwise one line saying how to get them."""
+    if shutil.which("dot") is None:
+        print(PLOT_MODEL_HINT)
+        return False
+    import keras
+
+    try:
+        keras.utils.plot_model(model, to_file=str(path), show_shapes=True)
+    except (ImportError, OSError) as e:
+        print(f"plot_model skipped: {e}")
+        return False
+    return path.exists()
+
+
+def load_model(path: str | Path):
+    """Load a `.keras` file with safe_mode=True (no arbitrary code from Lambda layers)."""
+    import keras
+
+    return keras.models.load_model(path, safe_mode=True)

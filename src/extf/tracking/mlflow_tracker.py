@@ -1,0 +1,239 @@
+"""MLflow tracking: one parent run per study, one nested child run per trial, batched metric logging.
+
+Everything goes through an explicit `MlflowClient` bound to the configured tracking URI (never MLflow's implicit
+default store), and experiments are created with an explicit artifact location so artifacts never scatter.
+A run this module starts always ends FINISHED, FAILED or KILLED.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+from extf.errors import ConfigError
+
+STUDY_TAG = "extf.study"
+TRIAL_TAG = "extf.trial_id"
+KIND_TAG = "extf.kind"
+REASON_TAG = "extf.failure_reason"
+
+
+def _retry(fn, *args, attempts: int = 5, **kwargs):
+    """SQLite stores refuse concurrent writers with "database is locked": wait and try again."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # MlflowException wraps the OperationalError
+            if "database is locked" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**i)
+
+
+class NullTracker:
+    """Tracking switched off (`tracking=none`): same interface, records nothing."""
+
+    enabled = False
+    parent_id: str | None = None
+
+    def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str | None:
+        return None
+
+    def start_trial(self, trial_id: str, params: dict) -> str | None:
+        return None
+
+    def log_params(self, run_id: str | None, params: dict) -> None:
+        pass
+
+    def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_metric_history(self, run_id: str | None, rows: list[tuple[int, dict[str, float]]]) -> None:
+        pass
+
+    def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
+        pass
+
+    def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_keras_model(self, run_id: str | None, model, x_example) -> None:
+        pass
+
+    def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
+        pass
+
+
+class MlflowTracker(NullTracker):
+    enabled = True
+
+    def __init__(self, tracking_uri: str, artifact_root: str | None, experiment_name: str):
+        import mlflow
+        from mlflow import MlflowClient
+
+        if tracking_uri.startswith("sqlite:///"):
+            db = Path(tracking_uri[len("sqlite:///"):])
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"Cannot create the MLflow store directory {str(db.parent)!r} ({e.strerror}). "
+                                  f"Expected a writable directory; set paths.mlruns_dir or tracking.tracking_uri. "
+                                  f"Received: tracking.tracking_uri={tracking_uri!r}") from None
+        self.tracking_uri = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)  # for mlflow.keras.log_model, which uses the fluent API
+        self.client = MlflowClient(tracking_uri)
+        exp = _retry(self.client.get_experiment_by_name, experiment_name)
+        if exp is None:
+            location = None
+            if artifact_root:
+                root = Path(artifact_root).resolve() / experiment_name
+                root.mkdir(parents=True, exist_ok=True)
+                location = root.as_uri()
+            self.experiment_id = _retry(self.client.create_experiment, experiment_name, artifact_location=location)
+        else:
+            if exp.lifecycle_stage == "deleted":
+                raise ConfigError(f"MLflow experiment {experiment_name!r} was deleted. Restore it in the MLflow UI "
+                                  f"or choose another name with experiment_name=NAME. "
+                                  f"Received: experiment_name={experiment_name!r}")
+            self.experiment_id = exp.experiment_id
+        self.parent_id = None
+
+    # ------------------------------------------------------------------ runs
+    def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str:
+        """Start the study's parent run, or continue `run_id` when the study resumes."""
+        if run_id is not None:
+            run = _retry(self.client.get_run, run_id)
+            if run.info.status != "RUNNING":
+                _retry(self.client.update_run, run_id, status="RUNNING")
+            self.parent_id = run_id
+            return run_id
+        run = _retry(self.client.create_run, self.experiment_id, run_name=name,
+                     tags={KIND_TAG: "study", STUDY_TAG: name, **{k: str(v) for k, v in tags.items()}})
+        self.parent_id = run.info.run_id
+        self.log_params(self.parent_id, params)
+        return self.parent_id
+
+    def start_trial(self, trial_id: str, params: dict) -> str:
+        run = _retry(self.client.create_run, self.experiment_id, run_name=f"trial-{trial_id}",
+                     tags={"mlflow.parentRunId": self.parent_id, KIND_TAG: "trial", TRIAL_TAG: trial_id})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
+        if run_id is None:
+            return
+        if reason:
+            self.set_tags(run_id, {REASON_TAG: reason[:5000]})
+        _retry(self.client.set_terminated, run_id, status=status)
+
+    # ------------------------------------------------------------------ logging
+    def log_params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # the store's limit per batch
+            _retry(self.client.log_batch, run_id, params=items[i: i + 100])
+
+    def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int | None = None) -> None:
+        self.log_metric_history(run_id, [(step or 0, metrics)])
+
+    def log_metric_history(self, run_id: str | None, rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Log many (step, metrics) rows in as few requests as the store allows (1000 metrics per batch)."""
+        from mlflow.entities import Metric
+
+        if run_id is None:
+            return
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, int(step)) for step, metrics in rows for k, v in metrics.items()
+                 if v is not None]
+        for i in range(0, len(items), 1000):
+            _retry(self.client.log_batch, run_id, metrics=items[i: i + 1000])
+
+    def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        if run_id is not None and tags:
+            _retry(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        if run_id is not None:
+            self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    def log_keras_model(self, run_id: str | None, model, x_example) -> None:
+        """Log an MLflow Keras model with signature and input example (`runs:/<id>/model` resolves to it)."""
+        import mlflow
+        import mlflow.keras
+        from mlflow.models import infer_signature
+
+        if run_id is None:
+            return
+        prediction = model.predict(x_example, verbose=0, batch_size=len(x_example))
+        signature = infer_signature(x_example, prediction)
+        # MLflow predicts on the input example: keep Keras' progress bars out of the user's terminal
+        with mlflow.start_run(run_id=run_id), _example_dir_fix(), warnings.catch_warnings(), \
+                redirect_stdout(io.StringIO()):
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            mlflow.keras.log_model(model, name="model", signature=signature, input_example=x_example,
+                                   pip_requirements=_pip_requirements())
+        # leaving the block ended the run FINISHED: the caller sets the study's real final status afterwards
+        _retry(self.client.update_run, run_id, status="RUNNING")
+
+
+@contextmanager
+def _example_dir_fix():
+    """mlflow.keras.save_model (MLflow 3.x) writes input_example.json before it creates the model directory, so
+    log_model(..., input_example=...) fails with FileNotFoundError. Create the directory first."""
+    try:
+        from mlflow.keras import save as keras_save
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = getattr(keras_save, "_save_example", None)
+    if original is None:  # pragma: no cover - fixed upstream
+        yield
+        return
+
+    def save_example(mlflow_model, example, path, *args, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return original(mlflow_model, example, path, *args, **kwargs)
+
+    keras_save._save_example = save_example
+    try:
+        yield
+    finally:
+        keras_save._save_example = original
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def _pip_requirements() -> list[str]:
+    """Pin the packages the model needs without MLflow's slow requirement inference (it re-imports the model)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for pkg in ("tensorflow", "keras"):
+        try:
+            pins.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return pins
+
+
+def make_tracker(cfg, experiment_name: str) -> NullTracker:
+    """The tracker `cfg.tracking` asks for; the tracking URI is always explicit."""
+    tcfg = cfg.tracking
+    if not tcfg.enabled:
+        return NullTracker()
+    if not tcfg.tracking_uri:
+        raise ConfigError("tracking.tracking_uri is empty while tracking is enabled. Expected e.g. "
+                          "sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000; or use tracking=none. "
+                          f"Received: tracking.tracking_uri={tcfg.tracking_uri!r}")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    return MlflowTracker(tcfg.tracking_uri, tcfg.artifact_root, experiment_name)

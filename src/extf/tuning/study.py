@@ -1,0 +1,290 @@
+"""The study: one path for `extf train` (a space of one point) and `extf tune`.
+
+load data once -> search (keras-tuner, train + validation only, one MLflow child run per trial) -> rebuild the best
+trial's model with its weights -> evaluate ONCE on test -> log everything on the study's parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from extf.errors import ConfigError, ExtfError
+
+STATE_FILE = "study.json"
+
+
+@dataclass
+class Objective:
+    name: str
+    direction: str  # min | max
+
+    def better(self, a: float, b: float | None) -> bool:
+        return b is None or (a < b if self.direction == "min" else a > b)
+
+
+def resolve_objective(cfg: DictConfig, meta) -> Objective:
+    """`auto` picks val_accuracy (classification) or val_loss (regression); the objective is always a val_ metric."""
+    name = cfg.tuner.objective.name
+    if name == "auto":
+        name = "val_loss" if meta.task == "regression" else "val_accuracy"
+    if not name.startswith("val_"):
+        raise ConfigError(f"tuner.objective.name must be a validation metric (val_*): the tuner scores on the "
+                          f"validation split only. Received: tuner.objective.name={name!r}")
+    direction = cfg.tuner.objective.direction
+    if direction == "auto":
+        direction = "min" if any(k in name for k in ("loss", "error", "mae", "mse")) else "max"
+    return Objective(name, direction)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Study:
+    """Runs a study from a validated config; `run()` returns a summary dict (test metrics, run ids, paths)."""
+
+    def __init__(self, cfg: DictConfig, out=sys.stdout):
+        self.cfg = cfg
+        self.out = out
+        self.study_dir = Path(cfg.paths.output_dir).resolve()
+        self.name = cfg.experiment_name
+        self.best_value: float | None = None
+        self.best_trial: dict | None = None
+        self.best_hp: dict = {}
+        self.trials: list[dict] = []
+        self.first_error: BaseException | None = None
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ main path
+    def run(self) -> dict:
+        from extf.data import load_dataset
+        from extf.models import check_fits_data
+        from extf.tracking import flatten, make_tracker
+        from extf.tuning.space import parse_space
+        from extf.tuning.trial import check_stateful_batches
+
+        cfg = self.cfg
+        space = parse_space(cfg.search_space, cfg)
+        self.splits = load_dataset(cfg.dataset, cfg.seed)
+        meta = self.splits.meta
+        check_fits_data(cfg.model, meta)
+        check_stateful_batches(cfg, self.splits)
+        self.objective = resolve_objective(cfg, meta)
+        self._prepare_dir()
+
+        self.tracker = make_tracker(cfg, self.name)
+        state = self._load_state()
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+        params = {k: v for k, v in params.items() if not k.startswith(("paths.", "search_space."))}
+        tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
+                "command": cfg.command}
+        parent = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
+        write_json_atomic(self.study_dir / STATE_FILE, {**state, "parent_run_id": parent, "name": self.name})
+        self.parent_id = parent
+        status = "FAILED"
+        try:
+            summary = self._search_and_test(space)
+            status = "FINISHED"
+            return summary
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException as e:
+            self.tracker.set_tags(parent, {"extf.failure_reason": _reason(e)})
+            raise
+        finally:
+            self.tracker.end_run(parent, status)
+
+    def _search_and_test(self, space) -> dict:
+        import keras
+
+        from extf.tuning.tuner import make_tuner
+
+        cfg = self.cfg
+        self._apply_determinism()
+        import keras_tuner as kt
+
+        tuner = make_tuner(cfg, space, self.objective, self, directory=self.study_dir / "tuner")
+        try:
+            tuner.search(verbose=0)
+        except kt.errors.FatalError as e:
+            cause = e.args[0] if e.args else e
+            raise cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}") from None
+        except RuntimeError as e:  # keras-tuner gives up after too many consecutive failed trials
+            if self.best_trial is None and self.first_error is not None:
+                raise _as_user_error(self.first_error) from None
+            raise ExtfError(f"The search stopped: {e} See the FAILED trial runs' extf.failure_reason tags.") from None
+        if self.best_trial is None:
+            if self.first_error is not None:
+                raise _as_user_error(self.first_error) from None
+            raise ExtfError("No trial finished, so there is no best model to test. See the trial runs' "
+                            "extf.failure_reason tags in MLflow. Received: 0 finished trials")
+        keras.backend.clear_session()
+        model = self._final_model()
+        test_metrics = self._evaluate_test(model)
+        self._log_study(model, test_metrics)
+        return {"parent_run_id": self.parent_id, "test_metrics": test_metrics, "best": self.best_trial,
+                "study_dir": str(self.study_dir), "objective": self.objective.name}
+
+    # ------------------------------------------------------------------ pieces
+    def _prepare_dir(self) -> None:
+        try:
+            self.study_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.study_dir / ".write_test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"Cannot write to the output directory {str(self.study_dir)!r} ({e.strerror}). "
+                              f"Expected a writable directory; choose another with hydra.run.dir=PATH or "
+                              f"paths.root_dir=PATH. Received: {str(self.study_dir)!r}") from None
+        if self.cfg.tuner.overwrite:
+            for name in ("tuner", "best", STATE_FILE):
+                target = self.study_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        (self.study_dir / "best").mkdir(exist_ok=True)
+
+    def _load_state(self) -> dict:
+        path = self.study_dir / STATE_FILE
+        if path.exists():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                return {}
+        return {}
+
+    def _apply_determinism(self) -> None:
+        if self.cfg.determinism:
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
+
+    def record_trial(self, trial_id: str, hp_values: dict, status: str, value: float | None, epochs: int,
+                     seconds: float, model=None, history: dict | None = None, reason: str | None = None) -> None:
+        """Called by the tuner after each trial: keep the best weights, print one progress line."""
+        row = {"trial_id": trial_id, "status": status, self.objective.name: value, "epochs": epochs,
+               "seconds": round(seconds, 2), **hp_values}
+        if reason:
+            row["reason"] = reason
+        self.trials.append(row)
+        if status == "FINISHED" and value is not None and self.objective.better(value, self.best_value):
+            self.best_value = value
+            self.best_trial = row
+            self.best_hp = dict(hp_values)
+            best_dir = self.study_dir / "best"
+            tmp = best_dir / "model.weights.h5.tmp.weights.h5"
+            model.save_weights(tmp)
+            os.replace(tmp, best_dir / "model.weights.h5")
+            write_json_atomic(best_dir / "trial.json", {"trial": row, "history": history,
+                                                         "hyperparameters": hp_values})
+        n_max = self.cfg.tuner.max_trials
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in hp_values.items() if not k.startswith("tuner/"))
+        value_text = f"{self.objective.name}={_fmt(value)}" if value is not None else f"FAILED ({reason})"
+        print(f"[trial {len(self.trials)}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
+              f"best={_fmt(self.best_value)}  epochs={epochs}  {time.time() - self.started:.1f}s", file=self.out,
+              flush=True)
+
+    def _final_model(self):
+        """The best trial's architecture with its saved weights (no retraining)."""
+        from extf.models import build_model
+        from extf.tuning.space import apply_hyperparameters
+
+        self.best_cfg = apply_hyperparameters(self.cfg, self.best_hp)
+        model = build_model(self.best_cfg, self.splits.meta)
+        with warnings.catch_warnings():  # the fresh optimizer has no slots yet; only the layer weights matter here
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(self.study_dir / "best" / "model.weights.h5")
+        return model
+
+    def _evaluate_test(self, model) -> dict[str, float]:
+        """The only place the test split is used: once, after the search."""
+        from extf.models.rnn import reset_states
+
+        reset_states(model)
+        test = self.splits.test
+        results = model.evaluate(test.x, test.y, batch_size=self.best_cfg.trainer.batch_size, verbose=0,
+                                 return_dict=True)
+        return {f"test_{k}": float(v) for k, v in results.items()}
+
+    def _log_study(self, model, test_metrics: dict) -> None:
+        from extf.evaluation.plots import learning_curves
+        from extf.models.io import save_model_files
+
+        best = self.best_trial
+        art = self.study_dir / "artifacts"
+        if art.exists():
+            shutil.rmtree(art)
+        art.mkdir()
+        (art / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True), encoding="utf-8")
+        (art / "search_space.yaml").write_text(OmegaConf.to_yaml(self.cfg.search_space), encoding="utf-8")
+        _write_leaderboard(self.trials, self.objective, art / "leaderboard.csv")
+        history = json.loads((self.study_dir / "best" / "trial.json").read_text())["history"]
+        _write_history(history, art / "history.csv")
+        stop_epoch = len(next(iter(history.values()))) - 1 if history else None
+        learning_curves(history, art / "learning_curves.png", self.objective.name, stop_epoch)
+        save_model_files(model, art / "model")
+        metrics = {**test_metrics, f"best_{self.objective.name}": self.best_value,
+                   "finished_trials": sum(t["status"] == "FINISHED" for t in self.trials)}
+        self.tracker.log_metrics(self.parent_id, metrics)
+        self.tracker.set_tags(self.parent_id, {
+            "best_trial_id": best["trial_id"],
+            "mlflow.note.content": f"best trial {best['trial_id']}: {self.objective.name}={_fmt(self.best_value)}; "
+                                   + ", ".join(f"{k}={_fmt(v)}" for k, v in test_metrics.items()),
+        })
+        self.tracker.log_params(self.parent_id, {f"best.{k}": v for k, v in self.best_hp.items()})
+        self.tracker.log_artifacts(self.parent_id, art)
+        if self.cfg.tracking.log_model:
+            n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
+            self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
+        self.model_dir = art / "model"
+
+
+def _write_leaderboard(trials: list[dict], objective: Objective, path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(trials)
+    if objective.name in df:
+        df = df.sort_values(objective.name, ascending=objective.direction == "min", na_position="last")
+    df.to_csv(path, index=False)
+
+
+def _write_history(history: dict, path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(history)
+    df.insert(0, "epoch", range(len(df)))
+    df.to_csv(path, index=False)
+
+
+def _as_user_error(e: BaseException) -> ExtfError:
+    if isinstance(e, ExtfError):
+        return e
+    return ExtfError(f"Training failed: {e}. If the loss diverged, lower optimizer.learning_rate; otherwise check "
+                     f"that the model and the data fit together. Received: {type(e).__name__}")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    if not isinstance(e, ExtfError):
+        text = f"{type(e).__name__}: {text}\n{traceback.format_exc(limit=5)}"
+    return text[:5000]

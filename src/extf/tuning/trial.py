@@ -1,0 +1,126 @@
+"""One trial: build the model from the trial's config, fit on train, score on validation.
+
+The test split never reaches this module.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from extf.errors import ConfigError
+
+
+def make_callbacks(callbacks_cfg, trial_dir: Path) -> list:
+    """Instantiate the configured Keras callbacks; relative file paths land in the trial's directory."""
+    from omegaconf import OmegaConf
+
+    from extf.config.instantiate import instantiate
+
+    out = []
+    for name, spec in (OmegaConf.to_container(callbacks_cfg, resolve=True) or {}).items():
+        if spec is None:
+            continue
+        for key in ("filepath", "filename", "log_dir"):
+            if key in spec and not Path(str(spec[key])).is_absolute():
+                spec[key] = str(trial_dir / spec[key])
+        out.append(instantiate(spec, where=f"callbacks.{name}"))
+    return out
+
+
+def check_stateful_batches(cfg, splits) -> None:
+    """A stateful RNN has a fixed batch size that must divide every split (no partial last batch)."""
+    if not (cfg.model.name == "rnn" and cfg.model.stateful):
+        return
+    bs = cfg.trainer.batch_size
+    sizes = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+    bad = {k: v for k, v in sizes.items() if v % bs}
+    if bad:
+        fits = [b for b in range(1, min(sizes.values()) + 1) if all(v % b == 0 for v in sizes.values())]
+        raise ConfigError(f"model.stateful=true fixes the batch size (batch_input_shape = (batch_size, timesteps, "
+                          f"features)), so trainer.batch_size must divide the number of samples of every split "
+                          f"{sizes}. Batch sizes that fit: {fits}. Received: trainer.batch_size={bs}")
+
+
+class EpochLogger:
+    """Keras callback factory: collects per-epoch logs and hands them to the tracker in batches."""
+
+    @staticmethod
+    def create(tracker, run_id, flush_every: int = 10):
+        import keras
+
+        class _EpochLogger(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.rows: list[tuple[int, dict[str, float]]] = []
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = dict(logs or {})
+                lr = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+                if lr is not None:
+                    logs.setdefault("learning_rate", float(np.asarray(lr)))
+                self.rows.append((epoch, {k: float(v) for k, v in logs.items() if _finite(v)}))
+                if len(self.rows) >= flush_every:
+                    self.flush()
+
+            def on_train_end(self, logs=None):
+                self.flush()
+
+            def flush(self):
+                if self.rows:
+                    tracker.log_metric_history(run_id, self.rows)
+                    self.rows = []
+
+        return _EpochLogger()
+
+
+class StateResetter:
+    @staticmethod
+    def create():
+        import keras
+
+        from extf.models.rnn import reset_states
+
+        class _Reset(keras.callbacks.Callback):
+            """Stateful RNNs carry state across batches within an epoch; each epoch starts fresh."""
+
+            def on_epoch_begin(self, epoch, logs=None):
+                reset_states(self.model)
+
+            def on_test_begin(self, logs=None):
+                reset_states(self.model)
+
+        return _Reset()
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def fit(model, cfg, splits, callbacks: list):
+    """Fit on train with validation on the validation split; returns the Keras History."""
+    stateful = cfg.model.name == "rnn" and cfg.model.stateful
+    if stateful:
+        callbacks = [*callbacks, StateResetter.create()]
+    return model.fit(
+        splits.train.x, splits.train.y,
+        validation_data=(splits.val.x, splits.val.y),
+        epochs=cfg.trainer.epochs,
+        batch_size=cfg.trainer.batch_size,
+        shuffle=bool(cfg.trainer.shuffle) and not stateful,
+        verbose=cfg.trainer.verbosity,
+        callbacks=callbacks,
+    )
+
+
+def best_value(history: dict, name: str, direction: str) -> tuple[float, int]:
+    """The best value of a per-epoch metric and its epoch (0-based)."""
+    values = np.asarray(history[name], dtype="float64")
+    finite = np.where(np.isfinite(values), values, np.inf if direction == "min" else -np.inf)
+    epoch = int(np.argmin(finite) if direction == "min" else np.argmax(finite))
+    return float(values[epoch]), epoch

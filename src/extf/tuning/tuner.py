@@ -1,0 +1,120 @@
+"""keras-tuner integration: our policy sits in `run_trial`; the oracles (random, bayesian, hyperband, grid) are
+keras-tuner's own. Expected trial failures (NaN loss, a model the hyperparameters make impossible) raise
+`FailedTrialError` so the search goes on; configuration problems raise `FatalError` and stop it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from extf.errors import ConfigError, ExtfError
+
+
+def make_oracle(cfg, specs, objective):
+    import keras_tuner as kt
+
+    from extf.tuning.space import declare
+
+    t = cfg.tuner
+    seed = t.seed if t.seed is not None else cfg.seed
+    kt_objective = kt.Objective(objective.name, direction=objective.direction)
+    hp = declare(specs)
+    common = {"objective": kt_objective, "hyperparameters": hp, "tune_new_entries": False}
+    if t.name == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=t.max_trials, seed=seed, **common)
+    if t.name == "grid":
+        return kt.oracles.GridSearchOracle(max_trials=t.max_trials, seed=seed, **common)
+    if t.name == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=t.max_trials, seed=seed, **common)
+    if t.name == "hyperband":
+        return kt.oracles.HyperbandOracle(max_epochs=t.get("max_epochs", cfg.trainer.epochs),
+                                          factor=t.get("factor", 3), hyperband_iterations=t.get("iterations", 1),
+                                          seed=seed, **common)
+    raise ConfigError(f"Unknown tuner {t.name!r}. Expected one of: random, bayesian, hyperband, grid. "
+                      f"Received: tuner.name={t.name!r}")
+
+
+def make_tuner(cfg, specs, objective, study, directory: Path):
+    import keras_tuner as kt
+
+    class StudyTuner(kt.engine.base_tuner.BaseTuner):
+        """Runs each trial through the study: MLflow child run, fit, objective, best-weights bookkeeping."""
+
+        def run_trial(self, trial, *args, **kwargs):
+            return run_trial(study, trial, self.get_trial_dir(trial.trial_id))
+
+    oracle = make_oracle(cfg, specs, objective)
+    return StudyTuner(oracle=oracle, directory=str(directory), project_name="search",
+                      overwrite=bool(cfg.tuner.overwrite))
+
+
+def run_trial(study, trial, trial_dir: str) -> dict:
+    import keras
+    import keras_tuner as kt
+
+    from extf.models import build_model
+    from extf.tuning.space import apply_hyperparameters
+    from extf.tuning.trial import EpochLogger, best_value, fit, make_callbacks
+
+    cfg, objective, tracker = study.cfg, study.objective, study.tracker
+    hp = trial.hyperparameters
+    hp_values = {k: v for k, v in hp.values.items() if hp.is_active(k)}
+    trial_cfg = apply_hyperparameters(cfg, hp)
+    if "tuner/epochs" in hp.values:  # hyperband decides the epochs of each bracket
+        trial_cfg.trainer.epochs = int(hp.values["tuner/epochs"])
+    started = time.time()
+    run_id = tracker.start_trial(trial.trial_id, {k: v for k, v in hp_values.items()})
+    epochs_done = 0
+    try:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(cfg.seed)
+        model = build_model(trial_cfg, study.splits.meta)
+        callbacks = make_callbacks(trial_cfg.callbacks, Path(trial_dir))
+        callbacks.append(EpochLogger.create(tracker, run_id))
+        history = fit(model, trial_cfg, study.splits, callbacks).history
+        epochs_done = len(history.get("loss", []))
+        losses = np.asarray(history.get("loss", []), dtype="float64")
+        if losses.size == 0 or not np.all(np.isfinite(losses)):
+            bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
+            raise kt.errors.FailedTrialError(f"training diverged: loss became NaN or infinite at epoch {bad + 1}")
+        if objective.name not in history:
+            available = sorted(k for k in history if k.startswith("val_"))
+            raise kt.errors.FatalError(ConfigError(
+                f"The objective metric {objective.name!r} is not produced by this model. Expected one of its "
+                f"validation metrics: {', '.join(available)}. Set tuner.objective.name. "
+                f"Received: tuner.objective.name={objective.name!r}"))
+        value, best_epoch = best_value(history, objective.name, objective.direction)
+        tracker.log_metrics(run_id, {objective.name + "_best": value, "best_epoch": best_epoch,
+                                     "epochs_trained": epochs_done})
+        study.record_trial(trial.trial_id, hp_values, "FINISHED", value, epochs_done, time.time() - started,
+                           model=model, history=history)
+        tracker.end_run(run_id, "FINISHED")
+        _drop_checkpoints(Path(trial_dir))
+        return {objective.name: value}
+    except KeyboardInterrupt:
+        tracker.end_run(run_id, "KILLED", reason="interrupted (KeyboardInterrupt)")
+        raise
+    except kt.errors.FatalError as e:
+        tracker.end_run(run_id, "FAILED", reason=str(e.args[0] if e.args else e))
+        raise
+    except BaseException as e:
+        reason = str(e) if isinstance(e, (ExtfError, kt.errors.FailedTrialError)) else f"{type(e).__name__}: {e}"
+        tracker.end_run(run_id, "FAILED", reason=reason)
+        study.record_trial(trial.trial_id, hp_values, "FAILED", None, epochs_done, time.time() - started,
+                           reason=reason.splitlines()[0][:200])
+        if study.first_error is None:
+            study.first_error = e
+        _drop_checkpoints(Path(trial_dir))
+        if isinstance(e, kt.errors.FailedTrialError):
+            raise
+        raise kt.errors.FailedTrialError(reason) from e
+
+
+def _drop_checkpoints(trial_dir: Path) -> None:
+    """Per-trial checkpoints are only needed during the trial; the study keeps the best weights in best/."""
+    for pattern in ("*.weights.h5", "*.keras", "*.h5"):
+        for f in trial_dir.glob(pattern):
+            f.unlink(missing_ok=True)
