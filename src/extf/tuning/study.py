@@ -214,10 +214,13 @@ class Study:
         """The only place the test split is used: once, after the search."""
         from extf.models.rnn import reset_states
 
+        test, bs = self.splits.test, self.best_cfg.trainer.batch_size
         reset_states(model)
-        test = self.splits.test
-        results = model.evaluate(test.x, test.y, batch_size=self.best_cfg.trainer.batch_size, verbose=0,
-                                 return_dict=True)
+        if self.best_cfg.model.get("stateful"):
+            # the test split continues the sequence: prime the state with the earlier splits' inputs (no labels)
+            for split in (self.splits.train, self.splits.val):
+                model.predict(split.x, batch_size=bs, verbose=0)
+        results = model.evaluate(test.x, test.y, batch_size=bs, verbose=0, return_dict=True)
         return {f"test_{k}": float(v) for k, v in results.items()}
 
     def _log_study(self, model, test_metrics: dict) -> None:

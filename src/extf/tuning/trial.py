@@ -84,12 +84,10 @@ class StateResetter:
         from extf.models.rnn import reset_states
 
         class _Reset(keras.callbacks.Callback):
-            """Stateful RNNs carry state across batches within an epoch; each epoch starts fresh."""
+            """Stateful RNNs carry state across batches within an epoch; each epoch starts fresh. Validation is
+            not reset: the validation split continues the training sequence, so it starts from train's last state."""
 
             def on_epoch_begin(self, epoch, logs=None):
-                reset_states(self.model)
-
-            def on_test_begin(self, logs=None):
                 reset_states(self.model)
 
         return _Reset()
