@@ -141,9 +141,12 @@ def _get(node: Any, dotted: str) -> Any:
 
 
 def _check_missing(cfg: DictConfig) -> None:
-    for key in OmegaConf.missing_keys(cfg):
-        raise ConfigError(f"Missing required config value `{key}`. Set it on the command line, e.g. "
-                          f"`extf train {key}=...`, or in the YAML file. Received: {key}=???")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        sets = " ".join(f"{k}=..." for k in missing)
+        raise ConfigError(f"Missing required config value(s): {', '.join(missing)}. Set them on the command line, "
+                          f"e.g. `extf train {sets}`, or in the YAML file. Received: "
+                          + ", ".join(f"{k}=???" for k in missing))
 
 
 def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, Any]:

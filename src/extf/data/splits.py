@@ -31,6 +31,7 @@ class Meta:
 class Split:
     x: np.ndarray
     y: np.ndarray
+    index: np.ndarray  # row numbers in the loaded dataset, for tracing samples back
 
     def __len__(self) -> int:
         return len(self.x)
@@ -79,12 +80,12 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
         rest_idx, test_idx = train_test_split(idx, test_size=n_test, random_state=seed, stratify=strat)
         strat_rest = y[rest_idx] if strat is not None else None
         train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
-    train, val, test = (Split(x[i], y[i]) for i in (train_idx, val_idx, test_idx))
+    train, val, test = (Split(x[i], y[i], i) for i in (train_idx, val_idx, test_idx))
     if standardize and x.ndim == 2:
         mean = train.x.mean(axis=0)
         std = train.x.std(axis=0)
         std[std == 0] = 1.0
-        train, val, test = (Split(((s.x - mean) / std).astype("float32"), s.y) for s in (train, val, test))
+        train, val, test = (Split(((s.x - mean) / std).astype("float32"), s.y, s.index) for s in (train, val, test))
     return Splits(train, val, test, meta)
 
 

@@ -6,7 +6,24 @@ them once at the input, so the same dataset feeds both layouts.
 
 from __future__ import annotations
 
+import warnings
+
 from extf.errors import ConfigError
+
+
+def effective_data_format(requested: str) -> str:
+    """channels_first convolutions only run on GPUs in TensorFlow (its CPU kernels are NHWC only); on a CPU the
+    same network is built channels_last, which computes the same function, and a warning says so."""
+    if requested != "channels_first":
+        return requested
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return requested
+    warnings.warn("model.data_format=channels_first: TensorFlow has no channels_first convolution kernels for the "
+                  "CPU, so the layers run channels_last (the same computation). It takes effect on a GPU.",
+                  stacklevel=2)
+    return "channels_last"
 
 
 def build(cfg, inputs):
@@ -14,7 +31,7 @@ def build(cfg, inputs):
 
     from extf.models import initializer
 
-    fmt = cfg.data_format
+    fmt = effective_data_format(cfg.data_format)
     x = inputs
     if fmt == "channels_first":
         x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)

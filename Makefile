@@ -1,0 +1,47 @@
+# ExTensorflow. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+PORT   ?= 5000
+# Tests: `make test` runs everything but the `e2e`-marked long studies; `make test-all` runs those too.
+PYTEST_ARGS ?= -m "not e2e"
+
+.DEFAULT_GOAL := help
+.PHONY: help install train tune ui test test-all lint clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "extf needs Python >= 3.10, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv if missing and install extf with its dev extras
+
+train: install ## Train the default experiment (digits + cnn) and log it to MLflow; extra overrides: ARGS="..."
+	$(BIN)/extf train $(ARGS)
+
+tune: install ## Tune the default study (digits + cnn + its search space) and log it to MLflow; ARGS="..."
+	$(BIN)/extf tune $(ARGS)
+	@echo "Results: MLflow store in mlruns/ -> run 'make ui' and open http://127.0.0.1:$(PORT)"
+
+ui: install ## Serve the MLflow UI for mlruns/ on 127.0.0.1:$(PORT)
+	$(BIN)/extf ui port=$(PORT)
+
+test: install ## Run the test suite (without the e2e-marked long studies)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: install ## Run every test, the long end-to-end studies included
+	$(BIN)/python -m pytest
+
+lint: install ## ruff
+	$(BIN)/ruff check src tests
+
+clean: ## Remove run outputs (outputs/, multirun/, mlruns/) and caches
+	rm -rf outputs multirun mlruns .pytest_cache .ruff_cache

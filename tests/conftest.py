@@ -1,0 +1,67 @@
+"""Shared fixtures: compose the real conf/ tree with Hydra's compose API, run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def compose(overrides: list[str] | None = None, output_dir: str | Path = "/tmp/extf-test-out"):
+    """The config `extf` would see for these overrides (paths.output_dir pinned, no Hydra run needed)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=[*(overrides or []), f"paths.output_dir={output_dir}"])
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """compose + validate for a command, with mlruns/ and outputs under tmp_path."""
+
+    def _make(overrides=None, command="train"):
+        from extf.commands import prepare
+
+        cfg = compose([f"paths.root_dir={tmp_path}", *(overrides or [])], output_dir=tmp_path / "out")
+        return prepare(command, cfg)
+
+    return _make
+
+
+def run_extf(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the installed `extf` command as a user would."""
+    full_env = {**os.environ, "EXTF_ROOT": str(cwd), **(env or {})}
+    full_env.pop("EXTF_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "extf.cli", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """One clear message: non-zero exit, no traceback, every needle in stderr."""
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out, out
+    for needle in needles:
+        assert needle in out, f"{needle!r} not in:\n{out}"
+
+
+def running_runs(mlruns: Path) -> list:
+    """Runs left RUNNING in a project's MLflow store (there must never be any after a command ends)."""
+    db = mlruns / "mlflow.db"
+    if not db.exists():
+        return []
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute("select run_uuid, name from runs where status = 'RUNNING'").fetchall()

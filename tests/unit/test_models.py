@@ -1,0 +1,99 @@
+"""Every model family builds from config and trains one epoch on tiny data; misfits fail before training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from extf.data import load_dataset
+from extf.errors import ConfigError
+from extf.models import build_model, check_fits_data
+from extf.tuning.trial import check_stateful_batches, fit, make_callbacks
+
+CASES = [  # overrides, dataset
+    (["model=mlp"], "iris"),
+    (["model=mlp", "model.kernel_initializer=uniform", "model.activation=sigmoid", "model.batch_norm=true",
+      "model.dropout=0.2"], "breast_cancer"),
+    (["model=mlp", "model.kernel_initializer=normal", "model.activation=linear"], "digits"),
+    (["model=cnn"], "digits"),
+    (["model=cnn", "model.data_format=channels_first", "model.padding=valid", "model.num_blocks=1",
+      "model.batch_norm=true"], "digits"),
+    (["model=rnn", "model.cell=simple_rnn"], "sine"),
+    (["model=rnn", "model.cell=gru", "model.num_layers=2", "model.dense_units=8"], "sine"),
+    (["model=rnn", "model.cell=lstm", "model.stateful=true", "trainer.batch_size=2"], "nabiya"),
+    (["model=mlp", "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true"], "wine"),
+    (["model=mlp", "optimizer=rmsprop"], "wine"),
+    (["model=mlp", "optimizer=adagrad"], "wine"),
+]
+
+
+@pytest.mark.parametrize("overrides, dataset", CASES, ids=[f"{d}-{' '.join(o)}" for o, d in CASES])
+def test_family_builds_and_trains_one_epoch(make_cfg, tmp_path, overrides, dataset):
+    import keras
+
+    keras.backend.clear_session()
+    cfg = make_cfg([f"dataset={dataset}", *overrides, "trainer.epochs=1"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    check_stateful_batches(cfg, splits)
+    model = build_model(cfg, splits.meta)
+    history = fit(model, cfg, splits, make_callbacks(cfg.callbacks, tmp_path)).history
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+    assert "val_loss" in history
+    out_units = {"binary": 1, "multiclass": splits.meta.n_classes, "regression": 1}[splits.meta.task]
+    assert model.output_shape[-1] == out_units
+    assert model.layers[-1].get_config()["activation"] == {"binary": "sigmoid", "multiclass": "softmax",
+                                                           "regression": "linear"}[splits.meta.task]
+
+
+def test_stateful_rnn_has_fixed_batch_shape(make_cfg):
+    cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=1"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    model = build_model(cfg, splits.meta)
+    assert model.input_shape == (1, 4, 1)
+    assert model.get_layer("lstm_0").stateful
+
+
+def test_cnn_on_tabular_data_is_refused(make_cfg):
+    cfg = make_cfg(["dataset=iris", "model=cnn"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    with pytest.raises(ConfigError, match=r"model=cnn needs image data.*Received: input_shape=\(4,\)"):
+        check_fits_data(cfg.model, splits.meta)
+
+
+def test_rnn_on_images_is_refused(make_cfg):
+    cfg = make_cfg(["dataset=digits", "model=rnn"])
+    with pytest.raises(ConfigError, match="model=rnn needs sequence data"):
+        check_fits_data(cfg.model, load_dataset(cfg.dataset, cfg.seed).meta)
+
+
+def test_stateful_batch_size_must_divide_splits(make_cfg):
+    cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=32"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    with pytest.raises(ConfigError, match=r"Batch sizes that fit: \[1, 2\]. Received: trainer.batch_size=32"):
+        check_stateful_batches(cfg, splits)
+
+
+def test_cnn_that_shrinks_below_one_pixel_is_refused(make_cfg):
+    cfg = make_cfg(["model=cnn", "model.num_blocks=4"])
+    with pytest.raises(ConfigError, match="below 1x1"):
+        build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta)
+
+
+def test_loss_and_metrics_overrides(make_cfg):
+    cfg = make_cfg(["dataset=sine", "model=rnn", "model.loss=mae", "model.metrics=[mse]"])
+    model = build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta)
+    assert model.loss == "mae"
+
+
+def test_bad_optimizer_argument_names_the_key(make_cfg):
+    with pytest.raises(ConfigError, match="optimizer.momentumm.*learning_rate"):
+        make_cfg(["model=mlp", "dataset=iris", "+optimizer.momentumm=0.9"])
+
+
+def test_instantiate_errors_name_the_section():
+    from extf.config.instantiate import instantiate
+
+    with pytest.raises(ConfigError, match=r"Could not create `callbacks.es` from keras.callbacks.EarlyStopping"):
+        instantiate({"_target_": "keras.callbacks.EarlyStopping", "patiencee": 3}, where="callbacks.es")
+    with pytest.raises(ConfigError, match="allowlist"):
+        instantiate({"_target_": "os.system", "command": "true"}, where="callbacks.x")
