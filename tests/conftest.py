@@ -41,8 +41,8 @@ def make_cfg(tmp_path):
 
 def run_extf(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the installed `extf` command as a user would."""
-    full_env = {**os.environ, "EXTF_ROOT": str(cwd), **(env or {})}
-    full_env.pop("EXTF_DEBUG", None)
+    full_env = {k: v for k, v in os.environ.items() if k != "EXTF_DEBUG"}
+    full_env.update({"EXTF_ROOT": str(cwd), **(env or {})})
     return subprocess.run([sys.executable, "-m", "extf.cli", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
 

@@ -239,7 +239,7 @@ class Study:
         _write_history(history, art / "history.csv")
         stop_epoch = len(next(iter(history.values()))) - 1 if history else None
         learning_curves(history, art / "learning_curves.png", self.objective.name, stop_epoch)
-        save_model_files(model, art / "model")
+        save_model_files(model, art / "model_files")
         metrics = {**test_metrics, f"best_{self.objective.name}": self.best_value,
                    "finished_trials": sum(t["status"] == "FINISHED" for t in self.trials)}
         self.tracker.log_metrics(self.parent_id, metrics)
@@ -253,7 +253,7 @@ class Study:
         if self.cfg.tracking.log_model:
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
             self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
-        self.model_dir = art / "model"
+        self.model_dir = art / "model_files"
 
 
 def _write_leaderboard(trials: list[dict], objective: Objective, path: Path) -> None:
@@ -281,6 +281,8 @@ def _as_user_error(e: BaseException) -> ExtfError:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)

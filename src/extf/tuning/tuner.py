@@ -5,6 +5,7 @@ keras-tuner's own. Expected trial failures (NaN loss, a model the hyperparameter
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -39,6 +40,10 @@ def make_oracle(cfg, specs, objective):
 
 def make_tuner(cfg, specs, objective, study, directory: Path):
     import keras_tuner as kt
+    from keras_tuner.src import config as kt_config
+
+    # keras-tuner prints every failed trial's traceback by default; the trial's MLflow run keeps the reason
+    kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
 
     class StudyTuner(kt.engine.base_tuner.BaseTuner):
         """Runs each trial through the study: MLflow child run, fit, objective, best-weights bookkeeping."""

@@ -1,0 +1,109 @@
+"""`extf train` end to end: the MLflow layout, the model round trip, determinism, failures that end FAILED."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_extf, running_runs
+
+pytestmark = pytest.mark.slow
+
+
+def client_for(root):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+
+
+def runs_of(client, experiment="extf"):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("extf.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("extf.kind") == "trial"]
+    return parents, children
+
+
+def test_train_logs_study_trial_and_model(tmp_path):
+    proc = run_extf(["train", "dataset=iris", "model=mlp", "trainer.epochs=8", "callbacks.early_stopping.patience=20"],
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "test (evaluated once)" in proc.stdout and "make ui" in proc.stdout
+    client = client_for(tmp_path)
+    (parent,), (child,) = runs_of(client)
+    assert parent.info.status == child.info.status == "FINISHED"
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    # the resolved config as dotted params, test metrics on the parent only
+    assert parent.data.params["model.units"] == "64"
+    assert parent.data.params["callbacks.early_stopping.patience"] == "20"
+    assert {"test_accuracy", "test_loss", "best_val_accuracy"} <= set(parent.data.metrics)
+    assert not any(k.startswith("test_") for k in child.data.metrics)
+    # per-epoch metrics on the trial run
+    history = client.get_metric_history(child.info.run_id, "val_accuracy")
+    assert sorted(m.step for m in history) == list(range(8))
+    assert len(client.get_metric_history(child.info.run_id, "loss")) == 8
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "leaderboard.csv", "history.csv", "learning_curves.png", "model_files"} <= arts
+    model_files = {a.path for a in client.list_artifacts(parent.info.run_id, "model_files")}
+    assert {"model_files/model.keras", "model_files/model.architecture.json", "model_files/model.weights.h5",
+            "model_files/summary.txt", "model_files/model.png"} <= model_files
+    assert running_runs(tmp_path / "mlruns") == []
+
+    # the model reloads (safe_mode) and reproduces the logged test accuracy; the MLflow model predicts the same
+    import keras
+    import mlflow.keras
+
+    from extf.data import load_dataset
+    from extf.models.io import load_model
+
+    local = client.download_artifacts(parent.info.run_id, "model_files/model.keras", str(tmp_path / "dl"))
+    model = load_model(local)
+    cfg_ds = {"name": "iris", "val_fraction": 0.16, "test_fraction": 0.2, "standardize": True}
+    test = load_dataset(cfg_ds, seed=42).test
+    results = model.evaluate(test.x, test.y, verbose=0, return_dict=True)
+    assert results["accuracy"] == pytest.approx(parent.data.metrics["test_accuracy"], abs=1e-6)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    mlflow_model = mlflow.keras.load_model(f"runs:/{parent.info.run_id}/model")
+    np.testing.assert_allclose(mlflow_model.predict(test.x, verbose=0), model.predict(test.x, verbose=0), atol=1e-6)
+    keras.backend.clear_session()
+
+
+def test_same_seed_same_metrics(make_cfg):
+    from extf.tuning.study import Study
+
+    def once(seed):
+        cfg = make_cfg(["dataset=wine", "model=mlp", "trainer.epochs=4", "tracking=none", f"seed={seed}"])
+        return Study(cfg, out=io.StringIO()).run()["test_metrics"]
+
+    a, b, c = once(7), once(7), once(8)
+    assert a == b
+    assert a != c
+
+
+def test_diverging_training_ends_failed(tmp_path):
+    proc = run_extf(["train", "dataset=iris", "model=mlp", "optimizer=sgd", "optimizer.learning_rate=1e12",
+                     "trainer.epochs=5"], cwd=tmp_path)
+    assert_clean_error(proc, "diverged", "learning_rate")
+    (parent,), (child,) = runs_of(client_for(tmp_path))
+    assert parent.info.status == child.info.status == "FAILED"
+    assert "diverged" in child.data.tags["extf.failure_reason"]
+    assert running_runs(tmp_path / "mlruns") == []
+
+
+def test_stateful_lstm_trains_in_order(make_cfg):
+    from extf.tuning.study import Study
+
+    cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=1",
+                    "trainer.epochs=2", "tracking=none"])
+    summary = Study(cfg, out=io.StringIO()).run()
+    assert 0.0 <= summary["test_metrics"]["test_accuracy"] <= 1.0
+
+
+def test_default_train_reaches_095(tmp_path):
+    """The README's default (digits + cnn): >= 0.95 test accuracy."""
+    proc = run_extf(["train", "tracking.log_model=false"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (parent,), _ = runs_of(client_for(tmp_path))
+    assert parent.data.metrics["test_accuracy"] >= 0.95
