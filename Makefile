@@ -8,7 +8,7 @@ PORT   ?= 5000
 PYTEST_ARGS ?= -m "not e2e"
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune ui test test-all lint clean
+.PHONY: help install train tune runs ui test test-all lint clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ train: install ## Train the default experiment (digits + cnn) and log it to MLfl
 tune: install ## Tune the default study (digits + cnn + its search space) and log it to MLflow; ARGS="..."
 	$(BIN)/extf tune $(ARGS)
 	@echo "Results: MLflow store in mlruns/ -> run 'make ui' and open http://127.0.0.1:$(PORT)"
+
+runs: install ## List the studies and their test metrics; RUN=<run_id> shows that study's leaderboard
+	$(BIN)/extf runs $(if $(RUN),run_id=$(RUN),)
 
 ui: install ## Serve the MLflow UI for mlruns/ on 127.0.0.1:$(PORT)
 	$(BIN)/extf ui port=$(PORT)

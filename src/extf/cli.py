@@ -20,6 +20,7 @@ ExTensorflow: configuration-driven experiments and hyperparameter tuning for Ten
 commands:
   train   fit one model from the config (a study of one fixed trial), test it once, log it to MLflow
   tune    search hyperparameters with keras-tuner on the validation split, test the best model once
+  runs    list the studies with their test metrics; `extf runs run_id=ID` shows a study's leaderboard
   ui      serve the MLflow UI for mlruns/ on 127.0.0.1 (options: port=5000 root=.)
 
 examples:
@@ -33,7 +34,7 @@ examples:
 Set EXTF_DEBUG=1 to see tracebacks.
 """
 
-COMMANDS = ("train", "tune", "ui")
+COMMANDS = ("train", "tune", "runs", "ui")
 
 
 def conf_dir() -> Path:
@@ -73,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
     if command == "ui":
         return ui(rest)
+    if command == "runs":
+        from extf.errors import ExtfError
+        from extf.tracking.runs import main as runs_main
+
+        try:
+            return runs_main(rest)
+        except ExtfError as e:
+            fail(command, e, e.exit_code)
     return run_hydra(command, rest)
 
 

@@ -22,7 +22,30 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
             cfg.tuner.name = "random"
             cfg.tuner.max_trials = 1
             cfg.tuner.overwrite = True
-    return validate(cfg)
+    checked = validate(cfg)
+    with open_dict(checked):
+        checked.paths.study_dir = str(study_dir(checked) if command == "tune" else checked.paths.output_dir)
+    return checked
+
+
+# keys that do not change what a study computes: re-running with other values resumes the same study
+NOT_IDENTITY = ("paths", "tracking", "command")
+NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity")
+
+
+def study_dir(cfg: DictConfig) -> Path:
+    """outputs/studies/<experiment_name>-<hash of what the study computes>: the same command finds it again."""
+    import hashlib
+    import json
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IDENTITY:
+        plain.pop(key, None)
+    for dotted in NOT_IDENTITY_DOTTED:
+        section, key = dotted.split(".")
+        plain.get(section, {}).pop(key, None)
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return Path(cfg.paths.root_dir) / "outputs" / "studies" / f"{cfg.experiment_name}-{digest}"
 
 
 def run_command(command: str, cfg: DictConfig, out=sys.stdout) -> dict:

@@ -198,13 +198,24 @@ class TunerConf:
     seed: Optional[int] = None  # default: the top-level seed
     overwrite: bool = False
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
+    max_retries_per_trial: int = 0
+    max_consecutive_failed_trials: int = 3
+    # bayesian
+    num_initial_points: Optional[int] = None
+    alpha: float = 1e-4
+    beta: float = 2.6
+    # hyperband: epochs per trial come from the bracket, up to max_epochs (default: trainer.epochs)
+    max_epochs: Optional[int] = None
+    factor: int = 3
+    hyperband_iterations: int = 1
 
 
 @dataclass
 class PathsConf:
     root_dir: str = "."
     mlruns_dir: str = MISSING
-    output_dir: str = MISSING
+    output_dir: str = MISSING  # Hydra's run directory (logs, .hydra/)
+    study_dir: Optional[str] = None  # tuner state + best model; set by the CLI (stable per study, for resume)
 
 
 @dataclass

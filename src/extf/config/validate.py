@@ -55,11 +55,13 @@ CHOICES: dict[str, set[str]] = {
     "dataset.task": {"auto", "binary", "multiclass", "regression"},
     "dataset.features": {"index", "pitch_duration"},
     "tuner.objective.direction": {"auto", "min", "max"},
+    "tuner.name": {"random", "bayesian", "hyperband", "grid"},
 }
 POSITIVE_INTS = [
     "trainer.epochs", "trainer.batch_size", "model.units", "model.num_layers", "model.filters", "model.num_blocks",
     "model.kernel_size", "model.pool_size", "dataset.window", "dataset.n_points", "tuner.max_trials",
-    "tuner.executions_per_trial",
+    "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
+    "tuner.max_consecutive_failed_trials",
 ]
 NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity"]
 FRACTIONS = ["model.dropout", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)

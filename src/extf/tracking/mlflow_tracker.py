@@ -46,6 +46,9 @@ class NullTracker:
     def start_trial(self, trial_id: str, params: dict) -> str | None:
         return None
 
+    def end_stale_trials(self, parent_id: str) -> int:
+        return 0
+
     def log_params(self, run_id: str | None, params: dict) -> None:
         pass
 
@@ -106,16 +109,35 @@ class MlflowTracker(NullTracker):
     def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str:
         """Start the study's parent run, or continue `run_id` when the study resumes."""
         if run_id is not None:
-            run = _retry(self.client.get_run, run_id)
-            if run.info.status != "RUNNING":
-                _retry(self.client.update_run, run_id, status="RUNNING")
-            self.parent_id = run_id
-            return run_id
+            run = self._existing_run(run_id)
+            if run is not None:
+                if run.info.status != "RUNNING":
+                    _retry(self.client.update_run, run_id, status="RUNNING")
+                self.parent_id = run_id
+                return run_id
         run = _retry(self.client.create_run, self.experiment_id, run_name=name,
                      tags={KIND_TAG: "study", STUDY_TAG: name, **{k: str(v) for k, v in tags.items()}})
         self.parent_id = run.info.run_id
         self.log_params(self.parent_id, params)
         return self.parent_id
+
+    def _existing_run(self, run_id: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = _retry(self.client.get_run, run_id)
+        except MlflowException:
+            return None  # the store was cleaned: the study gets a new parent run
+        return run if run.info.lifecycle_stage == "active" else None
+
+    def end_stale_trials(self, parent_id: str) -> int:
+        """Trial runs left RUNNING by a process that died (kill -9, crash): end them KILLED."""
+        runs = _retry(self.client.search_runs, [self.experiment_id],
+                      filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'")
+        for run in runs:
+            self.end_run(run.info.run_id, "KILLED", reason="the process running this trial stopped before it "
+                                                          "finished (killed or crashed); the trial is run again")
+        return len(runs)
 
     def start_trial(self, trial_id: str, params: dict) -> str:
         run = _retry(self.client.create_run, self.experiment_id, run_name=f"trial-{trial_id}",

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from extf.errors import ConfigError, ExtfError
 
 STATE_FILE = "study.json"
+TRIALS_FILE = "trials.jsonl"
 
 
 @dataclass
@@ -58,13 +59,14 @@ class Study:
     def __init__(self, cfg: DictConfig, out=sys.stdout):
         self.cfg = cfg
         self.out = out
-        self.study_dir = Path(cfg.paths.output_dir).resolve()
+        self.study_dir = Path(cfg.paths.study_dir or cfg.paths.output_dir).resolve()
         self.name = cfg.experiment_name
         self.best_value: float | None = None
         self.best_trial: dict | None = None
         self.best_hp: dict = {}
         self.trials: list[dict] = []
         self.first_error: BaseException | None = None
+        self.new_trials = 0
         self.started = time.time()
 
     # ------------------------------------------------------------------ main path
@@ -86,12 +88,18 @@ class Study:
 
         self.tracker = make_tracker(cfg, self.name)
         state = self._load_state()
+        self._restore_progress()
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
         params = {k: v for k, v in params.items() if not k.startswith(("paths.", "search_space."))}
         tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
                 "command": cfg.command}
         parent = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
-        write_json_atomic(self.study_dir / STATE_FILE, {**state, "parent_run_id": parent, "name": self.name})
+        if parent is not None and parent == state.get("parent_run_id"):
+            ended = self.tracker.end_stale_trials(parent)
+            print(f"Resuming study {self.name} in {self.study_dir}: {len(self.trials)} trial(s) recorded"
+                  + (f", {ended} interrupted trial run(s) marked KILLED" if ended else ""), file=self.out)
+        self.state = {**state, "parent_run_id": parent, "name": self.name}
+        write_json_atomic(self.study_dir / STATE_FILE, self.state)
         self.parent_id = parent
         status = "FAILED"
         try:
@@ -131,10 +139,17 @@ class Study:
                 raise _as_user_error(self.first_error) from None
             raise ExtfError("No trial finished, so there is no best model to test. See the trial runs' "
                             "extf.failure_reason tags in MLflow. Received: 0 finished trials")
-        keras.backend.clear_session()
-        model = self._final_model()
-        test_metrics = self._evaluate_test(model)
-        self._log_study(model, test_metrics)
+        if self.new_trials == 0 and self.state.get("test_metrics"):
+            # a finished study run again: nothing new was searched, so the test split is not used again
+            print("The study had already finished: no new trials, the recorded test metrics stand.", file=self.out)
+            test_metrics = self.state["test_metrics"]
+        else:
+            keras.backend.clear_session()
+            model = self._final_model()
+            test_metrics = self._evaluate_test(model)
+            self._log_study(model, test_metrics)
+            self.state["test_metrics"] = test_metrics
+            write_json_atomic(self.study_dir / STATE_FILE, self.state)
         return {"parent_run_id": self.parent_id, "test_metrics": test_metrics, "best": self.best_trial,
                 "study_dir": str(self.study_dir), "objective": self.objective.name}
 
@@ -150,7 +165,7 @@ class Study:
                               f"Expected a writable directory; choose another with hydra.run.dir=PATH or "
                               f"paths.root_dir=PATH. Received: {str(self.study_dir)!r}") from None
         if self.cfg.tuner.overwrite:
-            for name in ("tuner", "best", STATE_FILE):
+            for name in ("tuner", "best", "artifacts", STATE_FILE, TRIALS_FILE):
                 target = self.study_dir / name
                 if target.is_dir():
                     shutil.rmtree(target)
@@ -167,6 +182,25 @@ class Study:
                 return {}
         return {}
 
+    def _restore_progress(self) -> None:
+        """On resume: the trials recorded so far and the best one (its weights are in best/)."""
+        log = self.study_dir / TRIALS_FILE
+        if log.exists():
+            by_id: dict[str, dict] = {}
+            for line in log.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a crash
+                    continue
+                by_id[row["trial_id"]] = row
+            self.trials = list(by_id.values())
+        best = self.study_dir / "best" / "trial.json"
+        if best.exists() and (self.study_dir / "best" / "model.weights.h5").exists():
+            saved = json.loads(best.read_text(encoding="utf-8"))
+            self.best_trial = saved["trial"]
+            self.best_hp = saved["hyperparameters"]
+            self.best_value = self.best_trial.get(self.objective.name)
+
     def _apply_determinism(self) -> None:
         if self.cfg.determinism:
             import tensorflow as tf
@@ -176,11 +210,14 @@ class Study:
     def record_trial(self, trial_id: str, hp_values: dict, status: str, value: float | None, epochs: int,
                      seconds: float, model=None, history: dict | None = None, reason: str | None = None) -> None:
         """Called by the tuner after each trial: keep the best weights, print one progress line."""
+        self.new_trials += 1
         row = {"trial_id": trial_id, "status": status, self.objective.name: value, "epochs": epochs,
                "seconds": round(seconds, 2), **hp_values}
         if reason:
             row["reason"] = reason
-        self.trials.append(row)
+        self.trials = [t for t in self.trials if t["trial_id"] != trial_id] + [row]
+        with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, default=str) + "\n")
         if status == "FINISHED" and value is not None and self.objective.better(value, self.best_value):
             self.best_value = value
             self.best_trial = row

@@ -48,7 +48,7 @@ class EpochLogger:
     """Keras callback factory: collects per-epoch logs and hands them to the tracker in batches."""
 
     @staticmethod
-    def create(tracker, run_id, flush_every: int = 10):
+    def create(tracker, run_id, flush_every: int = 10, prefix: str = ""):
         import keras
 
         class _EpochLogger(keras.callbacks.Callback):
@@ -61,7 +61,7 @@ class EpochLogger:
                 lr = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
                 if lr is not None:
                     logs.setdefault("learning_rate", float(np.asarray(lr)))
-                self.rows.append((epoch, {k: float(v) for k, v in logs.items() if _finite(v)}))
+                self.rows.append((epoch, {prefix + k: float(v) for k, v in logs.items() if _finite(v)}))
                 if len(self.rows) >= flush_every:
                     self.flush()
 

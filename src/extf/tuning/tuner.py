@@ -23,17 +23,28 @@ def make_oracle(cfg, specs, objective):
     seed = t.seed if t.seed is not None else cfg.seed
     kt_objective = kt.Objective(objective.name, direction=objective.direction)
     hp = declare(specs)
-    common = {"objective": kt_objective, "hyperparameters": hp, "tune_new_entries": False}
+    common = {"objective": kt_objective, "hyperparameters": hp, "tune_new_entries": False, "seed": seed,
+              "max_retries_per_trial": t.max_retries_per_trial,
+              "max_consecutive_failed_trials": t.max_consecutive_failed_trials}
     if t.name == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=t.max_trials, seed=seed, **common)
+        return kt.oracles.RandomSearchOracle(max_trials=t.max_trials, **common)
     if t.name == "grid":
-        return kt.oracles.GridSearchOracle(max_trials=t.max_trials, seed=seed, **common)
+        for spec in specs:
+            if spec.type == "float" and not spec.args.get("step"):
+                raise ConfigError(f"tuner=grid needs a finite grid: search_space.{spec.path} is a continuous float. "
+                                  f"Give it a `step` or make it a choice. Received: {spec.args}")
+        return kt.oracles.GridSearchOracle(max_trials=t.max_trials, **common)
     if t.name == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=t.max_trials, seed=seed, **common)
+        return kt.oracles.BayesianOptimizationOracle(max_trials=t.max_trials, num_initial_points=t.num_initial_points,
+                                                     alpha=t.alpha, beta=t.beta, **common)
     if t.name == "hyperband":
-        return kt.oracles.HyperbandOracle(max_epochs=t.get("max_epochs", cfg.trainer.epochs),
-                                          factor=t.get("factor", 3), hyperband_iterations=t.get("iterations", 1),
-                                          seed=seed, **common)
+        if t.factor < 2:
+            raise ConfigError(f"tuner.factor must be an integer >= 2 (hyperband keeps 1/factor of the trials per "
+                              f"round). Received: tuner.factor={t.factor}")
+        oracle = kt.oracles.HyperbandOracle(max_epochs=t.max_epochs or cfg.trainer.epochs, factor=t.factor,
+                                            hyperband_iterations=t.hyperband_iterations, **common)
+        oracle.max_trials = t.max_trials  # the base Oracle stops creating trials past this cap
+        return oracle
     raise ConfigError(f"Unknown tuner {t.name!r}. Expected one of: random, bayesian, hyperband, grid. "
                       f"Received: tuner.name={t.name!r}")
 
@@ -57,12 +68,10 @@ def make_tuner(cfg, specs, objective, study, directory: Path):
 
 
 def run_trial(study, trial, trial_dir: str) -> dict:
-    import keras
     import keras_tuner as kt
 
-    from extf.models import build_model
     from extf.tuning.space import apply_hyperparameters
-    from extf.tuning.trial import EpochLogger, best_value, fit, make_callbacks
+    from extf.tuning.trial import best_value
 
     cfg, objective, tracker = study.cfg, study.objective, study.tracker
     hp = trial.hyperparameters
@@ -74,24 +83,17 @@ def run_trial(study, trial, trial_dir: str) -> dict:
     run_id = tracker.start_trial(trial.trial_id, {k: v for k, v in hp_values.items()})
     epochs_done = 0
     try:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(cfg.seed)
-        model = build_model(trial_cfg, study.splits.meta)
-        callbacks = make_callbacks(trial_cfg.callbacks, Path(trial_dir))
-        callbacks.append(EpochLogger.create(tracker, run_id))
-        history = fit(model, trial_cfg, study.splits, callbacks).history
-        epochs_done = len(history.get("loss", []))
-        losses = np.asarray(history.get("loss", []), dtype="float64")
-        if losses.size == 0 or not np.all(np.isfinite(losses)):
-            bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
-            raise kt.errors.FailedTrialError(f"training diverged: loss became NaN or infinite at epoch {bad + 1}")
-        if objective.name not in history:
-            available = sorted(k for k in history if k.startswith("val_"))
-            raise kt.errors.FatalError(ConfigError(
-                f"The objective metric {objective.name!r} is not produced by this model. Expected one of its "
-                f"validation metrics: {', '.join(available)}. Set tuner.objective.name. "
-                f"Received: tuner.objective.name={objective.name!r}"))
-        value, best_epoch = best_value(history, objective.name, objective.direction)
+        values, best = [], None
+        for execution in range(cfg.tuner.executions_per_trial):
+            model, history = _fit_once(study, trial_cfg, Path(trial_dir), run_id, cfg.seed + execution, execution)
+            epochs_done += len(history.get("loss", []))
+            value, best_epoch = best_value(history, objective.name, objective.direction)
+            values.append(value)
+            if best is None or objective.better(value, best[0]):
+                best = (value, model, history, best_epoch)
+        # the objective of a trial with several executions is their mean; the best execution's model is kept
+        value = float(np.mean(values))
+        _, model, history, best_epoch = best
         tracker.log_metrics(run_id, {objective.name + "_best": value, "best_epoch": best_epoch,
                                      "epochs_trained": epochs_done})
         study.record_trial(trial.trial_id, hp_values, "FINISHED", value, epochs_done, time.time() - started,
@@ -116,6 +118,33 @@ def run_trial(study, trial, trial_dir: str) -> dict:
         if isinstance(e, kt.errors.FailedTrialError):
             raise
         raise kt.errors.FailedTrialError(reason) from e
+
+
+def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: int):
+    """Build and fit one model; refuse a diverged loss or an objective the model does not produce."""
+    import keras
+    import keras_tuner as kt
+
+    from extf.models import build_model
+    from extf.tuning.trial import EpochLogger, fit, make_callbacks
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_model(trial_cfg, study.splits.meta)
+    callbacks = make_callbacks(trial_cfg.callbacks, trial_dir)
+    callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else ""))
+    history = fit(model, trial_cfg, study.splits, callbacks).history
+    losses = np.asarray(history.get("loss", []), dtype="float64")
+    if losses.size == 0 or not np.all(np.isfinite(losses)):
+        bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
+        raise kt.errors.FailedTrialError(f"training diverged: loss became NaN or infinite at epoch {bad + 1}")
+    name = study.objective.name
+    if name not in history:
+        available = sorted(k for k in history if k.startswith("val_"))
+        raise kt.errors.FatalError(ConfigError(
+            f"The objective metric {name!r} is not produced by this model. Expected one of its validation "
+            f"metrics: {', '.join(available)}. Set tuner.objective.name. Received: tuner.objective.name={name!r}"))
+    return model, history
 
 
 def _drop_checkpoints(trial_dir: Path) -> None:

@@ -1,0 +1,122 @@
+"""`extf runs`: the studies in the MLflow store with their test metrics, and a study's leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from extf.errors import ConfigError
+
+
+def _client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]:
+    """One row per study parent run, newest first."""
+    client = _client(tracking_uri)
+    exps = client.search_experiments()
+    if experiment is not None:
+        exps = [e for e in exps if e.name == experiment]
+        if not exps:
+            names = ", ".join(sorted(e.name for e in client.search_experiments())) or "none yet"
+            raise ConfigError(f"No MLflow experiment named {experiment!r}. Expected one of: {names}. "
+                              f"Received: experiment={experiment!r}")
+    if not exps:
+        return []
+    runs = client.search_runs([e.experiment_id for e in exps], filter_string="tags.`extf.kind` = 'study'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+    names = {e.experiment_id: e.name for e in exps}
+    rows = []
+    for r in runs:
+        tags, metrics = r.data.tags, r.data.metrics
+        best = {k: v for k, v in metrics.items() if k.startswith("best_val_")}
+        rows.append({
+            "run_id": r.info.run_id, "experiment": names.get(r.info.experiment_id, "?"),
+            "status": r.info.status, "dataset": tags.get("dataset", ""), "model": tags.get("model", ""),
+            "tuner": tags.get("tuner", ""), "command": tags.get("command", ""),
+            "trials": int(metrics.get("finished_trials", 0)),
+            **{k: round(v, 4) for k, v in best.items()},
+            **{k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test_")},
+        })
+    return rows
+
+
+def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
+    """The trials of one study, best objective first (FAILED / KILLED trials last)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        parent = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"No MLflow run with id {run_id!r} in {tracking_uri}. List the studies with `extf runs`. "
+                          f"Received: run_id={run_id!r}") from None
+    objective = next((k[len("best_"):] for k in parent.data.metrics if k.startswith("best_val_")), None)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=5000)
+    rows = []
+    for r in children:
+        value = r.data.metrics.get(f"{objective}_best") if objective else None
+        rows.append({"trial": r.data.tags.get("extf.trial_id", ""), "status": r.info.status,
+                     objective or "objective": None if value is None else round(value, 4),
+                     **r.data.params, "reason": r.data.tags.get("extf.failure_reason", "")[:60]})
+    descending = not (objective or "").endswith(("loss", "error", "mae", "mse"))
+    finished = [r for r in rows if r["status"] == "FINISHED" and r.get(objective) is not None]
+    others = [r for r in rows if r not in finished]
+    finished.sort(key=lambda r: r[objective], reverse=descending)
+    return finished + others
+
+
+def _short(value) -> str:
+    """Floats (and params that are floats as text) with 4 significant digits: 0.30000000000000004 -> 0.3."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return text if number.is_integer() and "." not in text and "e" not in text else f"{number:.4g}"
+
+
+def format_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)"
+    columns: list[str] = []
+    for r in rows:
+        columns += [c for c in r if c not in columns]
+    if all(not r.get("reason") for r in rows) and "reason" in columns:
+        columns.remove("reason")
+    cells = [[_short(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def main(args: list[str]) -> int:
+    """extf runs [root=DIR] [experiment=NAME] [run_id=ID]"""
+    import os
+    import sys
+
+    opts = {"root": os.environ.get("EXTF_ROOT", "."), "experiment": None, "run_id": None}
+    for a in args:
+        key, sep, value = a.partition("=")
+        if not sep or key not in opts:
+            print(f"extf runs: error: unknown option {a!r}. Expected root=DIR, experiment=NAME or run_id=ID. "
+                  f"Received: {a!r}", file=sys.stderr)
+            return 2
+        opts[key] = value
+    db = Path(opts["root"]).resolve() / "mlruns" / "mlflow.db"
+    if not db.exists():
+        print(f"extf runs: error: no MLflow store at {db} yet. Run `extf tune` (or `make tune`) first, or pass "
+              f"root=DIR of a project that has one. Received: root={opts['root']!r}", file=sys.stderr)
+        return 2
+    uri = f"sqlite:///{db}"
+    if opts["run_id"]:
+        print(f"Leaderboard of study run {opts['run_id']}:")
+        print(format_table(leaderboard(uri, opts["run_id"])))
+    else:
+        print(format_table(list_studies(uri, opts["experiment"])))
+        print("\nA study's trials: extf runs run_id=<run_id>   (or make runs RUN=<run_id>)")
+    return 0
