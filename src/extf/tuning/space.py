@@ -45,7 +45,7 @@ def parse_space(space: Any, cfg: DictConfig) -> list[Spec]:
     if not isinstance(space, dict):
         raise ConfigError(f"search_space must map config paths to specs, e.g. `model.units: {{type: int, low: 32, "
                           f"high: 256}}`. Received: search_space={space!r}")
-    specs = [_parse_one(path, raw, cfg) for path, raw in space.items()]
+    specs = [_parse_one(path, raw, cfg) for path, raw in _flatten_paths(space).items()]
     names = {s.path for s in specs}
     for s in specs:
         for parent in (s.when or {}):
@@ -55,6 +55,19 @@ def parse_space(space: Any, cfg: DictConfig) -> list[Spec]:
                                   f"Received: when={s.when}")
     # parents before children, so keras-tuner knows the parent when it opens a conditional scope
     return sorted(specs, key=lambda s: 1 if s.when else 0)
+
+
+def _flatten_paths(space: dict, prefix: str = "") -> dict:
+    """Accept nested keys too (`model: {units: {...}}`, what `+search_space.model.units=...` creates)."""
+    out = {}
+    for key, value in space.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and "type" not in value and value and all(isinstance(v, dict) for v in
+                                                                               value.values()):
+            out.update(_flatten_paths(value, path))
+        else:
+            out[path] = value
+    return out
 
 
 def _parse_one(path: str, raw: Any, cfg: DictConfig) -> Spec:

@@ -1,0 +1,129 @@
+"""`extf tune`: parent + nested trial runs, resume after kill -9, test labels never steer the search, sweeps."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_extf, running_runs
+
+pytestmark = pytest.mark.slow
+
+TUNE = ["tune", "experiment_name=resume", "dataset=iris", "model=mlp", "tuner.max_trials=4", "trainer.epochs=150",
+        "~callbacks.early_stopping", "~callbacks.reduce_lr_on_plateau", "trainer.batch_size=8",
+        "tracking.log_model=false"]
+
+
+def child_runs(db, status=None):
+    with sqlite3.connect(db) as con:
+        rows = con.execute("select r.run_uuid, r.status, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
+                           "where t.key = 'extf.trial_id'").fetchall()
+    return [r for r in rows if status is None or r[1] == status]
+
+
+def parent_runs(db):
+    with sqlite3.connect(db) as con:
+        return con.execute("select r.run_uuid, r.status from runs r join tags t on t.run_uuid = r.run_uuid "
+                           "where t.key = 'extf.kind' and t.value = 'study'").fetchall()
+
+
+def test_kill_9_then_resume_finishes_exactly_max_trials(tmp_path):
+    db = tmp_path / "mlruns" / "mlflow.db"
+    env = {**os.environ, "EXTF_ROOT": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "extf.cli", *TUNE], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    try:  # kill once a trial has finished and the next one is running
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    if child_runs(db, "FINISHED") and child_runs(db, "RUNNING"):
+                        break
+                except sqlite3.OperationalError:
+                    pass
+            time.sleep(0.2)
+        assert proc.poll() is None, "the study ended before it could be killed:\n" + proc.stdout.read()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert child_runs(db, "RUNNING"), "the killed trial's run should be left RUNNING by the dead process"
+
+    again = run_extf(TUNE, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resuming study" in again.stdout
+    finished = child_runs(db, "FINISHED")
+    assert len(finished) == 4 and len({t for _, _, t in finished}) == 4, finished
+    assert child_runs(db, "KILLED"), "the interrupted trial run ends KILLED"
+    assert running_runs(tmp_path / "mlruns") == []
+    (parent,) = parent_runs(db)  # the same parent run went on
+    assert parent[1] == "FINISHED"
+
+    # the same command once more: nothing to do, nothing duplicated, the test split is not used again
+    third = run_extf(TUNE, cwd=tmp_path)
+    assert third.returncode == 0 and "already finished" in third.stdout, third.stdout + third.stderr
+    assert len(child_runs(db, "FINISHED")) == 4 and len(parent_runs(db)) == 1
+
+    # overwrite starts afresh: a new parent run
+    fresh = run_extf([*TUNE, "tuner.overwrite=true", "tuner.max_trials=1"], cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert len(parent_runs(db)) == 2
+
+
+def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
+    import extf.data
+    from extf.tuning.study import Study
+
+    def search(shuffle: bool):
+        real = extf.data.load_dataset
+
+        def load(cfg, seed):
+            splits = real(cfg, seed)
+            if not shuffle:
+                return splits
+            y = np.random.default_rng(0).permutation(splits.test.y)
+            return replace(splits, test=replace(splits.test, y=y))
+
+        monkeypatch.setattr(extf.data, "load_dataset", load)
+        cfg = make_cfg(["dataset=wine", "model=mlp", "tuner.max_trials=3", "trainer.epochs=5", "tracking=none",
+                        "tuner.overwrite=true"], command="tune")
+        study = Study(cfg, out=io.StringIO())
+        summary = study.run()
+        return study.best_hp, [t["val_accuracy"] for t in study.trials], summary["test_metrics"]
+
+    hp_a, vals_a, test_a = search(False)
+    hp_b, vals_b, test_b = search(True)
+    assert hp_a == hp_b and vals_a == vals_b
+    assert test_a != test_b  # the shuffled labels did reach the (single) test evaluation
+
+
+def test_objective_the_model_does_not_produce_is_fatal(tmp_path):
+    proc = run_extf(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=2", "trainer.epochs=1",
+                     "tuner.objective.name=val_auc"], cwd=tmp_path)
+    assert_clean_error(proc, "val_auc", "val_accuracy", "tuner.objective.name")
+    assert running_runs(tmp_path / "mlruns") == []
+
+
+def test_bad_search_space_fails_before_any_trial(tmp_path):
+    proc = run_extf(["tune", "dataset=iris", "model=mlp", "+search_space.model.unitz={type: int, low: 1, high: 2}"],
+                    cwd=tmp_path)
+    assert_clean_error(proc, "search_space.model.unitz")
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists() or not parent_runs(tmp_path / "mlruns" / "mlflow.db")
+
+
+def test_multirun_sweep_is_one_study_per_job(tmp_path):
+    proc = run_extf(["tune", "-m", "dataset=iris,wine", "model=mlp", "tuner.max_trials=1", "trainer.epochs=2",
+                     "tracking.log_model=false"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    parents = parent_runs(tmp_path / "mlruns" / "mlflow.db")
+    assert len(parents) == 2 and {s for _, s in parents} == {"FINISHED"}
+    studies = list((tmp_path / "outputs" / "studies").iterdir())
+    assert len(studies) == 2
