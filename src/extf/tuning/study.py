@@ -218,7 +218,9 @@ class Study:
         self.trials = [t for t in self.trials if t["trial_id"] != trial_id] + [row]
         with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=str) + "\n")
-        if status == "FINISHED" and value is not None and self.objective.better(value, self.best_value):
+        if history and "val_loss" in history and self.objective.name != "val_loss":
+            row["val_loss_min"] = float(min(history["val_loss"]))
+        if status == "FINISHED" and value is not None and self._improves(value, row.get("val_loss_min")):
             self.best_value = value
             self.best_trial = row
             self.best_hp = dict(hp_values)
@@ -234,6 +236,14 @@ class Study:
         print(f"[trial {len(self.trials)}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
               f"best={_fmt(self.best_value)}  epochs={epochs}  {time.time() - self.started:.1f}s", file=self.out,
               flush=True)
+
+    def _improves(self, value: float, val_loss: float | None) -> bool:
+        """Better objective, or the same objective (accuracy ties are common on small validation splits) with a
+        lower validation loss."""
+        if self.objective.better(value, self.best_value):
+            return True
+        best_loss = (self.best_trial or {}).get("val_loss_min")
+        return value == self.best_value and val_loss is not None and best_loss is not None and val_loss < best_loss
 
     def _final_model(self):
         """The best trial's architecture with its saved weights (no retraining)."""
