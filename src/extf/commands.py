@@ -58,6 +58,12 @@ def run_command(command: str, cfg: DictConfig, out=sys.stdout) -> dict:
 
 
 def report(cfg: DictConfig, summary: dict, out) -> None:
+    from extf.tracking.runs import format_table
+
+    if len(summary["trials"]) > 1:
+        shown = [{k: v for k, v in t.items() if k not in ("val_loss_min",)} for t in summary["trials"][:10]]
+        print("\nleaderboard (validation; best first):", file=out)
+        print(format_table(shown), file=out)
     metrics = "  ".join(f"{k}={v:.4f}" for k, v in summary["test_metrics"].items())
     print(f"\nstudy {cfg.experiment_name}: best {summary['objective']}={summary['best'][summary['objective']]:.4f} "
           f"(trial {summary['best']['trial_id']})", file=out)

@@ -127,3 +127,35 @@ def test_multirun_sweep_is_one_study_per_job(tmp_path):
     assert len(parents) == 2 and {s for _, s in parents} == {"FINISHED"}
     studies = list((tmp_path / "outputs" / "studies").iterdir())
     assert len(studies) == 2
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
+    # num_blocks=4 shrinks 8x8 digits below one pixel: that trial fails, the grid's next one finishes
+    proc = run_extf(["tune", "model=cnn", "tuner=grid", "search_space=none", "trainer.epochs=1",
+                     "+search_space.model.num_blocks={type: choice, values: [4, 1]}", "tracking.log_model=false"],
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAILED" in proc.stdout and "below 1x1" in proc.stdout
+    db = tmp_path / "mlruns" / "mlflow.db"
+    assert len(child_runs(db, "FAILED")) == 1 and len(child_runs(db, "FINISHED")) == 1
+    with sqlite3.connect(db) as con:
+        reason = con.execute("select value from tags where key = 'extf.failure_reason'").fetchone()[0]
+    assert "below 1x1" in reason
+
+    listing = run_extf(["runs"], cwd=tmp_path)
+    assert listing.returncode == 0 and "test_accuracy" in listing.stdout and "FINISHED" in listing.stdout
+    (parent_id, _), = parent_runs(db)
+    board = run_extf(["runs", f"run_id={parent_id}"], cwd=tmp_path)
+    lines = board.stdout.splitlines()
+    assert board.returncode == 0 and "model.num_blocks" in lines[1]
+    assert "FINISHED" in lines[2] and "FAILED" in lines[3]  # best first, failed last
+
+
+def test_runs_bad_input(tmp_path):
+    assert_clean_error(run_extf(["runs"], cwd=tmp_path), "no MLflow store")
+    assert_clean_error(run_extf(["runs", "colour=red"], cwd=tmp_path), "unknown option 'colour=red'")
+
+
+def test_sweep_with_unknown_option_lists_the_options(tmp_path):
+    proc = run_extf(["tune", "-m", "dataset=iris,irs", "model=mlp"], cwd=tmp_path)
+    assert_clean_error(proc, "dataset/irs", "Available options in 'dataset'", "breast_cancer")

@@ -87,8 +87,11 @@ class ModelConf:
 
 @dataclass
 class MlpConf(ModelConf):
-    units: int = 64
+    units: int = 64  # units of the first hidden layer, and of the others unless units_<i> is set
     num_layers: int = 2
+    units_1: Optional[int] = None  # units of hidden layer 1 (0-based); null: `units`
+    units_2: Optional[int] = None
+    units_3: Optional[int] = None
     activation: str = "relu"
     kernel_initializer: str = "glorot_uniform"
     dropout: float = 0.0

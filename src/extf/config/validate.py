@@ -58,7 +58,8 @@ CHOICES: dict[str, set[str]] = {
     "tuner.name": {"random", "bayesian", "hyperband", "grid"},
 }
 POSITIVE_INTS = [
-    "trainer.epochs", "trainer.batch_size", "model.units", "model.num_layers", "model.filters", "model.num_blocks",
+    "trainer.epochs", "trainer.batch_size", "model.units", "model.units_1", "model.units_2", "model.units_3",
+    "model.num_layers", "model.filters", "model.num_blocks",
     "model.kernel_size", "model.pool_size", "dataset.window", "dataset.n_points", "tuner.max_trials",
     "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
     "tuner.max_consecutive_failed_trials",

@@ -1,4 +1,6 @@
-"""Multi-layer perceptron: [Dense -> (BatchNormalization) -> Activation -> (Dropout)] x num_layers."""
+"""Multi-layer perceptron: [Dense -> (BatchNormalization) -> Activation -> (Dropout)] x num_layers.
+
+Layer 0 has `units`; layer i > 0 has `units_<i>` when set (a search space makes it conditional on num_layers)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ def build(cfg, inputs):
     if len(inputs.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
     for i in range(cfg.num_layers):
-        x = keras.layers.Dense(cfg.units, kernel_initializer=initializer(cfg.kernel_initializer), name=f"dense_{i}")(x)
+        units = cfg.get(f"units_{i}") or cfg.units
+        x = keras.layers.Dense(units, kernel_initializer=initializer(cfg.kernel_initializer), name=f"dense_{i}")(x)
         if cfg.batch_norm:
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(cfg.activation, name=f"activation_{i}")(x)

@@ -151,6 +151,7 @@ class Study:
             self.state["test_metrics"] = test_metrics
             write_json_atomic(self.study_dir / STATE_FILE, self.state)
         return {"parent_run_id": self.parent_id, "test_metrics": test_metrics, "best": self.best_trial,
+                "trials": _ranked(self.trials, self.objective),
                 "study_dir": str(self.study_dir), "objective": self.objective.name}
 
     # ------------------------------------------------------------------ pieces
@@ -303,13 +304,17 @@ class Study:
         self.model_dir = art / "model_files"
 
 
+def _ranked(trials: list[dict], objective: Objective) -> list[dict]:
+    """Finished trials best first, then the failed ones."""
+    done = [t for t in trials if t.get(objective.name) is not None]
+    done.sort(key=lambda t: t[objective.name], reverse=objective.direction == "max")
+    return done + [t for t in trials if t.get(objective.name) is None]
+
+
 def _write_leaderboard(trials: list[dict], objective: Objective, path: Path) -> None:
     import pandas as pd
 
-    df = pd.DataFrame(trials)
-    if objective.name in df:
-        df = df.sort_values(objective.name, ascending=objective.direction == "min", na_position="last")
-    df.to_csv(path, index=False)
+    pd.DataFrame(_ranked(trials, objective)).to_csv(path, index=False)
 
 
 def _write_history(history: dict, path: Path) -> None:
