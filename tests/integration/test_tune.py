@@ -119,8 +119,10 @@ def test_bad_search_space_fails_before_any_trial(tmp_path):
     assert not (tmp_path / "mlruns" / "mlflow.db").exists() or not parent_runs(tmp_path / "mlruns" / "mlflow.db")
 
 
-def test_multirun_sweep_is_one_study_per_job(tmp_path):
-    proc = run_extf(["tune", "-m", "dataset=iris,wine", "model=mlp", "tuner.max_trials=1", "trainer.epochs=2",
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
+                         ids=["sequential", "joblib"])
+def test_multirun_sweep_is_one_study_per_job(tmp_path, launcher):
+    proc = run_extf(["tune", "-m", *launcher, "dataset=iris,wine", "model=mlp", "tuner.max_trials=1", "trainer.epochs=2",
                      "tracking.log_model=false"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     parents = parent_runs(tmp_path / "mlruns" / "mlflow.db")

@@ -78,8 +78,8 @@ class MlflowTracker(NullTracker):
         import mlflow
         from mlflow import MlflowClient
 
-        if tracking_uri.startswith("sqlite:///"):
-            db = Path(tracking_uri[len("sqlite:///"):])
+        db = Path(tracking_uri[len("sqlite:///"):]) if tracking_uri.startswith("sqlite:///") else None
+        if db is not None:
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -88,22 +88,25 @@ class MlflowTracker(NullTracker):
                                   f"Received: tracking.tracking_uri={tracking_uri!r}") from None
         self.tracking_uri = tracking_uri
         mlflow.set_tracking_uri(tracking_uri)  # for mlflow.keras.log_model, which uses the fluent API
-        self.client = MlflowClient(tracking_uri)
-        exp = _retry(self.client.get_experiment_by_name, experiment_name)
+        # parallel sweep jobs would race to create the SQLite schema and the experiment: one at a time
+        with _file_lock(db.with_name(db.name + ".lock") if db is not None else None):
+            self.client = MlflowClient(tracking_uri)
+            self.experiment_id = self._experiment(experiment_name, artifact_root)
+        self.parent_id = None
+
+    def _experiment(self, name: str, artifact_root: str | None) -> str:
+        exp = _retry(self.client.get_experiment_by_name, name)
         if exp is None:
             location = None
             if artifact_root:
-                root = Path(artifact_root).resolve() / experiment_name
+                root = Path(artifact_root).resolve() / name
                 root.mkdir(parents=True, exist_ok=True)
                 location = root.as_uri()
-            self.experiment_id = _retry(self.client.create_experiment, experiment_name, artifact_location=location)
-        else:
-            if exp.lifecycle_stage == "deleted":
-                raise ConfigError(f"MLflow experiment {experiment_name!r} was deleted. Restore it in the MLflow UI "
-                                  f"or choose another name with experiment_name=NAME. "
-                                  f"Received: experiment_name={experiment_name!r}")
-            self.experiment_id = exp.experiment_id
-        self.parent_id = None
+            return _retry(self.client.create_experiment, name, artifact_location=location)
+        if exp.lifecycle_stage == "deleted":
+            raise ConfigError(f"MLflow experiment {name!r} was deleted. Restore it in the MLflow UI or choose "
+                              f"another name with experiment_name=NAME. Received: experiment_name={name!r}")
+        return exp.experiment_id
 
     # ------------------------------------------------------------------ runs
     def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str:
@@ -203,6 +206,21 @@ class MlflowTracker(NullTracker):
                                    pip_requirements=_pip_requirements())
         # leaving the block ended the run FINISHED: the caller sets the study's real final status afterwards
         _retry(self.client.update_run, run_id, status="RUNNING")
+
+
+@contextmanager
+def _file_lock(path: Path | None):
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
