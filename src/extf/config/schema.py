@@ -8,7 +8,7 @@ the schema rejects unknown keys and wrong types before TensorFlow is imported. V
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 MISSING = "???"
 
@@ -43,14 +43,14 @@ class SineConf(DatasetConf):
 class NabiyaConf(DatasetConf):
     window: int = 4
     features: str = "index"  # index: one feature (note index / vocabulary size); pitch_duration: two features
-    path: Optional[str] = None  # defaults to the melody shipped with extf
+    path: str | None = None  # defaults to the melody shipped with extf
 
 
 @dataclass
 class CsvConf(DatasetConf):
     path: str = MISSING
     target: str = MISSING
-    features: Optional[list[str]] = None  # default: every column but the target
+    features: list[str] | None = None  # default: every column but the target
     task: str = "auto"  # auto | binary | multiclass | regression
     delimiter: str = ","
     standardize: bool = True
@@ -81,17 +81,17 @@ DATASETS: dict[str, type] = {
 @dataclass
 class ModelConf:
     name: str = MISSING
-    loss: Optional[str] = None  # default follows the task
-    metrics: Optional[list[str]] = None  # default follows the task
+    loss: str | None = None  # default follows the task
+    metrics: list[str] | None = None  # default follows the task
 
 
 @dataclass
 class MlpConf(ModelConf):
     units: int = 64  # units of the first hidden layer, and of the others unless units_<i> is set
     num_layers: int = 2
-    units_1: Optional[int] = None  # units of hidden layer 1 (0-based); null: `units`
-    units_2: Optional[int] = None
-    units_3: Optional[int] = None
+    units_1: int | None = None  # units of hidden layer 1 (0-based); null: `units`
+    units_2: int | None = None
+    units_3: int | None = None
     activation: str = "relu"
     kernel_initializer: str = "glorot_uniform"
     dropout: float = 0.0
@@ -182,8 +182,8 @@ class AugmentationConf:
 class TrackingConf:
     name: str = MISSING
     enabled: bool = True
-    tracking_uri: Optional[str] = None
-    artifact_root: Optional[str] = None
+    tracking_uri: str | None = None
+    artifact_root: str | None = None
     log_model: bool = True  # log the MLflow Keras model (signature + input example)
 
 
@@ -198,17 +198,17 @@ class TunerConf:
     name: str = MISSING
     max_trials: int = 1
     executions_per_trial: int = 1
-    seed: Optional[int] = None  # default: the top-level seed
+    seed: int | None = None  # default: the top-level seed
     overwrite: bool = False
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     max_retries_per_trial: int = 0
     max_consecutive_failed_trials: int = 3
     # bayesian
-    num_initial_points: Optional[int] = None
+    num_initial_points: int | None = None
     alpha: float = 1e-4
     beta: float = 2.6
     # hyperband: epochs per trial come from the bracket, up to max_epochs (default: trainer.epochs)
-    max_epochs: Optional[int] = None
+    max_epochs: int | None = None
     factor: int = 3
     hyperband_iterations: int = 1
 
@@ -218,7 +218,7 @@ class PathsConf:
     root_dir: str = "."
     mlruns_dir: str = MISSING
     output_dir: str = MISSING  # Hydra's run directory (logs, .hydra/)
-    study_dir: Optional[str] = None  # tuner state + best model; set by the CLI (stable per study, for resume)
+    study_dir: str | None = None  # tuner state + best model; set by the CLI (stable per study, for resume)
 
 
 @dataclass
