@@ -31,7 +31,7 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
     (["train", "trainer.epochs=abc"], ["trainer.epochs", "Received: trainer.epochs='abc'"]),
     (["train", "model=mlp", "model.units=0"], ["`model.units` must be a positive integer", "Received: model.units=0"]),
     (["train", "dataset=iris", "model=cnn"], ["model=cnn needs image data", "input_shape=(4,)"]),
-    (["train", "dataset=nabiya", "model=rnn", "model.stateful=true"],
+    (["train", "dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=32"],
      ["trainer.batch_size must divide", "Received: trainer.batch_size=32"]),
     (["train", "dataset=csv", "dataset.path=missing.csv", "dataset.target=y"],
      ["CSV file not found", "missing.csv"]),
