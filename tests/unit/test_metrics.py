@@ -1,9 +1,10 @@
-"""Evaluation metrics agree with sklearn and with hand-computed values; plots write PNGs; no TensorFlow import."""
+"""Metrics agree with sklearn and with hand-computed values; plots write PNGs; no TensorFlow import."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def _random_binary(seed=1, n=300):
     return y_true, y_prob
 
 
-# --- classification against sklearn -------------------------------------------------------------------------------
+# --- classification against sklearn -------------------------------------------------------------------------
 
 
 def test_multiclass_matches_sklearn():
@@ -80,7 +81,8 @@ def test_confusion_matches_sklearn():
     y_pred = y_prob.argmax(axis=1)
     cm = M.confusion(y_true, y_pred, 5)
     np.testing.assert_array_equal(cm, skm.confusion_matrix(y_true, y_pred, labels=range(5)))
-    assert M.confusion([0, 1], [1, 1], 3).tolist() == [[0, 1, 0], [0, 1, 0], [0, 0, 0]]  # rows are true classes
+    # rows are true classes
+    assert M.confusion([0, 1], [1, 1], 3).tolist() == [[0, 1, 0], [0, 1, 0], [0, 0, 0]]
     with pytest.raises(DataError, match="Received"):
         M.confusion([0, 3], [0, 1], 3)
 
@@ -97,8 +99,19 @@ def test_specificity_hand_computed():
     assert out["specificity_bird"] == pytest.approx(1.0)
     assert out["specificity_macro"] == pytest.approx((3 / 4 + 3 / 4 + 1) / 3)
     # sensitivities: cat 1/2, dog 2/2, bird 1/2
-    assert (out["sensitivity_cat"], out["sensitivity_dog"], out["sensitivity_bird"]) == pytest.approx((0.5, 1, 0.5))
+    sensitivities = (out["sensitivity_cat"], out["sensitivity_dog"], out["sensitivity_bird"])
+    assert sensitivities == pytest.approx((0.5, 1, 0.5))
     assert out["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_never_predicted_class_counts_zero_in_precision_macro():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 0, 0])  # class 2 is never predicted
+    out = M.classification_metrics(y_true, np.eye(3)[y_pred])
+    # precision: class 0 = 1/3, class 1 = 2/3, class 2 undefined -> 0 (sklearn's zero_division=0)
+    assert out["precision_macro"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    assert out["precision_macro"] == pytest.approx(
+        skm.precision_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def test_binary_threshold_changes_predictions():
@@ -128,10 +141,13 @@ def test_threshold_bounds_are_allowed():
 
 
 def test_undefined_metrics_are_omitted_not_nan():
-    out = M.classification_metrics([1, 1, 1], [0.2, 0.7, 0.9])  # a single class: no AUC, no specificity of 1
-    assert "auc" not in out and "specificity_1" not in out and "sensitivity_0" not in out
-    assert out["average_precision"] == 1.0
-    out = M.classification_metrics([0, 0, 0], np.eye(3)[[0, 1, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # undefined metrics are skipped, not left to sklearn's warnings
+        # a single class: no AUC, no specificity of class 1, no sensitivity of class 0
+        out = M.classification_metrics([1, 1, 1], [0.2, 0.7, 0.9])
+        assert "auc" not in out and "specificity_1" not in out and "sensitivity_0" not in out
+        assert out["average_precision"] == 1.0
+        out = M.classification_metrics([0, 0, 0], np.eye(3)[[0, 1, 0]])
     assert "auc_ovr_macro" not in out
     assert all(np.isfinite(v) for v in out.values())
 
@@ -158,7 +174,7 @@ def test_shape_mismatch_is_a_data_error():
         M.classification_metrics([0, 1, 1], [0.1, 0.9])
 
 
-# --- the study notes' ROC / PR examples ----------------------------------------------------------------------------
+# --- the study notes' ROC / PR examples ---------------------------------------------------------------------
 
 # ROC example (notes, "평가 : 분류")
 ROC_class_A = np.array([0, 0, 0, 0, 1, 1, 0, 0, 1, 1])
@@ -168,12 +184,14 @@ ROC_proba_B = np.array([0.05, 0.05, 0.15, 0.25, 0.35, 0.45, 0.65, 0.75, 0.85, 0.
 
 # PR example (notes, "평가 : 검출 및 검색")
 PR_class_A = np.array([0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1])
-PR_proba_A = np.array([0.05, 0.05, 0.15, 0.15, 0.25, 0.25, 0.35, 0.35, 0.45, 0.45, 0.55, 0.55, 0.65, 0.85, 0.95])
+PR_proba_A = np.array([0.05, 0.05, 0.15, 0.15, 0.25, 0.25, 0.35, 0.35, 0.45, 0.45,
+                       0.55, 0.55, 0.65, 0.85, 0.95])
 PR_class_B = np.array([0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1])
-PR_proba_B = np.array([0.05, 0.05, 0.15, 0.15, 0.25, 0.25, 0.25, 0.35, 0.35, 0.45, 0.55, 0.55, 0.65, 0.75, 0.95])
+PR_proba_B = np.array([0.05, 0.05, 0.15, 0.15, 0.25, 0.25, 0.25, 0.35, 0.35, 0.45,
+                       0.55, 0.55, 0.65, 0.75, 0.95])
 
 NOTES_CASES = [  # y_true, y_score, AUC, AP (sklearn's values, written out)
-    (ROC_class_A, ROC_proba_A, 20 / 24, 0.8166666666666667),  # 20 of the 4 x 6 positive/negative pairs ordered
+    (ROC_class_A, ROC_proba_A, 20 / 24, 0.8166666666666667),  # 20 of 4 x 6 (positive, negative) pairs ranked
     (ROC_class_B, ROC_proba_B, 16 / 24, 0.6666666666666666),
     (PR_class_A, PR_proba_A, 0.81, 0.7396825396825397),
     (PR_class_B, PR_proba_B, 0.59, 0.5046503496503496),
@@ -216,7 +234,7 @@ def test_detection_metrics():
     assert "precision" not in M.detection_metrics([0, 1], [0.1, 0.2])  # nothing detected: precision undefined
 
 
-# --- segmentation --------------------------------------------------------------------------------------------------
+# --- segmentation -------------------------------------------------------------------------------------------
 
 SEG_TRUE = np.array([[0, 0, 0],
                      [0, 1, 1],
@@ -243,7 +261,7 @@ def test_segmentation_hand_computed():
     # any equal shape: a batch of maps gives the same counts
     assert M.segmentation_metrics(SEG_TRUE[None], SEG_PRED[None], 3) == pytest.approx(SEG_EXPECTED)
     perfect = M.segmentation_metrics(SEG_TRUE, SEG_TRUE, 3)
-    assert perfect == {"pixel_accuracy": 1.0, "mean_accuracy": 1.0, "mean_iu": 1.0, "frequency_weighted_iu": 1.0}
+    assert perfect == dict.fromkeys(SEG_EXPECTED, 1.0)
 
 
 def test_segmentation_class_predicted_but_absent_counts_against_mean_iu():
@@ -262,7 +280,7 @@ def test_segmentation_via_compute_metrics_takes_argmax_over_last_axis():
     assert M.compute_metrics("segmentation", SEG_TRUE[None, ..., None], probs) == pytest.approx(SEG_EXPECTED)
 
 
-# --- regression and dispatch ---------------------------------------------------------------------------------------
+# --- regression and dispatch --------------------------------------------------------------------------------
 
 
 def test_regression_matches_sklearn():
@@ -287,7 +305,8 @@ def test_compute_metrics_dispatch():
     assert M.compute_metrics("multiclass", y_true, y_prob) == M.classification_metrics(y_true, y_prob)
     yb, pb = _random_binary(seed=9)
     two_unit = np.stack([1 - pb, pb], axis=1)
-    assert M.compute_metrics("binary", yb, two_unit, threshold=0.4) == M.classification_metrics(yb, pb, None, 0.4)
+    expected = M.classification_metrics(yb, pb, None, 0.4)
+    assert M.compute_metrics("binary", yb, two_unit, threshold=0.4) == expected
     assert set(M.compute_metrics("regression", [1.0, 2.0, 3.0], [1.1, 1.9, 3.2])) == {"mse", "mae", "r2"}
     with pytest.raises(ConfigError, match="Received: task='detect'"):
         M.compute_metrics("detect", [0], [0.5])
@@ -299,7 +318,7 @@ def test_importing_metrics_does_not_import_tensorflow():
     assert result.stdout.strip() == "False"
 
 
-# --- plots ---------------------------------------------------------------------------------------------------------
+# --- plots --------------------------------------------------------------------------------------------------
 
 
 def _plot_cases():
@@ -308,12 +327,13 @@ def _plot_cases():
     rng = np.random.default_rng(12)
     images = rng.random((3, 8, 8, 1))
     masks = rng.integers(0, 3, (3, 8, 8))
+    names = ["a", "b", "c"]
     return {
         "roc_binary": lambda p: plots.roc_plot(yb, pb, p, class_names=("neg", "pos")),
-        "roc_multiclass": lambda p: plots.roc_plot(ym, pm, p, class_names=("a", "b", "c")),
+        "roc_multiclass": lambda p: plots.roc_plot(ym, pm, p, class_names=names),
         "pr_binary": lambda p: plots.pr_plot(yb, pb[:, None], p),
         "pr_multiclass": lambda p: plots.pr_plot(ym, pm, p),
-        "confusion": lambda p: plots.confusion_matrix_plot(M.confusion(ym, pm.argmax(1), 3), ["a", "b", "c"], p),
+        "confusion": lambda p: plots.confusion_matrix_plot(M.confusion(ym, pm.argmax(1), 3), names, p),
         "pred_vs_actual": lambda p: plots.predicted_vs_actual_plot(rng.normal(size=(10, 4)),
                                                                    rng.normal(size=(10, 4)), p),
         "segmentation": lambda p: plots.segmentation_overlay_plot(images, masks, np.eye(3)[masks], p, n=2),

@@ -49,7 +49,7 @@ def test_stateful_rnn_has_fixed_batch_shape(make_cfg):
     cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=1"])
     splits = load_dataset(cfg.dataset, cfg.seed)
     model = build_model(cfg, splits.meta)
-    assert model.input_shape == (1, 4, 1)
+    assert model.input_shape == (1, 4, 2)  # pitch and duration
     assert model.get_layer("lstm_0").stateful
 
 
@@ -97,3 +97,21 @@ def test_instantiate_errors_name_the_section():
         instantiate({"_target_": "keras.callbacks.EarlyStopping", "patiencee": 3}, where="callbacks.es")
     with pytest.raises(ConfigError, match="allowlist"):
         instantiate({"_target_": "os.system", "command": "true"}, where="callbacks.x")
+
+
+def test_model_standardizes_and_rescales_raw_inputs(make_cfg):
+    import keras
+
+    cfg = make_cfg(["dataset=wine", "model=mlp"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    model = build_model(cfg, splits.meta)
+    scaled = keras.Model(model.input, model.get_layer("standardize").output).predict(splits.train.x, verbose=0)
+    np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(scaled.std(axis=0), 1, atol=1e-3)
+
+    cfg = make_cfg(["dataset=digits", "model=cnn"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    assert splits.train.x.max() == 16.0  # raw sklearn pixels
+    model = build_model(cfg, splits.meta)
+    rescaled = keras.Model(model.input, model.get_layer("rescale").output).predict(splits.train.x[:8], verbose=0)
+    assert rescaled.max() <= 1.0

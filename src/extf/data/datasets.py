@@ -66,9 +66,11 @@ def _digits(cfg: dict, seed: int):
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]  # (n, 8, 8, 1) in [0, 1]
+    x = bunch.images.astype("float32")[..., np.newaxis]  # (n, 8, 8, 1), raw pixel values 0..16
     y = bunch.target.astype("int64")
-    return x, y, Meta("digits", "multiclass", "image", x.shape[1:], tuple(str(c) for c in range(10)))
+    # the model rescales to [0, 1] itself, so it takes the raw images sklearn gives
+    return x, y, Meta("digits", "multiclass", "image", x.shape[1:], tuple(str(c) for c in range(10)),
+                      extra={"rescale": 1.0 / 16.0})
 
 
 # --------------------------------------------------------------------------- generated sequences

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -82,10 +82,12 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
         train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
     train, val, test = (Split(x[i], y[i], i) for i in (train_idx, val_idx, test_idx))
     if standardize and x.ndim == 2:
+        # the statistics of the training split only; the model applies them (a Normalization layer), so a saved
+        # model takes raw features, as `extf predict` and `mlflow models predict` give it
         mean = train.x.mean(axis=0)
         std = train.x.std(axis=0)
         std[std == 0] = 1.0
-        train, val, test = (Split(((s.x - mean) / std).astype("float32"), s.y, s.index) for s in (train, val, test))
+        meta = replace(meta, extra={**meta.extra, "feature_mean": mean.tolist(), "feature_std": std.tolist()})
     return Splits(train, val, test, meta)
 
 

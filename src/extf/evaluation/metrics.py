@@ -1,14 +1,15 @@
 """Evaluation metrics for the study notes' tasks: classification, detection, segmentation, regression.
 
-Pure NumPy + scikit-learn (imported inside the functions), so `extf predict` and the tests can compute metrics
-without loading TensorFlow. Every returned value is a finite Python float; a metric that is undefined for the data
-(for example AUC when `y_true` holds a single class) is left out rather than reported as NaN, since MLflow and the
-run summaries compare numbers.
+Pure NumPy + scikit-learn (imported inside the functions), so `extf predict` and the tests can compute
+metrics without loading TensorFlow. Every returned value is a finite Python float; a metric that is undefined
+for the data (for example AUC when `y_true` holds a single class) is left out rather than reported as NaN,
+since MLflow and the run summaries compare numbers.
 
 Definitions (notes, "평가"):
 - sensitivity (recall) of class i = TP / (TP + FN): the share of true class-i samples predicted as i;
 - specificity of class i = TN / (TN + FP): the share of non-i samples not predicted as i;
-- precision = TP / (TP + FP); AUC = area under the ROC curve; AP = sklearn's average precision (step-wise PR area);
+- precision = TP / (TP + FP); AUC = area under the ROC curve; AP = sklearn's average precision (step-wise
+  area under the precision-recall curve);
 - segmentation follows Long et al., "Fully Convolutional Networks for Semantic Segmentation" (n_ij = pixels of
   class i predicted as j, t_i = sum_j n_ij): pixel accuracy sum_i n_ii / sum_i t_i, mean accuracy
   mean_i n_ii / t_i, mean IU mean_i n_ii / (t_i + sum_j n_ji - n_ii), frequency-weighted IU
@@ -32,8 +33,9 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str] | None = N
                            threshold: float = 0.5) -> dict[str, float]:
     """Accuracy, sensitivity/specificity (per class and macro), macro precision, ROC AUC and AP.
 
-    `y_prob` of shape (n,) or (n, 1) is the probability of class 1 (binary, predicted label `y_prob >= threshold`);
-    shape (n, k) holds softmax probabilities (multiclass, predicted label = argmax, `threshold` unused).
+    `y_prob` of shape (n,) or (n, 1) is the probability of class 1 (binary, predicted label
+    `y_prob >= threshold`); shape (n, k) holds softmax probabilities (multiclass, predicted label = argmax,
+    `threshold` unused).
     """
     threshold = _check_threshold(threshold)
     y_true = _labels(y_true, "y_true")
@@ -41,8 +43,8 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str] | None = N
     binary = y_prob.ndim == 1 or (y_prob.ndim == 2 and y_prob.shape[1] == 1)
     if y_prob.ndim not in (1, 2) or y_prob.shape[0] != y_true.shape[0]:
         raise DataError(
-            "Classification metrics need `y_prob` of shape (n,), (n, 1) or (n, n_classes) with n = len(y_true). "
-            f"Received: y_true.shape={y_true.shape}, y_prob.shape={y_prob.shape}")
+            "Classification metrics need `y_prob` of shape (n,), (n, 1) or (n, n_classes) with "
+            f"n = len(y_true). Received: y_true.shape={y_true.shape}, y_prob.shape={y_prob.shape}")
     if y_true.size == 0:
         raise DataError("Classification metrics need at least one sample. Received: y_true.shape=(0,)")
     if binary:
@@ -65,8 +67,8 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str] | None = N
 
     sens = _ratio(tp, actual)  # NaN where the class has no true sample
     spec = _ratio(tn, negatives)  # NaN where every sample is of that class
-    # sklearn's macro precision: classes seen in y_true or y_pred, a never-predicted class counts 0 (zero_division=0)
-    # so that a model ignoring a class is penalised instead of having that class dropped from the mean.
+    # sklearn's macro precision: classes seen in y_true or y_pred, a never-predicted class counts 0
+    # (zero_division=0) so that a model ignoring a class is penalised instead of dropped from the mean.
     seen = (actual + predicted) > 0
     prec = np.where(predicted > 0, _ratio(tp, predicted), 0.0)
     if np.any(~np.isnan(sens)):
@@ -113,11 +115,12 @@ def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
         if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
             raise DataError(f"`{name}` labels must be in [0, {n_classes - 1}] for {n_classes} classes. "
                             f"Received: labels from {arr.min()} to {arr.max()}")
-    return np.bincount(n_classes * y_true + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    counts = np.bincount(n_classes * y_true + y_pred, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
 
 
 def roc_curve_points(y_true, y_score):
-    """(false positive rate, true positive rate, thresholds) of a binary score vector, as sklearn's `roc_curve`."""
+    """(false positive rate, true positive rate, thresholds) of binary scores, as sklearn's `roc_curve`."""
     from sklearn.metrics import roc_curve
 
     y_true, y_score = _binary_pair(y_true, y_score)
@@ -149,7 +152,7 @@ def auc_score(y_true, y_score) -> float:
 
 
 def average_precision(y_true, y_score) -> float:
-    """Average precision (sklearn's step-wise area under the PR curve); DataError when there is no positive."""
+    """Average precision (sklearn's step-wise PR area); DataError when `y_true` has no positive."""
     from sklearn.metrics import average_precision_score
 
     y_true, y_score = _binary_pair(y_true, y_score)
@@ -179,8 +182,8 @@ def detection_metrics(y_true, y_score, threshold: float = 0.5) -> dict[str, floa
 def segmentation_metrics(y_true, y_pred, n_classes: int) -> dict[str, float]:
     """Pixel accuracy, mean accuracy, mean IU and frequency-weighted IU (Long et al.) of integer label maps.
 
-    Classes absent from both truth and prediction are left out of the means. A class predicted but absent from the
-    truth has no accuracy (t_i = 0, left out of mean accuracy) and an IU of 0 (it counts against mean IU).
+    Classes absent from both truth and prediction are left out of the means. A class predicted but absent from
+    the truth has no accuracy (t_i = 0, left out of mean accuracy) and an IU of 0 (it counts against mean IU).
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -188,7 +191,8 @@ def segmentation_metrics(y_true, y_pred, n_classes: int) -> dict[str, float]:
         raise DataError("Segmentation metrics need `y_true` and `y_pred` of the same shape. "
                         f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}")
     if y_true.size == 0:
-        raise DataError(f"Segmentation metrics need at least one pixel. Received: y_true.shape={y_true.shape}")
+        raise DataError(f"Segmentation metrics need at least one pixel. "
+                        f"Received: y_true.shape={y_true.shape}")
     n = confusion(y_true, y_pred, n_classes).astype(float)
     n_ii = np.diag(n)
     t = n.sum(axis=1)
@@ -206,12 +210,12 @@ def segmentation_metrics(y_true, y_pred, n_classes: int) -> dict[str, float]:
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
-    """MSE, MAE and R² (sklearn's `uniform_average` over output columns; sequences are (n, steps[, features]))."""
+    """MSE, MAE and R² (R² as sklearn's `uniform_average` over output columns, e.g. sequence steps)."""
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
     if y_true.size != y_pred.size or y_true.size == 0:
-        raise DataError("Regression metrics need `y_true` and `y_pred` with the same, non-zero number of values. "
-                        f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}")
+        raise DataError("Regression metrics need `y_true` and `y_pred` with the same, non-zero number of "
+                        f"values. Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}")
     n = y_true.shape[0] if y_true.ndim else 1
     # (n, 1) predictions against (n,) targets are the usual Keras output shape: compare element-wise per row.
     y_true = y_true.reshape(n, -1)
@@ -228,9 +232,10 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
 
 def compute_metrics(task: str, y_true, y_prob, class_names: Sequence[str] = (),
                     threshold: float = 0.5) -> dict[str, float]:
-    """The metrics of `task` from model outputs (probabilities for classification/segmentation, values otherwise)."""
+    """The metrics of `task` from model outputs (probabilities, or values for regression)."""
     if task not in TASKS:
-        raise ConfigError(f"`task` must be one of {', '.join(TASKS)} to compute metrics. Received: task={task!r}")
+        raise ConfigError(f"`task` must be one of {', '.join(TASKS)} to compute metrics. "
+                          f"Received: task={task!r}")
     y_prob = np.asarray(y_prob)
     if task in ("binary", "multiclass"):
         if task == "binary" and y_prob.ndim == 2 and y_prob.shape[1] == 2:
@@ -267,7 +272,8 @@ def _labels(y, name: str) -> np.ndarray:
     arr = np.asarray(y)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise DataError(f"`{name}` must hold integer class labels. Received: non-integer values in {name}")
+            raise DataError(f"`{name}` must hold integer class labels. "
+                            f"Received: non-integer values in {name}")
     elif arr.dtype.kind not in "iub":
         raise DataError(f"`{name}` must hold integer class labels. Received: dtype {arr.dtype}")
     arr = arr.astype(np.int64)
@@ -281,7 +287,8 @@ def _binary_pair(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"`y_true` and `y_score` must have the same length. "
                         f"Received: {y_true.size} and {y_score.size}")
     if y_true.size and not np.isin(y_true, (0, 1)).all():
-        raise DataError(f"Binary metrics need labels 0 and 1. Received: labels {sorted(set(y_true.tolist()))}")
+        raise DataError(f"Binary metrics need labels 0 and 1. "
+                        f"Received: labels {sorted(set(y_true.tolist()))}")
     return y_true, y_score
 
 

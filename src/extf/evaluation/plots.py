@@ -71,7 +71,8 @@ def pr_plot(y_true, y_prob, path: Path, class_names=()) -> Path:
     for name, positive, score in curves:
         if positive.any():  # no positive: precision-recall is undefined
             recall, precision, _ = pr_curve_points(positive, score)
-            ax.step(recall, precision, where="post", label=f"{name} (AP = {average_precision(positive, score):.3f})")
+            ap = average_precision(positive, score)
+            ax.step(recall, precision, where="post", label=f"{name} (AP = {ap:.3f})")
     if len(curves) == 1:  # a random scorer's precision is the positive rate
         ax.axhline(curves[0][1].mean(), color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xlabel("Recall")
@@ -93,7 +94,9 @@ def confusion_matrix_plot(cm, class_names, path: Path) -> Path:
 
     cm = np.asarray(cm)
     k = cm.shape[0]
-    names = list(class_names) if class_names is not None and len(class_names) == k else [str(i) for i in range(k)]
+    names = [str(i) for i in range(k)]
+    if class_names is not None and len(class_names) == k:
+        names = list(class_names)
     size = max(4.5, 0.6 * k + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(cm, cmap="Blues")
@@ -138,7 +141,7 @@ def predicted_vs_actual_plot(y_true, y_pred, path: Path) -> Path:
 
 
 def segmentation_overlay_plot(images, masks_true, masks_pred, path: Path, n: int = 4) -> Path:
-    """The first `n` samples as rows of image / true mask / predicted mask (masks as labels or (..., k) scores)."""
+    """The first `n` samples as rows of image / true mask / predicted mask (labels or (..., k) scores)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,7 +176,9 @@ def _one_vs_rest(y_true, y_prob, class_names) -> list:
         name = class_names[1] if class_names is not None and len(class_names) == 2 else "positive class"
         return [(str(name), y_true == 1, y_prob.reshape(-1))]
     k = y_prob.shape[1]
-    names = list(class_names) if class_names is not None and len(class_names) == k else [str(i) for i in range(k)]
+    names = [str(i) for i in range(k)]
+    if class_names is not None and len(class_names) == k:
+        names = list(class_names)
     return [(str(names[i]), y_true == i, y_prob[:, i]) for i in range(k)]
 
 

@@ -47,12 +47,27 @@ def build_model(cfg, meta, hp=None):
                           f"Received: model.name={model_cfg.name!r}")
     batch_size = cfg.trainer.batch_size if model_cfg.get("stateful", False) else None
     inputs = keras.Input(shape=tuple(meta.input_shape), batch_size=batch_size, name="inputs")
-    features = build(model_cfg, inputs)
+    features = build(model_cfg, preprocessing(inputs, meta))
     outputs = output_layer(meta)(features)
     model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
     loss, metrics = loss_and_metrics(model_cfg, meta)
     model.compile(optimizer=make_optimizer(cfg.optimizer), loss=loss, metrics=metrics)
     return model
+
+
+def preprocessing(inputs, meta):
+    """The dataset's scaling as layers of the model, so a saved model takes raw inputs."""
+    import keras
+    import numpy as np
+
+    x = inputs
+    if "rescale" in meta.extra:
+        x = keras.layers.Rescaling(meta.extra["rescale"], name="rescale")(x)
+    if "feature_mean" in meta.extra:
+        mean = np.asarray(meta.extra["feature_mean"], dtype="float32")
+        std = np.asarray(meta.extra["feature_std"], dtype="float32")
+        x = keras.layers.Normalization(mean=mean, variance=std**2, name="standardize")(x)
+    return x
 
 
 def output_layer(meta):
