@@ -20,6 +20,8 @@ ExTensorflow: configuration-driven experiments and hyperparameter tuning for Ten
 commands:
   train   fit one model from the config (a study of one fixed trial), test it once, log it to MLflow
   tune    search hyperparameters with keras-tuner on the validation split, test the best model once
+  evaluate  recompute a logged study's test metrics: extf evaluate run_id=ID [dataset=...]
+  predict   probabilities and labels for new data: extf predict run_id=ID input=x.csv|x.npy|DIR output=p.csv
   runs    list the studies with their test metrics; `extf runs run_id=ID` shows a study's leaderboard
   ui      serve the MLflow UI for mlruns/ on 127.0.0.1 (options: port=5000 root=.)
 
@@ -34,7 +36,7 @@ examples:
 Set EXTF_DEBUG=1 to see tracebacks.
 """
 
-COMMANDS = ("train", "tune", "runs", "ui")
+COMMANDS = ("train", "tune", "evaluate", "predict", "runs", "ui")
 
 
 def conf_dir() -> Path:
@@ -93,7 +95,9 @@ def run_hydra(command: str, args: list[str]) -> int:
         try:
             from extf.commands import run_command
 
-            return run_command(command, cfg)
+            from hydra.core.hydra_config import HydraConfig
+
+            return run_command(command, cfg, overrides=list(HydraConfig.get().overrides.task))
         except KeyboardInterrupt:
             print(f"extf {command}: interrupted; the MLflow runs were ended as KILLED.", file=sys.stderr)
             sys.exit(130)

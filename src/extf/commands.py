@@ -29,7 +29,7 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
 
 
 # keys that do not change what a study computes: re-running with other values resumes the same study
-NOT_IDENTITY = ("paths", "tracking", "command")
+NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output")
 NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity")
 
 
@@ -48,10 +48,17 @@ def study_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.root_dir) / "outputs" / "studies" / f"{cfg.experiment_name}-{digest}"
 
 
-def run_command(command: str, cfg: DictConfig, out=sys.stdout) -> dict:
+def run_command(command: str, cfg: DictConfig, out=sys.stdout, overrides: list[str] | None = None):
     from extf.tuning.study import Study
 
     checked = prepare(command, cfg)
+    if command in ("evaluate", "predict"):
+        from extf import inference
+
+        if command == "predict":
+            return inference.predict(checked, out=out)
+        dataset_overridden = any(o.lstrip("+~").startswith("dataset") for o in (overrides or []))
+        return inference.evaluate(checked, dataset_overridden, out=out)
     summary = Study(checked, out=out).run()
     report(checked, summary, out)
     return summary
@@ -64,7 +71,9 @@ def report(cfg: DictConfig, summary: dict, out) -> None:
         shown = [{k: v for k, v in t.items() if k not in ("val_loss_min",)} for t in summary["trials"][:10]]
         print("\nleaderboard (validation; best first):", file=out)
         print(format_table(shown), file=out)
-    metrics = "  ".join(f"{k}={v:.4f}" for k, v in summary["test_metrics"].items())
+    headline = {k: v for k, v in summary["test_metrics"].items()
+                if not k.startswith(("test_sensitivity_", "test_specificity_")) or k.endswith("_macro")}
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in headline.items())
     print(f"\nstudy {cfg.experiment_name}: best {summary['objective']}={summary['best'][summary['objective']]:.4f} "
           f"(trial {summary['best']['trial_id']})", file=out)
     print(f"test (evaluated once): {metrics}", file=out)

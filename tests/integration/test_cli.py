@@ -39,7 +39,7 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
      ["Target column 'label' is not in data.csv", "a, b, y"]),
     (["train", "dataset=npz", "dataset.path=nan.npz", "model=mlp"], ["NaN or infinite", "[3, 0]"]),
     (["train", "optimizer._target_=os.system"], ["allowlist", "os.system"]),
-    (["trian"], ["unknown command 'trian'", "train, tune, runs, ui"]),
+    (["trian"], ["unknown command 'trian'", "train, tune, evaluate, predict, runs, ui"]),
 ])
 def test_bad_input_gets_one_clear_message(tmp_path, args, needles):
     (tmp_path / "data.csv").write_text("a,b,y\n1,2,0\n3,4,1\n")

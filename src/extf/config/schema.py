@@ -175,7 +175,24 @@ class TrainerConf:
 
 @dataclass
 class AugmentationConf:
-    name: str = "none"
+    name: str = "none"  # none | image (ImageDataGenerator options as Keras preprocessing layers, training only)
+    rotation_range: float = 0.0  # degrees, random angle in [-r, r]
+    width_shift_range: float = 0.0  # fraction of the width, in [0, 1)
+    height_shift_range: float = 0.0  # fraction of the height, in [0, 1)
+    shear_range: float = 0.0  # radians, random shear angle in [-s, s]
+    zoom_range: float = 0.0  # zoom factor in [1 - x, 1 + x], x in [0, 1)
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    rescale: float | None = None  # pixel multiplier, applied in training and inference
+    fill_mode: str = "nearest"  # nearest | constant | reflect | wrap
+    cval: float = 0.0  # fill value for fill_mode=constant
+    seed: int | None = None
+
+
+@dataclass
+class EvaluationConf:
+    threshold: float = 0.5  # decision threshold of binary tasks, in [0, 1]
+    plots: bool = True  # ROC, PR, confusion matrix / predicted vs actual PNGs on the study's parent run
 
 
 @dataclass
@@ -229,5 +246,9 @@ class TopConf:
     experiment_name: str = "extf"
     determinism: bool = False  # tf.config.experimental.enable_op_determinism()
     command: str = "train"
+    run_id: str | None = None  # evaluate / predict: the study's parent run
+    init_from: str | None = None  # train / tune: start from this study's model weights (the notes' retraining)
+    input: str | None = None  # predict: a .csv, a .npy or a folder of images
+    output: str | None = None  # predict: where the predictions CSV goes
     search_space: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)

@@ -32,6 +32,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
 PLAIN_SECTIONS: dict[str, type] = {
     "trainer": schema.TrainerConf,
     "augmentation": schema.AugmentationConf,
+    "evaluation": schema.EvaluationConf,
     "tracking": schema.TrackingConf,
     "tuner": schema.TunerConf,
     "paths": schema.PathsConf,
@@ -186,6 +187,10 @@ def _check_values(cfg: DictConfig) -> None:
         raise ConfigError("Both dataset.val_fraction and dataset.test_fraction must be > 0: the tuner scores on the "
                           "validation split and the final model is tested once on the test split. Received: "
                           f"dataset.val_fraction={ds.val_fraction}, dataset.test_fraction={ds.test_fraction}")
+    threshold = cfg.evaluation.threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"`evaluation.threshold` must be in [0, 1]: it is the probability above which a binary "
+                          f"prediction is the positive class. Received: evaluation.threshold={threshold}")
     lr = cfg.optimizer.learning_rate
     if not lr > 0:
         raise ConfigError(f"`optimizer.learning_rate` must be > 0. Received: optimizer.learning_rate={lr}")

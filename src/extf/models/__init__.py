@@ -47,7 +47,17 @@ def build_model(cfg, meta, hp=None):
                           f"Received: model.name={model_cfg.name!r}")
     batch_size = cfg.trainer.batch_size if model_cfg.get("stateful", False) else None
     inputs = keras.Input(shape=tuple(meta.input_shape), batch_size=batch_size, name="inputs")
-    features = build(model_cfg, preprocessing(inputs, meta))
+    x = inputs
+    if cfg.get("augmentation") is not None:
+        from extf.models.augmentation import build_augmentation
+
+        aug_cfg = dict(cfg.augmentation)
+        if aug_cfg.get("seed") is None:
+            aug_cfg["seed"] = cfg.get("seed")
+        augment = build_augmentation(aug_cfg, meta.input_shape)  # random layers act in training only
+        if augment is not None:
+            x = augment(x)
+    features = build(model_cfg, preprocessing(x, meta))
     outputs = output_layer(meta)(features)
     model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
     loss, metrics = loss_and_metrics(model_cfg, meta)

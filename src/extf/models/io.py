@@ -47,6 +47,26 @@ def plot_model(model, path: Path) -> bool:
 
 def load_model(path: str | Path):
     """Load a `.keras` file with safe_mode=True (no arbitrary code from Lambda layers)."""
+    import warnings
+
     import keras
 
-    return keras.models.load_model(path, safe_mode=True)
+    with warnings.catch_warnings():  # the optimizer's slots are rebuilt lazily; its saved state is not needed here
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return keras.models.load_model(path, safe_mode=True)
+
+
+def load_weights_into(model, weights_path, source: str) -> None:
+    """Start from a logged model's weights; a model of another shape is a configuration error."""
+    import warnings
+
+    from extf.errors import ConfigError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(weights_path)
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"The weights of {source} do not fit the model this config builds ({e}). Use the same "
+                          f"model, dataset shape and hyperparameters as that run (its config.yaml artifact). "
+                          f"Received: {source}") from None

@@ -67,12 +67,14 @@ class Study:
         self.trials: list[dict] = []
         self.first_error: BaseException | None = None
         self.new_trials = 0
+        self.init_weights: Path | None = None
         self.started = time.time()
 
     # ------------------------------------------------------------------ main path
     def run(self) -> dict:
         from extf.data import load_dataset
         from extf.models import check_fits_data
+        from extf.models.augmentation import check_augmentation
         from extf.tracking import flatten, make_tracker
         from extf.tuning.space import parse_space
         from extf.tuning.trial import check_stateful_batches
@@ -83,16 +85,25 @@ class Study:
         meta = self.splits.meta
         check_fits_data(cfg.model, meta)
         check_stateful_batches(cfg, self.splits)
+        check_augmentation(cfg.augmentation, meta.modality, meta.input_shape)
         self.objective = resolve_objective(cfg, meta)
         self._prepare_dir()
+        if cfg.init_from:
+            from extf.tracking.logged import fetch
+
+            if not cfg.tracking.enabled:
+                raise ConfigError("init_from reads a logged model from MLflow, but tracking is off. Use "
+                                  f"tracking=mlflow. Received: init_from={cfg.init_from!r}, tracking=none")
+            self.init_weights = fetch(cfg.tracking.tracking_uri, cfg.init_from, key="init_from").weights_path
 
         self.tracker = make_tracker(cfg, self.name)
         state = self._load_state()
         self._restore_progress()
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params = {k: v for k, v in params.items() if not k.startswith(("paths.", "search_space."))}
+        params = {k: v for k, v in params.items()
+                  if not k.startswith(("paths.", "search_space.")) and k not in ("run_id", "input", "output")}
         tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
-                "command": cfg.command}
+                "command": cfg.command, **({"init_from": cfg.init_from} if cfg.init_from else {})}
         parent = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
         if parent is not None and parent == state.get("parent_run_id"):
             ended = self.tracker.end_stale_trials(parent)
@@ -260,16 +271,13 @@ class Study:
 
     def _evaluate_test(self, model) -> dict[str, float]:
         """The only place the test split is used: once, after the search."""
-        from extf.models.rnn import reset_states
+        from extf.evaluation.evaluate import evaluate_model
 
-        test, bs = self.splits.test, self.best_cfg.trainer.batch_size
-        reset_states(model)
-        if self.best_cfg.model.get("stateful"):
-            # the test split continues the sequence: prime the state with the earlier splits' inputs (no labels)
-            for split in (self.splits.train, self.splits.val):
-                model.predict(split.x, batch_size=bs, verbose=0)
-        results = model.evaluate(test.x, test.y, batch_size=bs, verbose=0, return_dict=True)
-        return {f"test_{k}": float(v) for k, v in results.items()}
+        cfg = self.best_cfg
+        metrics, self.test_outputs = evaluate_model(model, self.splits, "test", self.splits.meta,
+                                                    cfg.evaluation.threshold, cfg.trainer.batch_size,
+                                                    stateful=bool(cfg.model.get("stateful")))
+        return {f"test_{k}": v for k, v in metrics.items()}
 
     def _log_study(self, model, test_metrics: dict) -> None:
         from extf.evaluation.plots import learning_curves
@@ -288,6 +296,16 @@ class Study:
         stop_epoch = len(next(iter(history.values()))) - 1 if history else None
         learning_curves(history, art / "learning_curves.png", self.objective.name, stop_epoch)
         save_model_files(model, art / "model_files")
+        if self.cfg.evaluation.plots:
+            from extf.evaluation.evaluate import write_plots
+
+            write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
+                        self.cfg.evaluation.threshold)
+        meta = self.splits.meta
+        write_json_atomic(art / "dataset.json", {
+            "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
+            "class_names": list(meta.class_names), "threshold": self.cfg.evaluation.threshold,
+            "feature_names": meta.extra.get("feature_names")})
         metrics = {**test_metrics, f"best_{self.objective.name}": self.best_value,
                    "finished_trials": sum(t["status"] == "FINISHED" for t in self.trials)}
         self.tracker.log_metrics(self.parent_id, metrics)

@@ -131,6 +131,13 @@ def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: i
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = build_model(trial_cfg, study.splits.meta)
+    if study.init_weights is not None:
+        from extf.models.io import load_weights_into
+
+        try:
+            load_weights_into(model, study.init_weights, f"init_from={study.cfg.init_from}")
+        except ExtfError as e:
+            raise kt.errors.FatalError(e) from None
     callbacks = make_callbacks(trial_cfg.callbacks, trial_dir)
     callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else ""))
     history = fit(model, trial_cfg, study.splits, callbacks).history

@@ -1,0 +1,56 @@
+"""Evaluate a model on one split: Keras' compiled metrics plus the study notes' metrics, and their plots.
+
+Used once on the test split after a study, and by `extf evaluate` on a logged model (same numbers for the same data).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch_size: int,
+                   stateful: bool = False) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics (no prefix) and the model's outputs on `splits.<split_name>`."""
+    from extf.evaluation.metrics import compute_metrics
+    from extf.models.rnn import reset_states
+
+    split = getattr(splits, split_name)
+    reset_states(model)
+    if stateful:
+        # the split continues the sequence: prime the state with the earlier splits' inputs (no labels)
+        for earlier in ("train", "val", "test")[: ("train", "val", "test").index(split_name)]:
+            model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
+    outputs = model.predict(split.x, batch_size=batch_size, verbose=0)
+    if stateful:  # evaluate() must see the same state predict() started from
+        reset_states(model)
+        for earlier in ("train", "val", "test")[: ("train", "val", "test").index(split_name)]:
+            model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
+    keras_metrics = model.evaluate(split.x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
+    metrics = {k: float(v) for k, v in keras_metrics.items()}
+    # the notes' metrics take precedence where names overlap (they honour the decision threshold)
+    metrics.update(compute_metrics(meta.task, split.y, outputs, meta.class_names, threshold))
+    return metrics, outputs
+
+
+def write_plots(meta, y_true, outputs, directory: Path, threshold: float = 0.5) -> list[Path]:
+    """ROC, PR and confusion matrix for classification; predicted vs actual for regression."""
+    from extf.evaluation import plots
+    from extf.evaluation.metrics import confusion
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    if meta.task in ("binary", "multiclass"):
+        names = list(meta.class_names)
+        written.append(plots.roc_plot(y_true, outputs, directory / "roc.png", names))
+        written.append(plots.pr_plot(y_true, outputs, directory / "pr.png", names))
+        if meta.task == "binary":
+            predicted = (np.ravel(outputs) >= threshold).astype(int)
+        else:
+            predicted = np.argmax(outputs, axis=-1)
+        cm = confusion(y_true, predicted, max(meta.n_classes, 2))
+        written.append(plots.confusion_matrix_plot(cm, names, directory / "confusion_matrix.png"))
+    elif meta.task == "regression":
+        written.append(plots.predicted_vs_actual_plot(y_true, np.ravel(outputs), directory / "predicted_vs_actual.png"))
+    return written

@@ -1,0 +1,147 @@
+"""`extf evaluate` and `extf predict`: judge data with a logged model (the notes' inference segment).
+
+`evaluate` recomputes the test metrics of a logged study (the logged numbers for the same data); `predict` writes
+probabilities and class labels for new inputs (CSV, .npy or a folder of images).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from extf.errors import ConfigError, DataError
+
+
+def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[str, float]:
+    from extf.data import load_dataset
+    from extf.evaluation.evaluate import evaluate_model
+    from extf.tracking.logged import fetch
+
+    logged = fetch(cfg.tracking.tracking_uri, cfg.run_id)
+    study_cfg = logged.config
+    ds_cfg = cfg.dataset if dataset_overridden else study_cfg.dataset
+    splits = load_dataset(ds_cfg, study_cfg.seed)
+    model = logged.load_model()
+    check_input_shape(model, splits.meta.input_shape, f"dataset '{splits.meta.name}'")
+    threshold = cfg.evaluation.threshold if cfg.evaluation.threshold != 0.5 else logged.dataset.get("threshold", 0.5)
+    stateful = bool(study_cfg.model.get("stateful"))
+    metrics, _ = evaluate_model(model, splits, "test", splits.meta, threshold, study_cfg.trainer.batch_size,
+                                stateful=stateful)
+    metrics = {f"test_{k}": v for k, v in metrics.items()}
+    print(f"run {logged.run_id}: model on the test split of dataset '{splits.meta.name}' "
+          f"({len(splits.test)} samples)", file=out)
+    width = max(len(k) for k in metrics)
+    for key, value in metrics.items():
+        logged_value = logged.metrics.get(key)
+        note = ""
+        if logged_value is not None and not dataset_overridden:
+            note = "  (= logged)" if abs(logged_value - value) <= 1e-6 * max(1.0, abs(value)) else \
+                f"  (logged {logged_value:.6g})"
+        print(f"  {key.ljust(width)}  {value:.6g}{note}", file=out)
+    return metrics
+
+
+def check_input_shape(model, data_shape, what: str) -> None:
+    expected = tuple(model.input_shape[1:])
+    if tuple(data_shape) != expected:
+        raise DataError(f"The model takes inputs of shape {expected} per sample, but {what} has shape "
+                        f"{tuple(data_shape)}. Use data with the model's shape (e.g. the same features, in the same "
+                        f"order, as in training). Received: input shape {tuple(data_shape)}")
+
+
+def read_input(path_text: str, logged_dataset: dict, model_shape: tuple) -> np.ndarray:
+    """A CSV (header row), a .npy array or a folder of images, as the float32 array the model takes."""
+    path = Path(path_text).expanduser()
+    if not path.exists():
+        raise DataError(f"Prediction input not found: expected a .csv file, a .npy file or a folder of images. "
+                        f"Received: input={path_text!r}")
+    if path.is_dir():
+        from extf.data.images import read_images
+
+        return read_images(sorted(p for p in path.iterdir() if p.is_file()), model_shape)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"Could not read {path.name} as a NumPy .npy array ({e}). Save it with numpy.save. "
+                            f"Received: input={path_text!r}") from None
+    elif suffix == ".csv":
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path)
+        except Exception as e:  # pandas raises many types for unreadable files
+            raise DataError(f"Could not read {path.name} as CSV ({e}). Expected a header row and one row per "
+                            f"sample. Received: input={path_text!r}") from None
+        names = logged_dataset.get("feature_names")
+        if names and all(n in df.columns for n in names):
+            df = df[names]  # the training columns, in the training order
+        non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+        if non_numeric:
+            raise DataError(f"Column(s) {non_numeric} of {path.name} are not numeric; the model takes numbers. "
+                            f"Drop them or pass only the feature columns. Received: columns {list(df.columns)}")
+        x = df.to_numpy(dtype="float32")
+    else:
+        raise DataError(f"Unsupported prediction input {path.name}: expected .csv, .npy or a folder of images. "
+                        f"Received: input={path_text!r}")
+    x = np.asarray(x, dtype="float32")
+    if x.ndim == len(model_shape) and tuple(x.shape) == tuple(model_shape):
+        x = x[np.newaxis]  # a single sample
+    if x.ndim == len(model_shape) and len(model_shape) == 3 and model_shape[-1] == 1:
+        x = x[..., np.newaxis]  # (n, h, w) grayscale images
+    if not np.isfinite(x).all():
+        raise DataError(f"{path.name} has NaN or infinite values; the model needs finite numbers. "
+                        f"Received: {int((~np.isfinite(x)).sum())} bad value(s)")
+    return x
+
+
+def predict(cfg: DictConfig, out=sys.stdout) -> Path:
+    import pandas as pd
+
+    from extf.tracking.logged import fetch
+
+    if not cfg.input or not cfg.output:
+        raise ConfigError("extf predict needs input=FILE_OR_FOLDER and output=FILE.csv, e.g. "
+                          "`extf predict run_id=<id> input=new.csv output=preds.csv`. "
+                          f"Received: input={cfg.input!r}, output={cfg.output!r}")
+    logged = fetch(cfg.tracking.tracking_uri, cfg.run_id)
+    model = logged.load_model()
+    shape = tuple(model.input_shape[1:])
+    x = read_input(str(cfg.input), logged.dataset, shape)
+    check_input_shape(model, x.shape[1:], f"input {Path(str(cfg.input)).name}")
+    batch = model.input_shape[0]
+    n = len(x)
+    if batch:  # a stateful model has a fixed batch size: pad the last batch, then drop the padding
+        pad = (-n) % batch
+        x = np.concatenate([x, np.zeros((pad, *shape), dtype=x.dtype)]) if pad else x
+    probs = model.predict(x, batch_size=batch or 256, verbose=0)[:n]
+    table = prediction_table(probs, logged.dataset, float(logged.dataset.get("threshold", 0.5)))
+    output = Path(str(cfg.output)).expanduser()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    pd.DataFrame(table).to_csv(tmp, index=False)
+    os.replace(tmp, output)  # never a half-written predictions file
+    print(f"wrote {n} prediction(s) to {output}", file=out)
+    return output
+
+
+def prediction_table(probs: np.ndarray, dataset: dict, threshold: float) -> dict[str, list]:
+    """Probabilities per class and the class label: the notes' predict and predict_classes (argmax)."""
+    task, names = dataset["task"], dataset.get("class_names") or []
+    if task == "regression":
+        return {"prediction": np.ravel(probs).tolist()}
+    if task == "binary":
+        p1 = np.ravel(probs)
+        index = (p1 >= threshold).astype(int)
+        table = {f"prob_{names[0] if names else 0}": (1 - p1).tolist(), f"prob_{names[1] if names else 1}": p1.tolist()}
+    else:
+        index = np.argmax(probs, axis=-1)
+        table = {f"prob_{names[i] if names else i}": probs[:, i].tolist() for i in range(probs.shape[1])}
+    table["class_index"] = index.tolist()
+    table["label"] = [names[i] if names else str(i) for i in index]
+    return table

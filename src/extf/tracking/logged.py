@@ -1,0 +1,63 @@
+"""A study logged in MLflow, fetched back: its resolved config, dataset description, model and weights."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from extf.errors import ConfigError
+
+
+@dataclass
+class LoggedStudy:
+    run_id: str
+    config: DictConfig
+    dataset: dict  # name, task, modality, input_shape, class_names, threshold, feature_names
+    model_path: Path  # the .keras file
+    weights_path: Path
+    metrics: dict[str, float]
+
+    def load_model(self):
+        from extf.models.io import load_model
+
+        return load_model(self.model_path)
+
+
+def fetch(tracking_uri: str, run_id: str | None, key: str = "run_id") -> LoggedStudy:
+    """Download what `extf evaluate / predict / train init_from=` need from a study's parent run."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        raise ConfigError(f"`{key}` is required: the id of a study's parent run (see `extf runs`). "
+                          f"Received: {key}={run_id!r}")
+    client = MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"No MLflow run with id {run_id!r} in {tracking_uri}. List the studies and their run ids "
+                          f"with `extf runs`. Received: {key}={run_id!r}") from None
+    if run.data.tags.get("extf.kind") == "trial":
+        raise ConfigError(f"Run {run_id} is a trial; the model is logged on its study's parent run "
+                          f"{run.data.tags.get('mlflow.parentRunId')}. Received: {key}={run_id!r}")
+    local = Path(tempfile.mkdtemp(prefix="extf-run-"))
+    files = {}
+    try:
+        for path in ("config.yaml", "dataset.json", "model_files/model.keras", "model_files/model.weights.h5"):
+            files[path] = Path(client.download_artifacts(run_id, path, str(local)))
+    except (MlflowException, OSError):
+        raise ConfigError(f"Run {run_id} has no logged extf model (config.yaml, dataset.json and model_files/ are "
+                          f"logged when a study finishes). Pick a FINISHED study from `extf runs`. "
+                          f"Received: {key}={run_id!r} (status {run.info.status})") from None
+    return LoggedStudy(
+        run_id=run_id,
+        config=OmegaConf.load(files["config.yaml"]),
+        dataset=json.loads(files["dataset.json"].read_text(encoding="utf-8")),
+        model_path=files["model_files/model.keras"],
+        weights_path=files["model_files/model.weights.h5"],
+        metrics=dict(run.data.metrics),
+    )
