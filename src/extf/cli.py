@@ -93,9 +93,9 @@ def run_hydra(command: str, args: list[str]) -> int:
 
     def task(cfg: DictConfig):
         try:
-            from extf.commands import run_command
-
             from hydra.core.hydra_config import HydraConfig
+
+            from extf.commands import run_command
 
             return run_command(command, cfg, overrides=list(HydraConfig.get().overrides.task))
         except KeyboardInterrupt:
