@@ -1,0 +1,126 @@
+"""The inference segment: a logged digits model is evaluated, predicts new data, and starts a retraining."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import assert_clean_error, run_extf, running_runs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """One small digits CNN study, logged with everything a parent run carries."""
+    root = tmp_path_factory.mktemp("inference")
+    proc = run_extf(["train", "trainer.epochs=4"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name("extf")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    return root, client, parent
+
+
+def test_parent_run_shows_the_plots_and_model_files(logged):
+    root, client, parent = logged
+    paths = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/pr.png", "plots/confusion_matrix.png"} <= paths
+    top = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"learning_curves.png", "dataset.json", "history.csv"} <= top
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "model_files")}
+    if shutil.which("dot"):
+        assert "model_files/model.png" in files  # plot_model(show_shapes=True)
+    metrics = parent.data.metrics
+    assert {"test_accuracy", "test_auc_ovr_macro", "test_sensitivity_macro", "test_specificity_macro",
+            "test_average_precision_macro", "test_sensitivity_0"} <= set(metrics)
+
+
+def test_evaluate_reproduces_the_logged_test_metrics(logged):
+    root, _, parent = logged
+    proc = run_extf(["evaluate", f"run_id={parent.info.run_id}"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.strip().startswith("test_")]
+    assert len(rows) >= 5 and all("(= logged)" in r for r in rows), proc.stdout
+
+
+def test_extf_predict_and_mlflow_models_predict_agree(logged, tmp_path):
+    root, _, parent = logged
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images[:20].astype("float32")  # raw 0..16, (n, 8, 8): the model rescales itself
+    np.save(tmp_path / "x.npy", images)
+    proc = run_extf(["predict", f"run_id={parent.info.run_id}", f"input={tmp_path / 'x.npy'}",
+                     f"output={tmp_path / 'preds.csv'}"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    preds = pd.read_csv(tmp_path / "preds.csv")
+    assert list(preds.columns[:10]) == [f"prob_{i}" for i in range(10)] and "label" in preds
+    np.testing.assert_allclose(preds[[f"prob_{i}" for i in range(10)]].sum(axis=1), 1.0, atol=1e-4)
+    assert (preds["class_index"] == load_digits().target[:20]).mean() >= 0.7
+
+    (tmp_path / "in.json").write_text(json.dumps({"inputs": images[..., np.newaxis].tolist()}))
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlruns/mlflow.db", "PATH": str(sys.prefix) + "/bin:/usr/bin:/bin"}
+    mlflow_cli = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"runs:/{parent.info.run_id}/model",
+         "-i", str(tmp_path / "in.json"), "-t", "json", "-o", str(tmp_path / "out.json"), "--env-manager", "local"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert mlflow_cli.returncode == 0, mlflow_cli.stderr[-3000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    probs = np.asarray(out["predictions"] if isinstance(out, dict) else out)
+    assert np.argmax(probs, axis=1).tolist() == preds["class_index"].tolist()
+
+
+def test_predict_bad_inputs(logged, tmp_path):
+    root, _, parent = logged
+    run = f"run_id={parent.info.run_id}"
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 7, 7), dtype="float32"))
+    assert_clean_error(run_extf(["predict", run, f"input={tmp_path / 'wrong.npy'}", "output=p.csv"], cwd=root),
+                       "The model takes inputs of shape (8, 8, 1)", "Received: input shape (7, 7, 1)")
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
+    assert_clean_error(run_extf(["predict", run, f"input={tmp_path / 'imgs'}", "output=p.csv"], cwd=root),
+                       "Cannot read image", "broken.png")
+    assert_clean_error(run_extf(["predict", run, "input=missing.csv", "output=p.csv"], cwd=root),
+                       "Prediction input not found", "missing.csv")
+    assert_clean_error(run_extf(["evaluate", "run_id=0123456789abcdef"], cwd=root),
+                       "No MLflow run with id '0123456789abcdef'", "extf runs")
+    assert not (root / "p.csv").exists()
+
+
+def test_predict_on_a_folder_of_images(logged, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root, _, parent = logged
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(load_digits().images[:6]):
+        Image.fromarray((img * 1.0).astype("uint8"), mode="L").save(folder / f"{i}.png")
+    proc = run_extf(["predict", f"run_id={parent.info.run_id}", f"input={folder}", f"output={tmp_path / 'p.csv'}"],
+                    cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 6
+
+
+def test_init_from_continues_training_a_logged_model(logged):
+    root, client, parent = logged
+    proc = run_extf(["train", "trainer.epochs=1", f"init_from={parent.info.run_id}", "experiment_name=retrain",
+                     "tracking.log_model=false"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exp = client.get_experiment_by_name("retrain")
+    (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    assert run.data.tags["init_from"] == parent.info.run_id
+    # one epoch from the logged weights beats one epoch from scratch by far
+    assert run.data.metrics["best_val_accuracy"] >= parent.data.metrics["best_val_accuracy"] - 0.05
+    bad = run_extf(["train", "trainer.epochs=1", f"init_from={parent.info.run_id}", "model.filters=8",
+                    "experiment_name=retrain_bad"], cwd=root)
+    assert_clean_error(bad, "do not fit the model this config builds", "init_from=")
+    assert running_runs(root / "mlruns") == []
