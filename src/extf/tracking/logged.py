@@ -27,6 +27,17 @@ class LoggedStudy:
         return load_model(self.model_path)
 
 
+def get_run(client, run_id: str, key: str = "run_id"):
+    """The run, or one clear error naming the id and where to find valid ones."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"No MLflow run with id {run_id!r} in {client.tracking_uri}. List the studies and their "
+                          f"run ids with `extf runs`. Received: {key}={run_id!r}") from None
+
+
 def fetch(tracking_uri: str, run_id: str | None, key: str = "run_id") -> LoggedStudy:
     """Download what `extf evaluate / predict / train init_from=` need from a study's parent run."""
     from mlflow import MlflowClient
@@ -36,11 +47,7 @@ def fetch(tracking_uri: str, run_id: str | None, key: str = "run_id") -> LoggedS
         raise ConfigError(f"`{key}` is required: the id of a study's parent run (see `extf runs`). "
                           f"Received: {key}={run_id!r}")
     client = MlflowClient(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise ConfigError(f"No MLflow run with id {run_id!r} in {tracking_uri}. List the studies and their run ids "
-                          f"with `extf runs`. Received: {key}={run_id!r}") from None
+    run = get_run(client, run_id, key)
     if run.data.tags.get("extf.kind") == "trial":
         raise ConfigError(f"Run {run_id} is a trial; the model is logged on its study's parent run "
                           f"{run.data.tags.get('mlflow.parentRunId')}. Received: {key}={run_id!r}")

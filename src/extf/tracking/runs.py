@@ -45,14 +45,10 @@ def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]
 
 def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
     """The trials of one study, best objective first (FAILED / KILLED trials last)."""
-    from mlflow.exceptions import MlflowException
+    from extf.tracking.logged import get_run
 
     client = _client(tracking_uri)
-    try:
-        parent = client.get_run(run_id)
-    except MlflowException:
-        raise ConfigError(f"No MLflow run with id {run_id!r} in {tracking_uri}. List the studies with `extf runs`. "
-                          f"Received: run_id={run_id!r}") from None
+    parent = get_run(client, run_id)
     objective = next((k[len("best_"):] for k in parent.data.metrics if k.startswith("best_val_")), None)
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=5000)
