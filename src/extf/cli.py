@@ -56,6 +56,16 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler, `kill`) ends the runs like Ctrl-C does: KILLED, never left RUNNING."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def fail(command: str, e: BaseException, code: int) -> None:
     print(f"extf {command}: error: {e}", file=sys.stderr)
     if os.environ.get("EXTF_DEBUG") == "1":
@@ -74,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
               f"Run `extf --help` for usage. Received: {command!r}", file=sys.stderr)
         return 2
     _quiet_tensorflow()
+    _terminate_as_interrupt()
     if command == "ui":
         return ui(rest)
     if command == "runs":

@@ -78,6 +78,33 @@ def test_kill_9_then_resume_finishes_exactly_max_trials(tmp_path):
     assert len(parent_runs(db)) == 2
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig):
+    db = tmp_path / "mlruns" / "mlflow.db"
+    env = {**os.environ, "EXTF_ROOT": str(tmp_path)}
+    args = [*TUNE, "tuner.max_trials=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "extf.cli", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if db.exists() and child_runs(db, "RUNNING"):
+                break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "interrupted" in output
+    assert running_runs(tmp_path / "mlruns") == []
+    assert [s for _, s in parent_runs(db)] == ["KILLED"]
+    assert child_runs(db, "KILLED")
+    again = run_extf(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(child_runs(db, "FINISHED")) == 2 and [s for _, s in parent_runs(db)] == ["FINISHED"]
+
+
 def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
     import extf.data
     from extf.tuning.study import Study
