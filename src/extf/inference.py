@@ -19,12 +19,13 @@ from extf.errors import ConfigError, DataError
 def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[str, float]:
     from extf.data import load_dataset
     from extf.evaluation.evaluate import evaluate_model
+    from extf.models import prepare_splits
     from extf.tracking.logged import fetch
 
     logged = fetch(cfg.tracking.tracking_uri, cfg.run_id)
     study_cfg = logged.config
     ds_cfg = cfg.dataset if dataset_overridden else study_cfg.dataset
-    splits = load_dataset(ds_cfg, study_cfg.seed)
+    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed))
     model = logged.load_model()
     check_input_shape(model, splits.meta.input_shape, f"dataset '{splits.meta.name}'")
     threshold = cfg.evaluation.threshold if cfg.evaluation.threshold != 0.5 else logged.dataset.get("threshold", 0.5)
@@ -110,6 +111,12 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
                           "`extf predict run_id=<id> input=new.csv output=preds.csv`. "
                           f"Received: input={cfg.input!r}, output={cfg.output!r}")
     logged = fetch(cfg.tracking.tracking_uri, cfg.run_id)
+    per_sample = logged.dataset["task"] in ("binary", "multiclass", "regression")
+    output = Path(str(cfg.output)).expanduser()
+    if not per_sample and output.suffix.lower() != ".npy":
+        raise ConfigError(f"A {logged.dataset['task']} model predicts an array per sample (a mask or a "
+                          f"reconstruction), which goes to a NumPy file: use output=NAME.npy. "
+                          f"Received: output={cfg.output!r}")
     model = logged.load_model()
     shape = tuple(model.input_shape[1:])
     x = read_input(str(cfg.input), logged.dataset, shape)
@@ -120,11 +127,13 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
         pad = (-n) % batch
         x = np.concatenate([x, np.zeros((pad, *shape), dtype=x.dtype)]) if pad else x
     probs = model.predict(x, batch_size=batch or 256, verbose=0)[:n]
-    table = prediction_table(probs, logged.dataset, float(logged.dataset.get("threshold", 0.5)))
-    output = Path(str(cfg.output)).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    pd.DataFrame(table).to_csv(tmp, index=False)
+    tmp = output.with_name(output.name + ".tmp" + output.suffix)
+    if per_sample:
+        table = prediction_table(probs, logged.dataset, float(logged.dataset.get("threshold", 0.5)))
+        pd.DataFrame(table).to_csv(tmp, index=False)
+    else:  # segmentation: the class of each pixel; reconstruction: the reconstructed input
+        np.save(tmp, np.argmax(probs, axis=-1) if logged.dataset["task"] == "segmentation" else probs)
     os.replace(tmp, output)  # never a half-written predictions file
     print(f"wrote {n} prediction(s) to {output}", file=out)
     return output

@@ -124,3 +124,34 @@ def test_init_from_continues_training_a_logged_model(logged):
                     "experiment_name=retrain_bad"], cwd=root)
     assert_clean_error(bad, "do not fit the model this config builds", "init_from=")
     assert running_runs(root / "mlruns") == []
+
+
+def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path):
+    proc = run_extf(["train", "dataset=shapes", "model=fcn", "dataset.n_samples=60", "trainer.epochs=1",
+                     "experiment_name=seg", "tracking.log_model=false"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "test_mean_iu" in proc.stdout
+    proc = run_extf(["train", "model=autoencoder", "trainer.epochs=1", "experiment_name=ae",
+                     "tracking.log_model=false"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    ids = {}
+    for name in ("seg", "ae"):
+        exp = client.get_experiment_by_name(name)
+        (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+        ids[name] = run.info.run_id
+        evaluated = run_extf(["evaluate", f"run_id={run.info.run_id}"], cwd=tmp_path)
+        rows = [r for r in evaluated.stdout.splitlines() if r.strip().startswith("test_")]
+        assert evaluated.returncode == 0 and rows and all("(= logged)" in r for r in rows), evaluated.stdout
+
+    images = np.random.default_rng(0).uniform(0, 1, size=(3, 32, 32, 1)).astype("float32")
+    np.save(tmp_path / "imgs.npy", images)
+    masks = run_extf(["predict", f"run_id={ids['seg']}", f"input={tmp_path / 'imgs.npy'}",
+                      f"output={tmp_path / 'masks.npy'}"], cwd=tmp_path)
+    assert masks.returncode == 0, masks.stdout + masks.stderr
+    predicted = np.load(tmp_path / "masks.npy")
+    assert predicted.shape == (3, 32, 32) and predicted.max() <= 3
+    assert_clean_error(run_extf(["predict", f"run_id={ids['seg']}", f"input={tmp_path / 'imgs.npy'}",
+                                "output=masks.csv"], cwd=tmp_path), "output=NAME.npy")

@@ -20,7 +20,7 @@ CASES = [  # overrides, dataset
       "model.batch_norm=true"], "digits"),
     (["model=rnn", "model.cell=simple_rnn"], "sine"),
     (["model=rnn", "model.cell=gru", "model.num_layers=2", "model.dense_units=8"], "sine"),
-    (["model=rnn", "model.cell=lstm", "model.stateful=true", "trainer.batch_size=2"], "nabiya"),
+    (["model=rnn", "model.cell=lstm", "model.stateful=true", "trainer.batch_size=2", "dataset.repeats=1"], "nabiya"),
     (["model=mlp", "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true"], "wine"),
     (["model=mlp", "optimizer=rmsprop"], "wine"),
     (["model=mlp", "optimizer=adagrad"], "wine"),
@@ -69,7 +69,7 @@ def test_rnn_on_images_is_refused(make_cfg):
 def test_stateful_batch_size_must_divide_splits(make_cfg):
     cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=32"])
     splits = load_dataset(cfg.dataset, cfg.seed)
-    with pytest.raises(ConfigError, match=r"Batch sizes that fit: \[1, 2\]. Received: trainer.batch_size=32"):
+    with pytest.raises(ConfigError, match=r"Batch sizes that fit: \[1[],].*Received: trainer.batch_size=32"):
         check_stateful_batches(cfg, splits)
 
 

@@ -44,6 +44,15 @@ class NabiyaConf(DatasetConf):
     window: int = 4
     features: str = "index"  # index: one feature (note index / vocabulary size); pitch_duration: two features
     path: str | None = None  # defaults to the melody shipped with extf
+    repeats: int = 1  # the song played this many times in a row (the test split is then a part heard before)
+
+
+@dataclass
+class ShapesConf(DatasetConf):
+    n_samples: int = 600
+    image_size: int = 32  # height = width, in pixels; at least 8
+    max_shapes: int = 3  # each image has 1 to max_shapes circles, squares and triangles
+    noise: float = 0.1  # standard deviation of the Gaussian pixel noise (shapes are >= 0.2 brighter than background)
 
 
 @dataclass
@@ -72,6 +81,7 @@ DATASETS: dict[str, type] = {
     "breast_cancer": TabularDatasetConf,
     "sine": SineConf,
     "nabiya": NabiyaConf,
+    "shapes": ShapesConf,
     "csv": CsvConf,
     "npz": NpzConf,
 }
@@ -123,7 +133,43 @@ class RnnConf(ModelConf):
     dense_units: int = 0  # 0: no hidden dense layer before the output
 
 
-MODELS: dict[str, type] = {"mlp": MlpConf, "cnn": CnnConf, "rnn": RnnConf}
+@dataclass
+class FcnConf(ModelConf):
+    filters: int = 16  # filters of the first level, doubled at each level down
+    depth: int = 2  # down/up levels; the image height and width must be divisible by 2**depth
+    kernel_size: int = 3
+    activation: str = "relu"
+    batch_norm: bool = True
+    dropout: float = 0.0  # after each pooling and the bottleneck
+    upsampling: str = "transpose"  # transpose (learned Conv2DTranspose) | nearest | bilinear (UpSampling2D)
+
+
+@dataclass
+class AutoencoderConf(ModelConf):
+    kind: str = "dense"  # dense (any data, flattened) | conv (images: strided Conv2D down, Conv2DTranspose up)
+    latent_dim: int = 16  # size of the code between encoder and decoder
+    units: int = 128  # dense: first encoder layer, halved in each further one (never below latent_dim)
+    filters: int = 16  # conv: first encoder layer, doubled in each further one
+    num_layers: int = 2  # encoder layers (the decoder mirrors them); conv: each halves the image height and width
+    kernel_size: int = 3  # conv only
+    activation: str = "relu"
+
+
+@dataclass
+class Conv1dConf(ModelConf):
+    filters: int = 32  # doubled in each further block
+    num_blocks: int = 2
+    kernel_size: int = 3
+    padding: str = "same"  # same | valid (each block shortens the sequence by kernel_size - 1)
+    pool_size: int = 2  # MaxPooling1D after each block; 1: no pooling
+    activation: str = "relu"
+    dropout: float = 0.0  # after each block
+    pooling: str = "global_average"  # global_average (GlobalAveragePooling1D) | flatten: the head's input
+    dense_units: int = 32  # 0: no hidden dense layer before the output
+
+
+MODELS: dict[str, type] = {"mlp": MlpConf, "cnn": CnnConf, "rnn": RnnConf, "fcn": FcnConf,
+                           "autoencoder": AutoencoderConf, "conv1d": Conv1dConf}
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -206,7 +252,7 @@ class TrackingConf:
 
 @dataclass
 class ObjectiveConf:
-    name: str = "auto"  # auto: val_accuracy for classification, val_loss for regression
+    name: str = "auto"  # auto: val_accuracy (classification), val_mean_iou (segmentation), val_loss (regression)
     direction: str = "auto"  # auto | min | max
 
 

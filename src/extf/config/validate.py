@@ -53,6 +53,9 @@ CHOICES: dict[str, set[str]] = {
     "model.padding": {"valid", "same"},
     "model.data_format": {"channels_last", "channels_first"},
     "model.cell": {"simple_rnn", "gru", "lstm"},
+    "model.upsampling": {"transpose", "nearest", "bilinear"},
+    "model.kind": {"dense", "conv"},
+    "model.pooling": {"global_average", "flatten"},
     "dataset.task": {"auto", "binary", "multiclass", "regression"},
     "dataset.features": {"index", "pitch_duration"},
     "tuner.objective.direction": {"auto", "min", "max"},
@@ -60,13 +63,16 @@ CHOICES: dict[str, set[str]] = {
 }
 POSITIVE_INTS = [
     "trainer.epochs", "trainer.batch_size", "model.units", "model.units_1", "model.units_2", "model.units_3",
-    "model.num_layers", "model.filters", "model.num_blocks",
-    "model.kernel_size", "model.pool_size", "dataset.window", "dataset.n_points", "tuner.max_trials",
+    "model.num_layers", "model.filters", "model.num_blocks", "model.depth", "model.latent_dim",
+    "model.kernel_size", "model.pool_size", "dataset.window", "dataset.repeats", "dataset.n_points", "dataset.n_samples",
+    "dataset.image_size", "dataset.max_shapes", "tuner.max_trials",
     "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
     "tuner.max_consecutive_failed_trials",
 ]
 NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity"]
 FRACTIONS = ["model.dropout", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
+NON_NEGATIVE_NUMBERS = ["dataset.noise"]
+MINIMUMS = {"dataset.image_size": (8, "generated shapes need at least 8x8 pixels to be told apart")}
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -170,6 +176,14 @@ def _check_values(cfg: DictConfig) -> None:
         present, value = _lookup(cfg, key)
         if present and value < 0:
             raise ConfigError(f"`{key}` must be an integer >= 0. Received: {key}={value}")
+    for key in NON_NEGATIVE_NUMBERS:
+        present, value = _lookup(cfg, key)
+        if present and not value >= 0:
+            raise ConfigError(f"`{key}` must be a number >= 0. Received: {key}={value}")
+    for key, (minimum, why) in MINIMUMS.items():
+        present, value = _lookup(cfg, key)
+        if present and value < minimum:
+            raise ConfigError(f"`{key}` must be at least {minimum}: {why}. Received: {key}={value}")
     for key in FRACTIONS:
         present, value = _lookup(cfg, key)
         if present and not 0.0 <= value < 1.0:

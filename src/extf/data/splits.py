@@ -8,14 +8,14 @@ import numpy as np
 
 from extf.errors import DataError
 
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression", "segmentation", "reconstruction")
 MODALITIES = ("tabular", "image", "sequence")
 
 
 @dataclass(frozen=True)
 class Meta:
     name: str
-    task: str  # binary | multiclass | regression
+    task: str  # binary | multiclass | regression | segmentation (y: a class per pixel) | reconstruction (y: x)
     modality: str  # tabular | image | sequence (sequence is orthogonal to the task: sine regresses, nabiya classifies)
     input_shape: tuple[int, ...]
     class_names: tuple[str, ...] = ()
@@ -59,7 +59,8 @@ def check_finite(x: np.ndarray, y: np.ndarray, name: str) -> None:
 
 def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, test_fraction: float, seed: int,
                 standardize: bool = False) -> Splits:
-    """Split into train / validation / test: stratified and seeded, or chronological when `meta.ordered`."""
+    """Split into train / validation / test: seeded, stratified for classification, chronological when
+    `meta.ordered`. Segmentation and regression splits are random (a mask or a value has no single class)."""
     from sklearn.model_selection import train_test_split
 
     check_finite(x, y, meta.name)
@@ -70,6 +71,9 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
         raise DataError(f"Dataset '{meta.name}' has too few samples ({n}) for a train / validation / test split with "
                         f"val_fraction={val_fraction} and test_fraction={test_fraction}; each split needs at least one "
                         f"sample. Use more data or other fractions. Received: n_samples={n}")
+    if meta.task not in TASKS:
+        raise DataError(f"Dataset '{meta.name}' declares an unknown task. Expected one of: {', '.join(TASKS)}. "
+                        f"Received: task={meta.task!r}")
     if meta.ordered:
         idx = np.arange(n)
         train_idx, val_idx, test_idx = idx[: n - n_val - n_test], idx[n - n_val - n_test: n - n_test], idx[n - n_test:]
@@ -95,3 +99,31 @@ def _stratifiable(y: np.ndarray, n_test: int, n_val: int) -> bool:
     _, counts = np.unique(y, return_counts=True)
     n_classes = len(counts)
     return counts.min() >= 3 and n_test >= n_classes and n_val >= n_classes
+
+
+def model_scale(x: np.ndarray, extra: dict) -> np.ndarray:
+    """`x` as the model sees it after its preprocessing layers (`extf.models.preprocessing`: the dataset's rescale,
+    then the training split's standardization)."""
+    x = np.asarray(x, dtype="float32")
+    if "rescale" in extra:
+        x = x * np.float32(extra["rescale"])
+    if "feature_mean" in extra:
+        x = (x - np.asarray(extra["feature_mean"], dtype="float32")) / np.asarray(extra["feature_std"], dtype="float32")
+    return x.astype("float32")
+
+
+def reconstruction_splits(splits: Splits) -> Splits:
+    """The same samples with each input as its own target (task `reconstruction`), for models that reconstruct
+    their input. The model rescales / standardizes raw inputs itself, so the targets are the inputs on that
+    internal scale: the scale of its output. The labels are dropped; any dataset works, whatever its task."""
+    meta = splits.meta
+    parts = {}
+    for name in ("train", "val", "test"):
+        split = getattr(splits, name)
+        parts[name] = Split(split.x, model_scale(split.x, meta.extra), split.index)
+    train_y = parts["train"].y
+    # a sigmoid output can reach the targets only when they lie in [0, 1] (digits rescaled by 1/16, shapes)
+    unit_range = bool(train_y.min() >= 0.0 and train_y.max() <= 1.0)
+    meta = replace(meta, task="reconstruction", class_names=(),
+                   extra={**meta.extra, "source_task": meta.task, "target_in_unit_range": unit_range})
+    return Splits(parts["train"], parts["val"], parts["test"], meta)

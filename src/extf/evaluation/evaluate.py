@@ -29,13 +29,17 @@ def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch
             model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
     keras_metrics = model.evaluate(split.x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
     metrics = {k: float(v) for k, v in keras_metrics.items()}
-    # the notes' metrics take precedence where names overlap (they honour the decision threshold)
-    metrics.update(compute_metrics(meta.task, split.y, outputs, meta.class_names, threshold))
+    # the notes' metrics take precedence where names overlap (they honour the decision threshold); a reconstruction
+    # is judged like a regression of every input value
+    task = "regression" if meta.task == "reconstruction" else meta.task
+    metrics.update(compute_metrics(task, split.y, outputs, meta.class_names, threshold))
     return metrics, outputs
 
 
-def write_plots(meta, y_true, outputs, directory: Path, threshold: float = 0.5) -> list[Path]:
-    """ROC, PR and confusion matrix for classification; predicted vs actual for regression."""
+def write_plots(meta, y_true, outputs, directory: Path, threshold: float = 0.5, x=None) -> list[Path]:
+    """ROC, PR and confusion matrix for classification; predicted vs actual for regression; images with their
+    true and predicted masks for segmentation (needs the inputs `x`); originals and reconstructions of images, or
+    predicted vs actual values of other inputs, for reconstruction."""
     from extf.evaluation import plots
     from extf.evaluation.metrics import confusion
 
@@ -53,4 +57,11 @@ def write_plots(meta, y_true, outputs, directory: Path, threshold: float = 0.5) 
         written.append(plots.confusion_matrix_plot(cm, names, directory / "confusion_matrix.png"))
     elif meta.task == "regression":
         written.append(plots.predicted_vs_actual_plot(y_true, np.ravel(outputs), directory / "predicted_vs_actual.png"))
+    elif meta.task == "segmentation" and x is not None:
+        written.append(plots.segmentation_overlay_plot(x, y_true, np.argmax(outputs, axis=-1),
+                                                       directory / "segmentation_overlay.png"))
+    elif meta.task == "reconstruction":
+        if meta.modality == "image" and len(meta.input_shape) == 3:
+            written.append(plots.reconstruction_plot(y_true, outputs, directory / "reconstructions.png"))
+        written.append(plots.predicted_vs_actual_plot(y_true, outputs, directory / "predicted_vs_actual.png"))
     return written

@@ -166,6 +166,34 @@ def segmentation_overlay_plot(images, masks_true, masks_pred, path: Path, n: int
     return _save(fig, path)
 
 
+def reconstruction_plot(originals, reconstructions, path: Path, n: int = 8) -> Path:
+    """The first `n` images (top row) above their reconstructions (bottom row), on one grey scale per column."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = max(1, min(n, len(originals)))
+    fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols + 1, 3.6), squeeze=False)
+    for c in range(cols):
+        pair = [np.asarray(originals[c], dtype=float), np.asarray(reconstructions[c], dtype=float)]
+        # one range per original/reconstruction pair, so a washed-out reconstruction looks washed out
+        lo, hi = min(float(p.min()) for p in pair), max(float(p.max()) for p in pair)
+        for r, image in enumerate(pair):
+            image = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+            if image.ndim == 3:  # colour: imshow needs [0, 1]
+                image = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+            axes[r, c].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=lo, vmax=hi)
+            axes[r, c].axis("off")
+        axes[0, c].set_title(str(c), fontsize="small")
+    axes[0, 0].text(-0.15, 0.5, "original", transform=axes[0, 0].transAxes, rotation=90, ha="right", va="center")
+    axes[1, 0].text(-0.15, 0.5, "reconstruction", transform=axes[1, 0].transAxes, rotation=90, ha="right",
+                    va="center")
+    fig.suptitle("Originals and reconstructions")
+    return _save(fig, path)
+
+
 def _one_vs_rest(y_true, y_prob, class_names) -> list:
     """(label, positives, score) per curve: one for a binary score vector, one per class for (n, k) scores."""
     import numpy as np

@@ -1,29 +1,92 @@
 """Model families built from config: `build_model(cfg, meta, hp) -> compiled keras.Model`.
 
-One builder per family (mlp, cnn, rnn). Each takes the model config and the dataset metadata and returns an
-uncompiled model; `build_model` applies the trial's hyperparameters, checks the model fits the data, adds the
-task's output layer, and compiles with the configured optimizer, loss and metrics.
+One builder per family (mlp, cnn, rnn, fcn, autoencoder, conv1d). Each takes the model config and the dataset
+metadata and returns an uncompiled model; `build_model` applies the trial's hyperparameters, checks the model fits
+the data, adds the task's output layer, and compiles with the configured optimizer, loss and metrics.
+
+Families in RECONSTRUCTS learn to reproduce their input instead of the dataset's targets: `prepare_splits` gives
+them splits whose targets are the inputs (task `reconstruction`), so any dataset serves them unchanged.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from extf.errors import ConfigError
 
-FAMILIES = ("mlp", "cnn", "rnn")
+FAMILIES = ("mlp", "cnn", "rnn", "fcn", "autoencoder", "conv1d")
+RECONSTRUCTS = ("autoencoder",)  # families whose target is their own input
+
+
+def prepare_splits(model_cfg, splits):
+    """The splits this model family trains on: the dataset's, or its inputs as targets for RECONSTRUCTS."""
+    from extf.data.splits import reconstruction_splits
+
+    if model_cfg.name in RECONSTRUCTS and splits.meta.task != "reconstruction":
+        return reconstruction_splits(splits)
+    return splits
 
 
 def check_fits_data(model_cfg, meta, batch_size: int | None = None) -> None:
     """Refuse a model family that cannot take this dataset's inputs, before TensorFlow is imported."""
     name = model_cfg.name
     shape = tuple(meta.input_shape)
+    if (name in RECONSTRUCTS) != (meta.task == "reconstruction"):
+        raise ConfigError(f"model={name} and the task '{meta.task}' do not go together: model=autoencoder "
+                          f"reconstructs its input, so it trains on splits whose targets are their inputs, and "
+                          f"only it does. Pass the splits through extf.models.prepare_splits(model_cfg, splits). "
+                          f"Received: model.name={name!r}, task={meta.task!r}")
+    if name == "autoencoder" and model_cfg.kind == "conv":
+        _check_conv_autoencoder_fits(model_cfg, meta, shape)
+    if meta.task == "segmentation" and name != "fcn":
+        raise ConfigError(f"Dataset '{meta.name}' is a segmentation dataset: its targets are a class per pixel, "
+                          f"and model={name} predicts one value per image. Use model=fcn, which predicts a class "
+                          f"for every pixel. Received: model.name={name!r}, task='segmentation'")
+    if name == "fcn":
+        _check_fcn_fits(model_cfg, meta, shape)
     if name == "cnn" and len(shape) != 3:
         raise ConfigError(f"model=cnn needs image data of shape (height, width, channels), but dataset "
                           f"'{meta.name}' has inputs of shape {shape}. Use model=mlp (tabular) or model=rnn "
                           f"(sequences), or an image dataset such as dataset=digits. Received: input_shape={shape}")
-    if name == "rnn" and len(shape) != 2:
-        raise ConfigError(f"model=rnn needs sequence data of shape (timesteps, features), but dataset "
+    if name in ("rnn", "conv1d") and len(shape) != 2:
+        raise ConfigError(f"model={name} needs sequence data of shape (timesteps, features), but dataset "
                           f"'{meta.name}' has inputs of shape {shape}. Use a sequence dataset such as dataset=sine "
                           f"or dataset=nabiya, or model=mlp. Received: input_shape={shape}")
+
+
+def _check_fcn_fits(model_cfg, meta, shape: tuple) -> None:
+    if len(shape) != 3 or meta.modality != "image":
+        raise ConfigError(f"model=fcn needs image data of shape (height, width, channels), but dataset "
+                          f"'{meta.name}' has {meta.modality} inputs of shape {shape}. Use an image segmentation "
+                          f"dataset such as dataset=shapes. Received: input_shape={shape}")
+    if meta.task != "segmentation":
+        raise ConfigError(f"model=fcn predicts a class for every pixel and needs a segmentation dataset (a mask "
+                          f"per image), but dataset '{meta.name}' has {meta.task} targets. Use dataset=shapes, "
+                          f"or model=cnn to classify whole images. Received: task={meta.task!r}")
+    step = 2**model_cfg.depth
+    if shape[0] % step or shape[1] % step:
+        fits = [d for d in range(1, 6) if shape[0] % 2**d == 0 and shape[1] % 2**d == 0]
+        raise ConfigError(f"model=fcn halves the image {model_cfg.depth} time(s) and doubles it back, so the "
+                          f"image height and width must be divisible by 2**depth = {step}; "
+                          f"{shape[0]}x{shape[1]} is not. Use model.depth in {fits or '(none: resize the images)'}"
+                          f", or images of another size (dataset.image_size for dataset=shapes). "
+                          f"Received: model.depth={model_cfg.depth}, input_shape={shape}")
+
+
+def _check_conv_autoencoder_fits(model_cfg, meta, shape: tuple) -> None:
+    if len(shape) != 3 or meta.modality != "image":
+        raise ConfigError(f"model=autoencoder with kind=conv needs image data of shape (height, width, channels), "
+                          f"but dataset '{meta.name}' has {meta.modality} inputs of shape {shape}. Use "
+                          f"model.kind=dense for tabular or sequence data, or an image dataset such as "
+                          f"dataset=digits. Received: model.kind='conv', input_shape={shape}")
+    step = 2**model_cfg.num_layers
+    if shape[0] % step or shape[1] % step:
+        fits = [d for d in range(1, 6) if shape[0] % 2**d == 0 and shape[1] % 2**d == 0]
+        raise ConfigError(f"model=autoencoder with kind=conv halves the image in each of its {model_cfg.num_layers} "
+                          f"encoder layers and doubles it back in the decoder, so the image height and width must "
+                          f"be divisible by 2**num_layers = {step}; {shape[0]}x{shape[1]} is not. Use "
+                          f"model.num_layers in {fits or '(none: use model.kind=dense)'}. "
+                          f"Received: model.num_layers={model_cfg.num_layers}, input_shape={shape}")
 
 
 def build_model(cfg, meta, hp=None):
@@ -36,15 +99,10 @@ def build_model(cfg, meta, hp=None):
         cfg = apply_hyperparameters(cfg, hp)
     model_cfg = cfg.model
     check_fits_data(model_cfg, meta)
-    if model_cfg.name == "mlp":
-        from extf.models.mlp import build
-    elif model_cfg.name == "cnn":
-        from extf.models.cnn import build
-    elif model_cfg.name == "rnn":
-        from extf.models.rnn import build
-    else:  # validated earlier; kept for direct callers
+    if model_cfg.name not in FAMILIES:  # validated earlier; kept for direct callers
         raise ConfigError(f"Unknown model family. Expected one of: {', '.join(FAMILIES)}. "
                           f"Received: model.name={model_cfg.name!r}")
+    build = importlib.import_module(f"extf.models.{model_cfg.name}").build
     batch_size = cfg.trainer.batch_size if model_cfg.get("stateful", False) else None
     inputs = keras.Input(shape=tuple(meta.input_shape), batch_size=batch_size, name="inputs")
     x = inputs
@@ -58,7 +116,7 @@ def build_model(cfg, meta, hp=None):
         if augment is not None:
             x = augment(x)
     features = build(model_cfg, preprocessing(x, meta))
-    outputs = output_layer(meta)(features)
+    outputs = add_output(features, meta)
     model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
     loss, metrics = loss_and_metrics(model_cfg, meta)
     model.compile(optimizer=make_optimizer(cfg.optimizer), loss=loss, metrics=metrics)
@@ -80,10 +138,33 @@ def preprocessing(inputs, meta):
     return x
 
 
+def add_output(features, meta):
+    """The task's output on the family's features; for reconstruction, an output of the input's shape."""
+    if meta.task != "reconstruction":
+        return output_layer(meta)(features)
+    import keras
+    import numpy as np
+
+    shape = tuple(int(d) for d in meta.input_shape)
+    # sigmoid keeps reconstructions of [0, 1] targets (rescaled images) in range; other targets are unbounded
+    activation = "sigmoid" if meta.extra.get("target_in_unit_range") else "linear"
+    same_layout = len(features.shape) == len(shape) + 1 and tuple(features.shape[1:-1]) == shape[:-1]
+    if same_layout and len(shape) == 3:  # a convolutional decoder back at the image size: channels per pixel
+        return keras.layers.Conv2D(shape[-1], 3, padding="same", activation=activation, name="output")(features)
+    if same_layout:  # tabular features (n,) from dense codes (units,): one value per feature
+        return keras.layers.Dense(shape[-1], activation=activation, name="output")(features)
+    x = keras.layers.Flatten(name="output_flatten")(features) if len(features.shape) > 2 else features
+    x = keras.layers.Dense(int(np.prod(shape)), activation=activation, name="output_dense")(x)
+    return keras.layers.Reshape(shape, name="output")(x)
+
+
 def output_layer(meta):
-    """The output follows the task: sigmoid for binary, softmax for multi-class, linear for regression."""
+    """The output follows the task: sigmoid for binary, softmax for multi-class, linear for regression, and a
+    softmax over the classes at every pixel (a 1x1 convolution) for segmentation."""
     import keras
 
+    if meta.task == "segmentation":
+        return keras.layers.Conv2D(meta.n_classes, 1, activation="softmax", name="output")
     if meta.task == "binary":
         return keras.layers.Dense(1, activation="sigmoid", name="output")
     if meta.task == "multiclass":
@@ -98,6 +179,12 @@ def loss_and_metrics(model_cfg, meta):
         "binary": ("binary_crossentropy", ["accuracy", keras.metrics.AUC(name="auc")]),
         "multiclass": ("sparse_categorical_crossentropy", ["accuracy"]),
         "regression": ("mse", ["mae"]),
+        # pixel accuracy is mostly background; mean IoU (Keras' MeanIoU over argmax classes, accumulated over the
+        # epoch) weighs every class alike, as the segmentation metrics on the test split do
+        "segmentation": ("sparse_categorical_crossentropy",
+                         ["accuracy", keras.metrics.MeanIoU(meta.n_classes or 2, sparse_y_pred=False,
+                                                            name="mean_iou")]),
+        "reconstruction": ("mse", ["mse", "mae"]),
     }
     loss, metrics = defaults[meta.task]
     if model_cfg.get("loss"):

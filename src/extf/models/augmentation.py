@@ -116,11 +116,23 @@ def _check_values(aug: Mapping) -> None:
                                   "seed.")
 
 
-def check_augmentation(aug: Mapping, modality: str, input_shape) -> None:
-    """Refuse bad values, and image augmentation of data that are not images; imports no TensorFlow."""
+# Targets that are images themselves (masks, the input itself): a random transform of the input would no longer
+# line up with them.
+PIXEL_TARGET_TASKS = ("segmentation", "reconstruction")
+
+
+def check_augmentation(aug: Mapping, modality: str, input_shape, task: str | None = None) -> None:
+    """Refuse bad values, image augmentation of data that are not images, and random transforms of inputs whose
+    targets are pixel-aligned (segmentation masks, reconstructions); imports no TensorFlow."""
     _check_values(aug)
     name = _get(aug, "name")
     shape = tuple(input_shape)
+    moving = {k: v for k, v in _active_options(aug).items() if k != "rescale"}
+    if name == "image" and task in PIXEL_TARGET_TASKS and moving:
+        key, value = next(iter(moving.items()))
+        raise _fail(key, value, f"augmentation=image would move the pixels of the inputs but not of their "
+                                f"{task} targets (the layers transform inputs only), so image and target would "
+                                f"no longer line up. Use augmentation=none, or keep only augmentation.rescale.")
     if name == "image" and (modality != "image" or len(shape) != 3):
         raise ConfigError(f"augmentation=image transforms images of shape (height, width, channels), but the "
                           f"dataset is {modality} data with inputs of shape {shape}. Use augmentation=none, "

@@ -34,10 +34,12 @@ class Objective:
 
 
 def resolve_objective(cfg: DictConfig, meta) -> Objective:
-    """`auto` picks val_accuracy (classification) or val_loss (regression); the objective is always a val_ metric."""
+    """`auto` picks val_accuracy (classification), val_mean_iou (segmentation: pixel accuracy is mostly background)
+    or val_loss (regression, reconstruction); the objective is always a val_ metric."""
     name = cfg.tuner.objective.name
     if name == "auto":
-        name = "val_loss" if meta.task == "regression" else "val_accuracy"
+        name = {"regression": "val_loss", "reconstruction": "val_loss",
+                "segmentation": "val_mean_iou"}.get(meta.task, "val_accuracy")
     if not name.startswith("val_"):
         raise ConfigError(f"tuner.objective.name must be a validation metric (val_*): the tuner scores on the "
                           f"validation split only. Received: tuner.objective.name={name!r}")
@@ -73,7 +75,7 @@ class Study:
     # ------------------------------------------------------------------ main path
     def run(self) -> dict:
         from extf.data import load_dataset
-        from extf.models import check_fits_data
+        from extf.models import check_fits_data, prepare_splits
         from extf.models.augmentation import check_augmentation
         from extf.tracking import flatten, make_tracker
         from extf.tuning.space import parse_space
@@ -81,11 +83,11 @@ class Study:
 
         cfg = self.cfg
         space = parse_space(cfg.search_space, cfg)
-        self.splits = load_dataset(cfg.dataset, cfg.seed)
+        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed))
         meta = self.splits.meta
         check_fits_data(cfg.model, meta)
         check_stateful_batches(cfg, self.splits)
-        check_augmentation(cfg.augmentation, meta.modality, meta.input_shape)
+        check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
         self.objective = resolve_objective(cfg, meta)
         self._prepare_dir()
         if cfg.init_from:
@@ -300,7 +302,7 @@ class Study:
             from extf.evaluation.evaluate import write_plots
 
             write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
-                        self.cfg.evaluation.threshold)
+                        self.cfg.evaluation.threshold, x=self.splits.test.x)
         meta = self.splits.meta
         write_json_atomic(art / "dataset.json", {
             "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),

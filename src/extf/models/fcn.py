@@ -1,0 +1,49 @@
+"""Fully convolutional network for semantic segmentation: a small U-Net (Ronneberger et al., 2015).
+
+Encoder: `depth` levels of [conv block -> MaxPooling2D], filters doubled at each level; a bottleneck conv block;
+decoder: `depth` levels of [upsampling (Conv2DTranspose or UpSampling2D) -> Concatenate with the encoder block of
+the same resolution (skip connection) -> conv block]. A conv block is two [Conv2D -> (BatchNormalization) ->
+Activation]. The output is the input's height and width; `build_model` adds the per-pixel softmax (1x1 Conv2D).
+"""
+
+from __future__ import annotations
+
+
+def build(cfg, inputs):
+    import keras
+
+    x = inputs
+    skips = []
+    for level in range(cfg.depth):
+        x = _conv_block(x, cfg.filters * 2**level, cfg, f"down_{level}")
+        skips.append(x)  # full-resolution detail the decoder gets back: where exactly each boundary is
+        x = keras.layers.MaxPooling2D(2, name=f"pool_{level}")(x)
+        if cfg.dropout > 0:
+            x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{level}")(x)
+    x = _conv_block(x, cfg.filters * 2**cfg.depth, cfg, "bottleneck")
+    if cfg.dropout > 0:
+        x = keras.layers.Dropout(cfg.dropout, name="dropout_bottleneck")(x)
+    for level in reversed(range(cfg.depth)):
+        filters = cfg.filters * 2**level
+        if cfg.upsampling == "transpose":
+            x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"up_{level}")(x)
+        else:
+            x = keras.layers.UpSampling2D(2, interpolation=cfg.upsampling, name=f"up_{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip_{level}")([x, skips[level]])
+        x = _conv_block(x, filters, cfg, f"up_block_{level}")
+    return x
+
+
+def _conv_block(x, filters: int, cfg, name: str):
+    import keras
+
+    for j in range(2):
+        # a bias before BatchNormalization is cancelled by its mean subtraction
+        x = keras.layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
+                                name=f"{name}_conv_{j}")(x)
+        if cfg.batch_norm:
+            # momentum 0.9 (Keras: 0.99): small segmentation sets give few updates per epoch, and statistics
+            # averaged over too many stale steps make inference (moving statistics) lag behind training
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_batch_norm_{j}")(x)
+        x = keras.layers.Activation(cfg.activation, name=f"{name}_activation_{j}")(x)
+    return x
