@@ -39,6 +39,10 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
      ["Target column 'label' is not in data.csv", "a, b, y"]),
     (["train", "dataset=npz", "dataset.path=nan.npz", "model=mlp"], ["NaN or infinite", "[3, 0]"]),
     (["train", "optimizer._target_=os.system"], ["allowlist", "os.system"]),
+    (["train", "dataset=image_dir", "dataset.path=no_such_folder"], ["Image folder not found", "no_such_folder"]),
+    (["train", "dataset=image_dir"], ["Missing required config value(s): dataset.path"]),
+    (["train", "evaluation.threshold=1.5"], ["evaluation.threshold", "[0, 1]", "1.5"]),
+    (["train", "dataset=iris", "model=mlp", "augmentation=image"], ["augmentation=image", "tabular"]),
     (["trian"], ["unknown command 'trian'", "train, tune, evaluate, predict, runs, ui"]),
 ])
 def test_bad_input_gets_one_clear_message(tmp_path, args, needles):

@@ -155,3 +155,23 @@ def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path):
     assert predicted.shape == (3, 32, 32) and predicted.max() <= 3
     assert_clean_error(run_extf(["predict", f"run_id={ids['seg']}", f"input={tmp_path / 'imgs.npy'}",
                                 "output=masks.csv"], cwd=tmp_path), "output=NAME.npy")
+
+
+def test_train_and_predict_on_an_image_folder(tmp_path):
+    from tests.unit.test_datasets import _write_images
+
+    _write_images(tmp_path / "photos", classes=("left", "right"), per_class=12)
+    proc = run_extf(["train", "dataset=image_dir", f"dataset.path={tmp_path / 'photos'}", "dataset.height=16",
+                     "dataset.width=16", "model=cnn", "trainer.epochs=1", "tracking.log_model=false",
+                     "experiment_name=photos"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name("photos")
+    (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    out = run_extf(["predict", f"run_id={run.info.run_id}", f"input={tmp_path / 'photos' / 'left'}",
+                    f"output={tmp_path / 'p.csv'}"], cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    preds = pd.read_csv(tmp_path / "p.csv")
+    assert len(preds) == 12 and set(preds["label"]) <= {"left", "right"}

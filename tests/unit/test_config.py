@@ -7,7 +7,8 @@ import pytest
 from extf.errors import ConfigError
 from tests.conftest import CONF
 
-FILE_INPUTS = {"csv": ["dataset.path=x.csv", "dataset.target=y"], "npz": ["dataset.path=x.npz"]}
+FILE_INPUTS = {"csv": ["dataset.path=x.csv", "dataset.target=y"], "npz": ["dataset.path=x.npz"],
+               "image_dir": ["dataset.path=photos"]}
 
 
 def options(group: str) -> list[str]:

@@ -110,3 +110,37 @@ def test_npz_wrong_key(tmp_path):
     np.savez(path, features=np.zeros((10, 2)), y=np.zeros(10))
     with pytest.raises(DataError, match="Array 'x' is not in d.npz.*features"):
         load_dataset(ds("npz", path=str(path), x_key="x", y_key="y", task="auto", standardize=False), seed=0)
+
+
+def _write_images(root, classes=("circle", "square"), per_class=10, size=20, mode="L"):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, size=(size, size) if mode == "L" else (size, size, 3)).astype("uint8")
+            Image.fromarray(pixels, mode=mode).save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
+
+
+def test_image_dir_loader(tmp_path):
+    _write_images(tmp_path / "photos", classes=("a", "b", "c"), mode="RGB")
+    cfg = ds("image_dir", path=str(tmp_path / "photos"), height=16, width=12, color_mode="rgb")
+    splits = load_dataset(cfg, seed=0)
+    assert splits.meta.class_names == ("a", "b", "c") and splits.meta.task == "multiclass"
+    assert splits.train.x.shape[1:] == (16, 12, 3) and splits.meta.extra["rescale"] == 1 / 255
+    assert sum(len(p) for p in (splits.train, splits.val, splits.test)) == 30
+    gray = load_dataset(ds("image_dir", path=str(tmp_path / "photos"), height=8, width=8, color_mode="grayscale"), 0)
+    assert gray.meta.input_shape == (8, 8, 1)
+
+
+def test_image_dir_bad_inputs(tmp_path):
+    with pytest.raises(DataError, match="Image folder not found.*Received: dataset.path="):
+        load_dataset(ds("image_dir", path=str(tmp_path / "nope"), height=8, width=8, color_mode="rgb"), 0)
+    _write_images(tmp_path / "one", classes=("only",))
+    with pytest.raises(DataError, match="at least 2 class sub-folders"):
+        load_dataset(ds("image_dir", path=str(tmp_path / "one"), height=8, width=8, color_mode="rgb"), 0)
+    _write_images(tmp_path / "bad")
+    (tmp_path / "bad" / "square" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="Cannot read image.*broken.png"):
+        load_dataset(ds("image_dir", path=str(tmp_path / "bad"), height=8, width=8, color_mode="grayscale"), 0)

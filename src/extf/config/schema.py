@@ -74,6 +74,14 @@ class NpzConf(DatasetConf):
     standardize: bool = False
 
 
+@dataclass
+class ImageDirConf(DatasetConf):
+    path: str = MISSING  # a folder with one sub-folder of images per class
+    height: int = 32
+    width: int = 32
+    color_mode: str = "grayscale"  # grayscale (1 channel) | rgb (3 channels)
+
+
 DATASETS: dict[str, type] = {
     "digits": DigitsConf,
     "iris": TabularDatasetConf,
@@ -84,6 +92,7 @@ DATASETS: dict[str, type] = {
     "shapes": ShapesConf,
     "csv": CsvConf,
     "npz": NpzConf,
+    "image_dir": ImageDirConf,
 }
 
 

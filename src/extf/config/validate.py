@@ -58,13 +58,14 @@ CHOICES: dict[str, set[str]] = {
     "model.pooling": {"global_average", "flatten"},
     "dataset.task": {"auto", "binary", "multiclass", "regression"},
     "dataset.features": {"index", "pitch_duration"},
+    "dataset.color_mode": {"grayscale", "rgb"},
     "tuner.objective.direction": {"auto", "min", "max"},
     "tuner.name": {"random", "bayesian", "hyperband", "grid"},
 }
 POSITIVE_INTS = [
     "trainer.epochs", "trainer.batch_size", "model.units", "model.units_1", "model.units_2", "model.units_3",
     "model.num_layers", "model.filters", "model.num_blocks", "model.depth", "model.latent_dim",
-    "model.kernel_size", "model.pool_size", "dataset.window", "dataset.repeats", "dataset.n_points", "dataset.n_samples",
+    "model.kernel_size", "model.pool_size", "dataset.window", "dataset.repeats", "dataset.height", "dataset.width", "dataset.n_points", "dataset.n_samples",
     "dataset.image_size", "dataset.max_shapes", "tuner.max_trials",
     "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
     "tuner.max_consecutive_failed_trials",

@@ -279,6 +279,35 @@ def _npz(cfg: dict, seed: int):
     return x.astype("float32"), y, Meta("npz", task, modality, x.shape[1:], classes)
 
 
+def _image_dir(cfg: dict, seed: int):
+    """Users' own images: one sub-folder per class (the folder name is the class), PNG / JPEG, resized."""
+    from extf.data.images import IMAGE_SUFFIXES, read_images
+
+    root = Path(cfg["path"]).expanduser()
+    if not root.is_dir():
+        raise DataError(f"Image folder not found: expected a folder with one sub-folder of images per class. Check "
+                        f"dataset.path (relative paths start at {Path.cwd()}). Received: dataset.path={cfg['path']!r}")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"{root} needs at least 2 class sub-folders (e.g. cats/ and dogs/), each with images. "
+                        f"Received: {len(classes)} sub-folder(s) {[c.name for c in classes]}")
+    channels = 1 if cfg["color_mode"] == "grayscale" else 3
+    shape = (cfg["height"], cfg["width"], channels)
+    xs, ys = [], []
+    for index, folder in enumerate(classes):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"Class folder {folder.name!r} has no images; expected files ending in "
+                            f"{', '.join(IMAGE_SUFFIXES)}. Add some or remove the folder. Received: {folder}")
+        xs.append(read_images(files, shape))
+        ys.append(np.full(len(files), index, dtype="int64"))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    names = tuple(c.name for c in classes)
+    task = "binary" if len(names) == 2 else "multiclass"
+    # pixels stay 0..255 in the data; the model rescales, so it takes the raw images `extf predict` reads
+    return x, y, Meta("image_dir", task, "image", shape, names, extra={"rescale": 1.0 / 255.0})
+
+
 LOADERS = {
     "digits": _digits,
     "iris": _sklearn("load_iris", "multiclass"),
@@ -289,4 +318,5 @@ LOADERS = {
     "shapes": _shapes,
     "csv": _csv,
     "npz": _npz,
+    "image_dir": _image_dir,
 }

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def learning_curves(history: dict, path: Path, objective: str | None = None, stop_epoch: int | None = None) -> Path:
-    """Train vs validation loss (and the first metric) per epoch; the last trained epoch is marked."""
+def learning_curves(history: dict, path: Path, objective: str | None = None,
+                    best_epoch: int | None = None) -> Path:
+    """Train vs validation loss (and the first metric) per epoch; the best epoch (0-based) is marked: the one early
+    stopping with restore_best_weights keeps, training stopped `patience` epochs later."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,8 +22,9 @@ def learning_curves(history: dict, path: Path, objective: str | None = None, sto
         ax.plot(epochs, history[m], label=f"train {m}")
         if f"val_{m}" in history:
             ax.plot(epochs, history[f"val_{m}"], label=f"validation {m}")
-        if stop_epoch is not None:
-            ax.axvline(stop_epoch + 1, color="grey", linestyle="--", linewidth=1, label="last epoch")
+        if best_epoch is not None:
+            ax.axvline(best_epoch + 1, color="grey", linestyle="--", linewidth=1,
+                       label=f"best {objective or 'epoch'} (epoch {best_epoch + 1})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(m)
         ax.set_title(m)

@@ -295,8 +295,12 @@ class Study:
         _write_leaderboard(self.trials, self.objective, art / "leaderboard.csv")
         history = json.loads((self.study_dir / "best" / "trial.json").read_text())["history"]
         _write_history(history, art / "history.csv")
-        stop_epoch = len(next(iter(history.values()))) - 1 if history else None
-        learning_curves(history, art / "learning_curves.png", self.objective.name, stop_epoch)
+        best_epoch = None
+        if history and self.objective.name in history:
+            from extf.tuning.trial import best_value
+
+            _, best_epoch = best_value(history, self.objective.name, self.objective.direction)
+        learning_curves(history, art / "learning_curves.png", self.objective.name, best_epoch)
         save_model_files(model, art / "model_files")
         if self.cfg.evaluation.plots:
             from extf.evaluation.evaluate import write_plots
