@@ -116,7 +116,7 @@ def _write_images(root, classes=("circle", "square"), per_class=10, size=20, mod
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    for c, name in enumerate(classes):
+    for name in classes:
         (root / name).mkdir(parents=True)
         for i in range(per_class):
             pixels = rng.integers(0, 256, size=(size, size) if mode == "L" else (size, size, 3)).astype("uint8")
