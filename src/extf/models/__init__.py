@@ -63,14 +63,8 @@ def _check_fcn_fits(model_cfg, meta, shape: tuple) -> None:
         raise ConfigError(f"model=fcn predicts a class for every pixel and needs a segmentation dataset (a mask "
                           f"per image), but dataset '{meta.name}' has {meta.task} targets. Use dataset=shapes, "
                           f"or model=cnn to classify whole images. Received: task={meta.task!r}")
-    step = 2**model_cfg.depth
-    if shape[0] % step or shape[1] % step:
-        fits = [d for d in range(1, 6) if shape[0] % 2**d == 0 and shape[1] % 2**d == 0]
-        raise ConfigError(f"model=fcn halves the image {model_cfg.depth} time(s) and doubles it back, so the "
-                          f"image height and width must be divisible by 2**depth = {step}; "
-                          f"{shape[0]}x{shape[1]} is not. Use model.depth in {fits or '(none: resize the images)'}"
-                          f", or images of another size (dataset.image_size for dataset=shapes). "
-                          f"Received: model.depth={model_cfg.depth}, input_shape={shape}")
+    _check_halvings(shape, "model=fcn", "model.depth", model_cfg.depth, "(none: resize the images)",
+                    "or images of another size (dataset.image_size for dataset=shapes)")
 
 
 def _check_conv_autoencoder_fits(model_cfg, meta, shape: tuple) -> None:
@@ -79,14 +73,20 @@ def _check_conv_autoencoder_fits(model_cfg, meta, shape: tuple) -> None:
                           f"but dataset '{meta.name}' has {meta.modality} inputs of shape {shape}. Use "
                           f"model.kind=dense for tabular or sequence data, or an image dataset such as "
                           f"dataset=digits. Received: model.kind='conv', input_shape={shape}")
-    step = 2**model_cfg.num_layers
+    _check_halvings(shape, "model=autoencoder with kind=conv", "model.num_layers", model_cfg.num_layers,
+                    "(none: use model.kind=dense)", "")
+
+
+def _check_halvings(shape: tuple, model: str, key: str, times: int, no_fit: str, other: str) -> None:
+    """Encoder-decoders halve the image `times` times and double it back: both sides must divide by 2**times."""
+    step = 2**times
     if shape[0] % step or shape[1] % step:
         fits = [d for d in range(1, 6) if shape[0] % 2**d == 0 and shape[1] % 2**d == 0]
-        raise ConfigError(f"model=autoencoder with kind=conv halves the image in each of its {model_cfg.num_layers} "
-                          f"encoder layers and doubles it back in the decoder, so the image height and width must "
-                          f"be divisible by 2**num_layers = {step}; {shape[0]}x{shape[1]} is not. Use "
-                          f"model.num_layers in {fits or '(none: use model.kind=dense)'}. "
-                          f"Received: model.num_layers={model_cfg.num_layers}, input_shape={shape}")
+        name = key.split(".")[-1]
+        raise ConfigError(f"{model} halves the image {times} time(s) and doubles it back, so the image height and "
+                          f"width must be divisible by 2**{name} = {step}; {shape[0]}x{shape[1]} is not. Use {key} "
+                          f"in {fits or no_fit}{', ' + other if other else ''}. "
+                          f"Received: {key}={times}, input_shape={shape}")
 
 
 def build_model(cfg, meta, hp=None):
