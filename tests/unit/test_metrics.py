@@ -305,7 +305,7 @@ def test_compute_metrics_dispatch():
     assert M.compute_metrics("multiclass", y_true, y_prob) == M.classification_metrics(y_true, y_prob)
     yb, pb = _random_binary(seed=9)
     two_unit = np.stack([1 - pb, pb], axis=1)
-    expected = M.classification_metrics(yb, pb, None, 0.4)
+    expected = {**M.classification_metrics(yb, pb, None, 0.4), **M.detection_metrics(yb, pb, 0.4)}
     assert M.compute_metrics("binary", yb, two_unit, threshold=0.4) == expected
     assert set(M.compute_metrics("regression", [1.0, 2.0, 3.0], [1.1, 1.9, 3.2])) == {"mse", "mae", "r2"}
     with pytest.raises(ConfigError, match="Received: task='detect'"):
@@ -346,3 +346,17 @@ def test_plots_write_png(tmp_path, name):
     assert _plot_cases()[name](path) == path
     data = path.read_bytes()
     assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_binary_tasks_report_detection_precision_and_recall():
+    from sklearn.metrics import precision_score, recall_score
+
+    from extf.evaluation.metrics import compute_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=200)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, size=200), 0, 1)
+    out = compute_metrics("binary", y, p, ("neg", "pos"), threshold=0.6)
+    pred = (p >= 0.6).astype(int)
+    assert out["precision"] == pytest.approx(precision_score(y, pred))
+    assert out["recall"] == pytest.approx(recall_score(y, pred))

@@ -240,7 +240,10 @@ def compute_metrics(task: str, y_true, y_prob, class_names: Sequence[str] = (),
     if task in ("binary", "multiclass"):
         if task == "binary" and y_prob.ndim == 2 and y_prob.shape[1] == 2:
             y_prob = y_prob[:, 1]  # a two-unit softmax head: the positive class is column 1
-        return classification_metrics(y_true, y_prob, class_names or None, threshold)
+        out = classification_metrics(y_true, y_prob, class_names or None, threshold)
+        if task == "binary":  # the positive class as a detection: precision, recall (and the same AP)
+            out.update(detection_metrics(y_true, y_prob, threshold))
+        return out
     if task == "regression":
         return regression_metrics(y_true, y_prob)
     # segmentation: (..., k) per-pixel probabilities; a single sigmoid channel is a binary mask.
