@@ -45,7 +45,11 @@ def test_train_logs_study_trial_and_model(tmp_path):
     assert sorted(m.step for m in history) == list(range(8))
     assert len(client.get_metric_history(child.info.run_id, "loss")) == 8
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"config.yaml", "leaderboard.csv", "history.csv", "learning_curves.png", "model_files"} <= arts
+    assert {"config.yaml", "leaderboard.csv", "history.csv", "learning_curves.png", "model_files",
+            "requirements-freeze.txt"} <= arts
+    # reproducibility: the code and package versions the study ran on
+    assert parent.data.tags["version.tensorflow"] and parent.data.tags["version.keras-tuner"]
+    assert parent.data.tags["git_commit"]
     model_files = {a.path for a in client.list_artifacts(parent.info.run_id, "model_files")}
     assert {"model_files/model.keras", "model_files/model.architecture.json", "model_files/model.weights.h5",
             "model_files/summary.txt", "model_files/model.png"} <= model_files

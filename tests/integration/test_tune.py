@@ -132,6 +132,19 @@ def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
     assert test_a != test_b  # the shuffled labels did reach the (single) test evaluation
 
 
+def test_determinism_gives_the_same_leaderboard(make_cfg):
+    from extf.tuning.study import Study
+
+    def leaderboard():
+        cfg = make_cfg(["dataset=wine", "model=mlp", "tuner.max_trials=3", "trainer.epochs=4", "tracking=none",
+                        "tuner.overwrite=true", "determinism=true"], command="tune")
+        study = Study(cfg, out=io.StringIO())
+        study.run()
+        return [(t["trial_id"], t["val_accuracy"], {k: v for k, v in t.items() if "." in k}) for t in study.trials]
+
+    assert leaderboard() == leaderboard()
+
+
 def test_objective_the_model_does_not_produce_is_fatal(tmp_path):
     proc = run_extf(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=2", "trainer.epochs=1",
                      "tuner.objective.name=val_auc"], cwd=tmp_path)

@@ -106,6 +106,10 @@ class Study:
                   if not k.startswith(("paths.", "search_space.")) and k not in ("run_id", "input", "output")}
         tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
                 "command": cfg.command, **({"init_from": cfg.init_from} if cfg.init_from else {})}
+        from extf.tracking import provenance
+
+        code_dir = Path(__file__).resolve().parents[3]
+        tags.update({"git_commit": provenance.git_commit(code_dir), **provenance.versions()})
         parent = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
         if parent is not None and parent == state.get("parent_run_id"):
             ended = self.tracker.end_stale_trials(parent)
@@ -291,6 +295,9 @@ class Study:
             shutil.rmtree(art)
         art.mkdir()
         (art / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True), encoding="utf-8")
+        from extf.tracking.provenance import freeze
+
+        (art / "requirements-freeze.txt").write_text(freeze(), encoding="utf-8")
         (art / "search_space.yaml").write_text(OmegaConf.to_yaml(self.cfg.search_space), encoding="utf-8")
         _write_leaderboard(self.trials, self.objective, art / "leaderboard.csv")
         history = json.loads((self.study_dir / "best" / "trial.json").read_text())["history"]
