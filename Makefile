@@ -8,7 +8,7 @@ PORT   ?= 5000
 PYTEST_ARGS ?= -m "not e2e"
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs ui test test-all lint clean
+.PHONY: help install train tune runs ui tensorboard test test-all lint clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ runs: install ## List the studies and their test metrics; RUN=<run_id> shows tha
 
 ui: install ## Serve the MLflow UI for mlruns/ on 127.0.0.1:$(PORT)
 	$(BIN)/extf ui port=$(PORT)
+
+tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensorboard on 127.0.0.1:6006
+	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
 test: install ## Run the test suite (without the e2e-marked long studies)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -115,3 +115,10 @@ def test_model_standardizes_and_rescales_raw_inputs(make_cfg):
     model = build_model(cfg, splits.meta)
     rescaled = keras.Model(model.input, model.get_layer("rescale").output).predict(splits.train.x[:8], verbose=0)
     assert rescaled.max() <= 1.0
+
+
+def test_tensorboard_callbacks_write_logs_in_the_trial_dir(make_cfg, tmp_path):
+    cfg = make_cfg(["dataset=iris", "model=mlp", "trainer.epochs=1", "callbacks=tensorboard"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    fit(build_model(cfg, splits.meta), cfg, splits, make_callbacks(cfg.callbacks, tmp_path))
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
