@@ -123,6 +123,12 @@ def run_hydra(command: str, args: list[str]) -> int:
                 traceback.print_exception(e)
             sys.exit(1)
 
+    writes = not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or a.startswith("--shell")
+                     for a in args)
+    problem = _unwritable_root(args) if writes else None
+    if problem:
+        print(f"extf {command}: error: {problem}", file=sys.stderr)
+        return 2
     saved = sys.argv
     sys.argv = [f"extf-{command}", *args]
     try:
@@ -130,6 +136,25 @@ def run_hydra(command: str, args: list[str]) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+def _unwritable_root(args: list[str]) -> str | None:
+    """Hydra creates its run directory under paths.root_dir before extf runs; check it first for a clear message."""
+    root = os.environ.get("EXTF_ROOT", ".")
+    source = "EXTF_ROOT" if "EXTF_ROOT" in os.environ else "the working directory"
+    for arg in args:
+        if arg.lstrip("+").startswith("paths.root_dir="):
+            root, source = arg.split("=", 1)[1], "paths.root_dir"
+    path = Path(root).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".extf-write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        return (f"cannot write to {str(path)!r} ({e.strerror}), where outputs/ and mlruns/ go. Expected a writable "
+                f"directory: set paths.root_dir=DIR (or EXTF_ROOT) to one. Received: {source}={root!r}")
+    return None
 
 
 def ui(args: list[str]) -> int:

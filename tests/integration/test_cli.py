@@ -43,6 +43,7 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
     (["train", "dataset=image_dir"], ["Missing required config value(s): dataset.path"]),
     (["train", "evaluation.threshold=1.5"], ["evaluation.threshold", "[0, 1]", "1.5"]),
     (["train", "dataset=iris", "model=mlp", "augmentation=image"], ["augmentation=image", "tabular"]),
+    (["train", "paths.root_dir=/proc/no_such_dir"], ["cannot write to '/proc/no_such_dir'", "paths.root_dir"]),
     (["trian"], ["unknown command 'trian'", "train, tune, evaluate, predict, runs, ui"]),
 ])
 def test_bad_input_gets_one_clear_message(tmp_path, args, needles):
