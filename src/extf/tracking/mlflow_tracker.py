@@ -46,7 +46,7 @@ class NullTracker:
     def start_trial(self, trial_id: str, params: dict) -> str | None:
         return None
 
-    def end_stale_trials(self, parent_id: str) -> int:
+    def end_stale_trials(self, parent_id: str, status: str = "KILLED", reason: str = "") -> int:
         return 0
 
     def log_params(self, run_id: str | None, params: dict) -> None:
@@ -133,13 +133,15 @@ class MlflowTracker(NullTracker):
             return None  # the store was cleaned: the study gets a new parent run
         return run if run.info.lifecycle_stage == "active" else None
 
-    def end_stale_trials(self, parent_id: str) -> int:
-        """Trial runs left RUNNING by a process that died (kill -9, crash): end them KILLED."""
+    def end_stale_trials(self, parent_id: str, status: str = "KILLED",
+                         reason: str = "the process running this trial stopped before it finished (killed or "
+                                       "crashed); the trial is run again") -> int:
+        """Trial runs of the study still RUNNING (a process that died, or an interrupt between two MLflow calls):
+        end them."""
         runs = _retry(self.client.search_runs, [self.experiment_id],
                       filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'")
         for run in runs:
-            self.end_run(run.info.run_id, "KILLED", reason="the process running this trial stopped before it "
-                                                          "finished (killed or crashed); the trial is run again")
+            self.end_run(run.info.run_id, status, reason=reason)
         return len(runs)
 
     def start_trial(self, trial_id: str, params: dict) -> str:

@@ -110,16 +110,15 @@ class Study:
 
         code_dir = Path(__file__).resolve().parents[3]
         tags.update({"git_commit": provenance.git_commit(code_dir), **provenance.versions()})
-        parent = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
-        if parent is not None and parent == state.get("parent_run_id"):
-            ended = self.tracker.end_stale_trials(parent)
-            print(f"Resuming study {self.name} in {self.study_dir}: {len(self.trials)} trial(s) recorded"
-                  + (f", {ended} interrupted trial run(s) marked KILLED" if ended else ""), file=self.out)
-        self.state = {**state, "parent_run_id": parent, "name": self.name}
-        write_json_atomic(self.study_dir / STATE_FILE, self.state)
-        self.parent_id = parent
+        parent = self.parent_id = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
         status = "FAILED"
         try:
+            if parent is not None and parent == state.get("parent_run_id"):
+                ended = self.tracker.end_stale_trials(parent)
+                print(f"Resuming study {self.name} in {self.study_dir}: {len(self.trials)} trial(s) recorded"
+                      + (f", {ended} interrupted trial run(s) marked KILLED" if ended else ""), file=self.out)
+            self.state = {**state, "parent_run_id": parent, "name": self.name}
+            write_json_atomic(self.study_dir / STATE_FILE, self.state)
             summary = self._search_and_test(space)
             status = "FINISHED"
             return summary
@@ -130,6 +129,8 @@ class Study:
             self.tracker.set_tags(parent, {"extf.failure_reason": _reason(e)})
             raise
         finally:
+            if status != "FINISHED":  # no trial run may outlive its study as RUNNING, wherever the stop came
+                self.tracker.end_stale_trials(parent, status, reason=f"the study ended {status}")
             self.tracker.end_run(parent, status)
 
     def _search_and_test(self, space) -> dict:
