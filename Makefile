@@ -8,7 +8,7 @@ PORT   ?= 5000
 PYTEST_ARGS ?= -m "not e2e"
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs ui tensorboard test test-all lint clean
+.PHONY: help install train tune runs ui tensorboard test test-all lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ test: install ## Run the test suite (without the e2e-marked long studies)
 
 test-all: install ## Run every test, the long end-to-end studies included
 	$(BIN)/python -m pytest
+
+bench: install ## Benchmarks that print ratios measured in one run (report only, never fail)
+	@for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 lint: install ## ruff
 	$(BIN)/ruff check src tests
