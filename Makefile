@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 PORT   ?= 5000
-# Tests: `make test` runs everything but the `e2e`-marked long studies; `make test-all` runs those too.
+# Tests: `make test` runs the whole suite, real trainings (`slow`) included (about 9 min on 2 cores);
+# `make test-fast` skips the `slow` ones (about 2 min). Long end-to-end runs would be marked `e2e` and skipped here.
 PYTEST_ARGS ?= -m "not e2e"
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs ui tensorboard test test-all lint bench clean
+.PHONY: help install train tune runs ui tensorboard test test-fast lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -40,11 +41,11 @@ ui: install ## Serve the MLflow UI for mlruns/ on 127.0.0.1:$(PORT)
 tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensorboard on 127.0.0.1:6006
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
-test: install ## Run the test suite (without the e2e-marked long studies)
+test: install ## Run the test suite (real trainings included; only `e2e`-marked runs are skipped)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-all: install ## Run every test, the long end-to-end studies included
-	$(BIN)/python -m pytest
+test-fast: install ## Run the tests that need no real training (-m "not slow and not e2e")
+	$(BIN)/python -m pytest -m "not slow and not e2e"
 
 bench: install ## Benchmarks that print ratios measured in one run (report only, never fail)
 	@for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
