@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+SPLIT_ORDER = ("train", "val", "test")
+
 
 def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch_size: int,
                    stateful: bool = False) -> tuple[dict[str, float], np.ndarray]:
@@ -17,16 +19,17 @@ def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch
     from extf.models.rnn import reset_states
 
     split = getattr(splits, split_name)
-    reset_states(model)
-    if stateful:
-        # the split continues the sequence: prime the state with the earlier splits' inputs (no labels)
-        for earlier in ("train", "val", "test")[: ("train", "val", "test").index(split_name)]:
-            model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
-    outputs = model.predict(split.x, batch_size=batch_size, verbose=0)
-    if stateful:  # evaluate() must see the same state predict() started from
+
+    def start_state():
+        """Fresh states; a stateful split continues the sequence, so prime it with the earlier splits' inputs."""
         reset_states(model)
-        for earlier in ("train", "val", "test")[: ("train", "val", "test").index(split_name)]:
-            model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
+        if stateful:
+            for earlier in SPLIT_ORDER[: SPLIT_ORDER.index(split_name)]:
+                model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
+
+    start_state()
+    outputs = model.predict(split.x, batch_size=batch_size, verbose=0)
+    start_state()  # evaluate() must start from the same state predict() did
     keras_metrics = model.evaluate(split.x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
     metrics = {k: float(v) for k, v in keras_metrics.items()}
     # the notes' metrics take precedence where names overlap (they honour the decision threshold); a reconstruction

@@ -9,10 +9,7 @@ def learning_curves(history: dict, path: Path, objective: str | None = None,
                     best_epoch: int | None = None) -> Path:
     """Train vs validation loss (and the first metric) per epoch; the best epoch (0-based) is marked: the one early
     stopping with restore_best_weights keeps, training stopped `patience` epochs later."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     metrics = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "lr")]
     metrics = ["loss"] + [m for m in metrics if m != "loss"][:1]
@@ -38,10 +35,7 @@ def learning_curves(history: dict, path: Path, objective: str | None = None,
 
 def roc_plot(y_true, y_prob, path: Path, class_names=()) -> Path:
     """ROC curve with its AUC: one curve for a binary score, one-vs-rest curves for (n, k) probabilities."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from extf.evaluation.metrics import auc_score, roc_curve_points
 
@@ -62,10 +56,7 @@ def roc_plot(y_true, y_prob, path: Path, class_names=()) -> Path:
 
 def pr_plot(y_true, y_prob, path: Path, class_names=()) -> Path:
     """Precision-recall curve with its average precision: binary, or one-vs-rest per class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from extf.evaluation.metrics import average_precision, pr_curve_points
 
@@ -89,10 +80,7 @@ def pr_plot(y_true, y_prob, path: Path, class_names=()) -> Path:
 
 def confusion_matrix_plot(cm, class_names, path: Path) -> Path:
     """Confusion matrix (rows true, columns predicted) with the count in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     cm = np.asarray(cm)
@@ -119,10 +107,7 @@ def confusion_matrix_plot(cm, class_names, path: Path) -> Path:
 
 def predicted_vs_actual_plot(y_true, y_pred, path: Path) -> Path:
     """Predicted against actual values with the y = x line; sequences are flattened to their values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     y_true = np.asarray(y_true, dtype=float).reshape(-1)
@@ -145,10 +130,7 @@ def predicted_vs_actual_plot(y_true, y_pred, path: Path) -> Path:
 
 def segmentation_overlay_plot(images, masks_true, masks_pred, path: Path, n: int = 4) -> Path:
     """The first `n` samples as rows of image / true mask / predicted mask (labels or (..., k) scores)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     rows = max(1, min(n, len(images)))
@@ -171,10 +153,7 @@ def segmentation_overlay_plot(images, masks_true, masks_pred, path: Path, n: int
 
 def reconstruction_plot(originals, reconstructions, path: Path, n: int = 8) -> Path:
     """The first `n` images (top row) above their reconstructions (bottom row), on one grey scale per column."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     cols = max(1, min(n, len(originals)))
@@ -232,6 +211,16 @@ def _displayable(image):
     lo, hi = float(image.min()), float(image.max())
     # imshow clips RGB floats to [0, 1]; rescale so standardised or 0-255 images stay visible.
     return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+
+
+def _pyplot():
+    """pyplot on the Agg backend: files only, no display needed (CI, servers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> Path:
