@@ -22,6 +22,7 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
             cfg.tuner.name = "random"
             cfg.tuner.max_trials = 1
             cfg.tuner.overwrite = True
+            cfg.tuner.workers = 0  # one trial: nothing to distribute
     checked = validate(cfg)
     with open_dict(checked):
         checked.paths.study_dir = str(study_dir(checked) if command == "tune" else checked.paths.output_dir)
@@ -30,7 +31,8 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
 
 # keys that do not change what a study computes: re-running with other values resumes the same study
 NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output")
-NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity")
+NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
+                       "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
 
 
 def study_dir(cfg: DictConfig) -> Path:

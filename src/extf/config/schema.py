@@ -257,6 +257,9 @@ class TrackingConf:
     tracking_uri: str | None = None
     artifact_root: str | None = None
     log_model: bool = True  # log the MLflow Keras model (signature + input example)
+    # an MLflow server (http:// URIs): how long to wait for an answer and how often to retry before giving up
+    request_timeout: int = 30
+    request_retries: int = 5
 
 
 @dataclass
@@ -283,6 +286,12 @@ class TunerConf:
     max_epochs: int | None = None
     factor: int = 3
     hyperband_iterations: int = 1
+    # distributed search (keras-tuner's chief oracle + worker processes); 0 = one process
+    workers: int = 0
+    oracle_host: str = "127.0.0.1"  # where the chief oracle listens; 0.0.0.0 only to let other machines in
+    oracle_port: int = 0  # 0: a free port
+    threads_per_worker: int | None = None  # TensorFlow intra/inter-op threads per worker (default: cores / workers)
+    max_worker_restarts: int = 3  # a worker killed by a signal is restarted (its trial runs again) this often
 
 
 @dataclass

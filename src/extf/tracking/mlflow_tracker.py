@@ -21,6 +21,7 @@ STUDY_TAG = "extf.study"
 TRIAL_TAG = "extf.trial_id"
 KIND_TAG = "extf.kind"
 REASON_TAG = "extf.failure_reason"
+WORKER_TAG = "extf.worker"
 
 
 def _retry(fn, *args, attempts: int = 5, **kwargs):
@@ -39,6 +40,7 @@ class NullTracker:
 
     enabled = False
     parent_id: str | None = None
+    worker_id: str | None = None  # the tuner id of a worker process in a distributed search
 
     def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str | None:
         return None
@@ -46,7 +48,8 @@ class NullTracker:
     def start_trial(self, trial_id: str, params: dict) -> str | None:
         return None
 
-    def end_stale_trials(self, parent_id: str, status: str = "KILLED", reason: str = "") -> int:
+    def end_stale_trials(self, parent_id: str, status: str = "KILLED", reason: str = "",
+                         worker: str | None = None) -> int:
         return 0
 
     def log_params(self, run_id: str | None, params: dict) -> None:
@@ -135,18 +138,21 @@ class MlflowTracker(NullTracker):
 
     def end_stale_trials(self, parent_id: str, status: str = "KILLED",
                          reason: str = "the process running this trial stopped before it finished (killed or "
-                                       "crashed); the trial is run again") -> int:
-        """Trial runs of the study still RUNNING (a process that died, or an interrupt between two MLflow calls):
-        end them."""
-        runs = _retry(self.client.search_runs, [self.experiment_id],
-                      filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'")
+                                       "crashed); the trial is run again", worker: str | None = None) -> int:
+        """Trial runs of the study (of one worker, if given) still RUNNING (a process that died, or an interrupt
+        between two MLflow calls): end them."""
+        query = f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'"
+        if worker:
+            query += f" and tags.`{WORKER_TAG}` = '{worker}'"
+        runs = _retry(self.client.search_runs, [self.experiment_id], filter_string=query)
         for run in runs:
             self.end_run(run.info.run_id, status, reason=reason)
         return len(runs)
 
     def start_trial(self, trial_id: str, params: dict) -> str:
         run = _retry(self.client.create_run, self.experiment_id, run_name=f"trial-{trial_id}",
-                     tags={"mlflow.parentRunId": self.parent_id, KIND_TAG: "trial", TRIAL_TAG: trial_id})
+                     tags={"mlflow.parentRunId": self.parent_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
+                           **({WORKER_TAG: self.worker_id} if self.worker_id else {})})
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 

@@ -71,13 +71,15 @@ class Study:
         self.new_trials = 0
         self.init_weights: Path | None = None
         self.started = time.time()
+        self.best_dir = self.study_dir / "best"
+        self.worker_id: str | None = None  # set in a worker process of a distributed search
 
     # ------------------------------------------------------------------ main path
-    def run(self) -> dict:
+    def _prepare_search(self):
+        """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
         from extf.data import load_dataset
         from extf.models import check_fits_data, prepare_splits
         from extf.models.augmentation import check_augmentation
-        from extf.tracking import flatten, make_tracker
         from extf.tuning.space import parse_space
         from extf.tuning.trial import check_stateful_batches
 
@@ -89,6 +91,38 @@ class Study:
         check_stateful_batches(cfg, self.splits)
         check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
         self.objective = resolve_objective(cfg, meta)
+        return space
+
+    def work(self, worker_id: str, parent_run_id: str | None, init_weights: str | None) -> None:
+        """A worker of a distributed search: run the trials the chief oracle hands out, until it says stop."""
+        import keras_tuner as kt
+
+        from extf.tracking import make_tracker
+        from extf.tuning.tuner import make_tuner
+
+        space = self._prepare_search()
+        self.worker_id = worker_id
+        self.best_dir = self.study_dir / "workers" / worker_id / "best"
+        self.best_dir.mkdir(parents=True, exist_ok=True)
+        self.init_weights = Path(init_weights) if init_weights else None
+        self._restore_progress()
+        self.tracker = make_tracker(self.cfg, self.name)
+        self.tracker.parent_id = parent_run_id
+        self.tracker.worker_id = worker_id
+        self._apply_determinism()
+        tuner = make_tuner(self.cfg, space, self.objective, self, directory=self.study_dir / "tuner", overwrite=False)
+        try:
+            tuner.search(verbose=0)
+        except kt.errors.FatalError as e:
+            cause = e.args[0] if e.args else e
+            raise cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}") from None
+
+    def run(self) -> dict:
+        from extf.tracking import flatten, make_tracker
+
+        cfg = self.cfg
+        space = self._prepare_search()
+        meta = self.splits.meta
         self._prepare_dir()
         if cfg.init_from:
             from extf.tracking.logged import fetch
@@ -142,9 +176,16 @@ class Study:
         self._apply_determinism()
         import keras_tuner as kt
 
-        tuner = make_tuner(cfg, space, self.objective, self, directory=self.study_dir / "tuner")
+        tuner = make_tuner(cfg, space, self.objective, self, directory=self.study_dir / "tuner",
+                           overwrite=bool(cfg.tuner.overwrite))
         try:
-            tuner.search(verbose=0)
+            if cfg.tuner.workers:
+                self._distributed_search(tuner)
+            else:
+                from extf.tuning.distributed import requeue_orphans
+
+                requeue_orphans(tuner.oracle, {tuner.tuner_id})
+                tuner.search(verbose=0)
         except kt.errors.FatalError as e:
             cause = e.args[0] if e.args else e
             raise cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}") from None
@@ -172,6 +213,44 @@ class Study:
                 "trials": _ranked(self.trials, self.objective),
                 "study_dir": str(self.study_dir), "objective": self.objective.name}
 
+    def _distributed_search(self, tuner) -> None:
+        """Serve the oracle, run the workers, then take the best trial over all of them."""
+        from extf.tuning import distributed as dist
+
+        cfg = self.cfg
+        log = self.study_dir / TRIALS_FILE
+        lines_before = len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
+        dist.write_worker_file(self.study_dir, OmegaConf.to_container(cfg, resolve=True), self.parent_id,
+                               self.init_weights)
+        oracle = tuner.oracle
+        oracle.verbose = 0
+        tuner.save()  # like keras-tuner's own chief: the next run of this study reloads the oracle from it
+        dist.requeue_orphans(oracle, set(dist.worker_ids(cfg.tuner.workers)))
+        server, port = dist.serve_oracle(oracle, cfg.tuner.oracle_host, cfg.tuner.oracle_port)
+        workers = dist.LocalWorkers(self, port, self.out)
+        print(f"Distributed search: chief oracle on {cfg.tuner.oracle_host}:{port}, {cfg.tuner.workers} local "
+              f"worker(s) with {workers.threads} TensorFlow thread(s) each; logs in {workers.logs}. Other machines "
+              f"join with: KERASTUNER_TUNER_ID=<id> KERASTUNER_ORACLE_IP=<this host> KERASTUNER_ORACLE_PORT={port} "
+              f"extf worker {self.study_dir}", file=self.out, flush=True)
+        try:
+            workers.start()
+            workers.wait(oracle)
+        except ExtfError:
+            self._restore_progress()
+            finished = [t for t in self.trials if t["status"] == "FINISHED"]
+            failed = [t for t in self.trials if t["status"] == "FAILED"]
+            if not finished and failed:
+                raise ExtfError(f"No trial finished; the first failure: {failed[0].get('reason')}. See the FAILED "
+                                f"trial runs' extf.failure_reason tags. Received: {len(failed)} failed trial(s)") \
+                    from None
+            raise
+        finally:
+            workers.stop()
+            server.stop(grace=2)
+        dist.collect_best(self.study_dir, self.objective)
+        self._restore_progress()
+        self.new_trials = len(log.read_text(encoding="utf-8").splitlines()) - lines_before if log.exists() else 0
+
     # ------------------------------------------------------------------ pieces
     def _prepare_dir(self) -> None:
         try:
@@ -184,13 +263,13 @@ class Study:
                               f"Expected a writable directory; choose another with hydra.run.dir=PATH or "
                               f"paths.root_dir=PATH. Received: {str(self.study_dir)!r}") from None
         if self.cfg.tuner.overwrite:
-            for name in ("tuner", "best", "artifacts", STATE_FILE, TRIALS_FILE):
+            for name in ("tuner", "best", "workers", "artifacts", STATE_FILE, TRIALS_FILE, "worker.json"):
                 target = self.study_dir / name
                 if target.is_dir():
                     shutil.rmtree(target)
                 elif target.exists():
                     target.unlink()
-        (self.study_dir / "best").mkdir(exist_ok=True)
+        self.best_dir.mkdir(exist_ok=True)
 
     def _load_state(self) -> dict:
         path = self.study_dir / STATE_FILE
@@ -213,8 +292,8 @@ class Study:
                     continue
                 by_id[row["trial_id"]] = row
             self.trials = list(by_id.values())
-        best = self.study_dir / "best" / "trial.json"
-        if best.exists() and (self.study_dir / "best" / "model.weights.h5").exists():
+        best = self.best_dir / "trial.json"
+        if best.exists() and (self.best_dir / "model.weights.h5").exists():
             saved = json.loads(best.read_text(encoding="utf-8"))
             self.best_trial = saved["trial"]
             self.best_hp = saved["hyperparameters"]
@@ -235,15 +314,19 @@ class Study:
         if reason:
             row["reason"] = reason
         self.trials = [t for t in self.trials if t["trial_id"] != trial_id] + [row]
-        with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:
+        with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:  # one write: workers append too
             f.write(json.dumps(row, default=str) + "\n")
+        n_done = len(self.trials)
+        if self.worker_id:  # other workers' trials count too
+            n_done = len({json.loads(line)["trial_id"] for line in
+                          (self.study_dir / TRIALS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()})
         if history and "val_loss" in history and self.objective.name != "val_loss":
             row["val_loss_min"] = float(min(history["val_loss"]))
         if status == "FINISHED" and value is not None and self._improves(value, row.get("val_loss_min")):
             self.best_value = value
             self.best_trial = row
             self.best_hp = dict(hp_values)
-            best_dir = self.study_dir / "best"
+            best_dir = self.best_dir
             tmp = best_dir / "model.weights.h5.tmp.weights.h5"
             model.save_weights(tmp)
             os.replace(tmp, best_dir / "model.weights.h5")
@@ -252,7 +335,8 @@ class Study:
         n_max = self.cfg.tuner.max_trials
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in hp_values.items() if not k.startswith("tuner/"))
         value_text = f"{self.objective.name}={_fmt(value)}" if value is not None else f"FAILED ({reason})"
-        print(f"[trial {len(self.trials)}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
+        who = f"[{self.worker_id}] " if self.worker_id else ""
+        print(f"{who}[trial {n_done}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
               f"best={_fmt(self.best_value)}  epochs={epochs}  {time.time() - self.started:.1f}s", file=self.out,
               flush=True)
 

@@ -49,12 +49,15 @@ def make_oracle(cfg, specs, objective):
                       f"Received: tuner.name={t.name!r}")
 
 
-def make_tuner(cfg, specs, objective, study, directory: Path):
+def make_tuner(cfg, specs, objective, study, directory: Path, overwrite: bool):
     import keras_tuner as kt
     from keras_tuner.src import config as kt_config
+    from keras_tuner.src import utils as kt_utils
 
     # keras-tuner prints every failed trial's traceback by default; the trial's MLflow run keeps the reason
     kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
+    # keras-tuner rewrites oracle.json and trial.json in place: a kill in the middle would leave them cut
+    kt_utils.save_json = _save_json_atomic
 
     class StudyTuner(kt.engine.base_tuner.BaseTuner):
         """Runs each trial through the study: MLflow child run, fit, objective, best-weights bookkeeping."""
@@ -63,8 +66,19 @@ def make_tuner(cfg, specs, objective, study, directory: Path):
             return run_trial(study, trial, self.get_trial_dir(trial.trial_id))
 
     oracle = make_oracle(cfg, specs, objective)
-    return StudyTuner(oracle=oracle, directory=str(directory), project_name="search",
-                      overwrite=bool(cfg.tuner.overwrite))
+    return StudyTuner(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
+
+
+def _save_json_atomic(path, obj) -> str:
+    """keras_tuner.utils.save_json, written to a temporary file first and renamed over the old one."""
+    import json
+
+    text = json.dumps(obj)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return text
 
 
 def run_trial(study, trial, trial_dir: str) -> dict:

@@ -1,0 +1,255 @@
+"""Distributed search with keras-tuner's own protocol: the `extf tune` process serves the chief oracle (gRPC) and
+supervises N worker processes; each worker asks the oracle for trials (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP,
+KERASTUNER_ORACLE_PORT) and logs them as child runs of the study's parent run.
+
+A worker killed by a signal is restarted under the same tuner id: the oracle hands it the trial it was running, so that
+trial runs again. Workers on other machines join with `extf worker STUDY_DIR` (see README, "Scaling out").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from extf.errors import ConfigError, ExtfError
+
+WORKER_FILE = "worker.json"
+ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
+KILLED_CODES = {130, 137, 143}  # 128 + SIGINT / SIGKILL / SIGTERM, as a shell reports them
+
+
+def worker_ids(n: int) -> list[str]:
+    return [f"worker{i}" for i in range(n)]
+
+
+def default_threads(workers: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
+
+
+def requeue_orphans(oracle, keep: set[str]) -> int:
+    """Trials the oracle still holds for tuner ids that will not ask again (a study resumed with fewer workers, or
+    in the other mode) go back to the queue, so they run again instead of blocking the end of the search."""
+    orphans = [tid for tid in list(oracle.ongoing_trials) if tid not in keep]
+    for tid in orphans:
+        trial = oracle.ongoing_trials.pop(tid)
+        oracle._retry_queue.append(trial.trial_id)
+    if orphans:
+        oracle.save()
+    return len(orphans)
+
+
+def quiet_conditions() -> None:
+    """keras-tuner 1.4.8's conditions.Parent.to_proto prints its first value (a leftover debug print) each time a
+    conditional hyperparameter crosses gRPC; the same conversion without the print."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.engine import conditions
+
+    def to_proto(self):
+        first = self.values[0]
+        kind = ("string_value" if isinstance(first, str) else "boolean_value" if isinstance(first, bool)
+                else "int_value" if isinstance(first, int) else "float_value")
+        proto = protos.get_proto()
+        return proto.Condition(parent=proto.Condition.Parent(
+            name=self.name, values=[proto.Value(**{kind: v}) for v in self.values]))
+
+    conditions.Parent.to_proto = to_proto
+
+
+def serve_oracle(oracle, host: str, port: int):
+    """Start keras-tuner's OracleServicer for `oracle` on host:port (0 = a free port); returns (server, port)."""
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    class Servicer(OracleServicer):
+        def EndTrial(self, request, context):  # noqa: N802 - gRPC method name
+            response = super().EndTrial(request, context)
+            # keras-tuner saves the oracle before it drops the trial from the ongoing ones; save again, or a
+            # resumed study would run the last trial twice
+            self.oracle.save()
+            return response
+
+    quiet_conditions()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # the oracle handles one request at a time
+    protos.get_service_grpc().add_OracleServicer_to_server(Servicer(oracle), server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise ConfigError(f"The chief oracle cannot listen on {host}:{port} (address in use or not on this machine). "
+                          f"Expected a free port on a local address; set tuner.oracle_port=0 for any free port. "
+                          f"Received: tuner.oracle_host={host!r}, tuner.oracle_port={port}")
+    server.start()
+    return server, bound
+
+
+def write_worker_file(study_dir: Path, cfg_container: dict, parent_run_id: str | None,
+                      init_weights: Path | None) -> None:
+    from extf.tuning.study import write_json_atomic
+
+    write_json_atomic(study_dir / WORKER_FILE, {"config": cfg_container, "parent_run_id": parent_run_id,
+                                                "init_weights": str(init_weights) if init_weights else None})
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """A local worker gets SIGTERM when the `extf tune` process that started it dies (even by kill -9)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class LocalWorkers:
+    """N `extf worker` processes on this machine, restarted when a signal kills them."""
+
+    def __init__(self, study, port: int, out):
+        t = study.cfg.tuner
+        self.study, self.out, self.port = study, out, port
+        self.host = "127.0.0.1" if t.oracle_host in ("0.0.0.0", "::", "") else t.oracle_host
+        self.threads = t.threads_per_worker or default_threads(t.workers)
+        self.restarts_left = t.max_worker_restarts
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs = study.study_dir / "workers"
+
+    def start(self) -> None:
+        for wid in worker_ids(self.study.cfg.tuner.workers):
+            self._spawn(wid)
+
+    def _spawn(self, wid: str) -> None:
+        (self.logs / wid).mkdir(parents=True, exist_ok=True)
+        threads = str(self.threads)
+        env = {**os.environ, ENV_ID: wid, ENV_IP: self.host, ENV_PORT: str(self.port),
+               "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
+        with open(self.logs / wid / "stderr.log", "ab") as log:
+            self.procs[wid] = subprocess.Popen([sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)],
+                                               env=env, stderr=log, preexec_fn=_die_with_parent)
+
+    def wait(self, oracle) -> None:
+        """Until every worker has finished (the oracle told it to stop) and no trial is still running."""
+        while self.procs:
+            for wid, proc in list(self.procs.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del self.procs[wid]
+                if code == 0:
+                    continue
+                if (code < 0 or code in KILLED_CODES) and self.restarts_left > 0:
+                    self.restarts_left -= 1
+                    ended = self.study.tracker.end_stale_trials(
+                        self.study.parent_id, worker=wid,
+                        reason=f"{wid} was killed (exit code {code}); the trial runs again")
+                    print(f"[{wid}] stopped by a signal (exit code {code}); restarting it, its trial runs again"
+                          + (f" ({ended} trial run marked KILLED)" if ended else ""), file=self.out, flush=True)
+                    self._spawn(wid)
+                    continue
+                raise ExtfError(self._failure(wid, code))
+            time.sleep(0.2)
+        if oracle.ongoing_trials:  # a remote worker still running a trial
+            print(f"Waiting for {len(oracle.ongoing_trials)} trial(s) on other workers: "
+                  f"{', '.join(sorted(oracle.ongoing_trials))}", file=self.out, flush=True)
+            while oracle.ongoing_trials:
+                time.sleep(1)
+
+    def _failure(self, wid: str, code: int) -> str:
+        lines = (self.logs / wid / "stderr.log").read_text(encoding="utf-8", errors="replace").splitlines()
+        errors = [ln for ln in lines if ln.startswith("extf worker: ")]
+        detail = errors[-1].split(": ", 1)[1].removeprefix("error: ") if errors else (lines[-1] if lines else "no output")
+        if code < 0 or code in KILLED_CODES:
+            return (f"worker {wid} was killed more often than tuner.max_worker_restarts allows. Expected workers to "
+                    f"finish; see {self.logs / wid / 'stderr.log'}. Received: exit code {code}")
+        return f"{detail} (in worker {wid}; its log: {self.logs / wid / 'stderr.log'})"
+
+    def stop(self) -> None:
+        """Ask the remaining workers to stop (their trial runs end KILLED), then make sure they are gone."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 30
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+
+def collect_best(study_dir: Path, objective) -> bool:
+    """The best trial over every worker's best/ (and an earlier one in study_dir/best) becomes study_dir/best."""
+    candidates = []
+    for d in [study_dir / "best", *sorted((study_dir / "workers").glob("*/best"))]:
+        if (d / "trial.json").exists() and (d / "model.weights.h5").exists():
+            trial = json.loads((d / "trial.json").read_text(encoding="utf-8"))["trial"]
+            if trial.get(objective.name) is not None:
+                candidates.append((d, trial))
+    if not candidates:
+        return False
+    best_dir, best = candidates[0]
+    for d, trial in candidates[1:]:
+        value, loss = trial[objective.name], trial.get("val_loss_min")
+        tie_break = (value == best[objective.name] and loss is not None and best.get("val_loss_min") is not None
+                     and loss < best["val_loss_min"])
+        if objective.better(value, best[objective.name]) or tie_break:
+            best_dir, best = d, trial
+    target = study_dir / "best"
+    if best_dir != target:
+        target.mkdir(exist_ok=True)
+        for name in ("model.weights.h5", "trial.json"):
+            tmp = target / f".{name}.tmp"
+            shutil.copyfile(best_dir / name, tmp)
+            os.replace(tmp, target / name)
+    return True
+
+
+def worker_main(args: list[str]) -> int:
+    """`extf worker STUDY_DIR`: run trials for the chief oracle named by the KERASTUNER_* environment variables."""
+    from omegaconf import OmegaConf
+
+    from extf.tuning.study import Study
+
+    if len(args) != 1 or args[0].startswith("-"):
+        raise ConfigError("extf worker takes one argument, the study directory the chief printed (on a shared "
+                          "file system). Usage: KERASTUNER_TUNER_ID=w1 KERASTUNER_ORACLE_IP=HOST "
+                          f"KERASTUNER_ORACLE_PORT=PORT extf worker STUDY_DIR. Received: {' '.join(args) or '(none)'}")
+    study_dir = Path(args[0].removeprefix("study_dir="))
+    missing = [v for v in (ENV_ID, ENV_IP, ENV_PORT) if not os.environ.get(v)]
+    if missing:
+        raise ConfigError(f"extf worker needs the environment variables {', '.join(missing)} (the tuner id of this "
+                          f"worker and the chief oracle's address, printed by `extf tune tuner.workers=N`). "
+                          f"Received: {', '.join(f'{v}={os.environ.get(v)!r}' for v in (ENV_ID, ENV_IP, ENV_PORT))}")
+    if "chief" in os.environ[ENV_ID]:
+        raise ConfigError(f"{ENV_ID} must not contain 'chief' (keras-tuner reserves it for the oracle). "
+                          f"Received: {ENV_ID}={os.environ[ENV_ID]!r}")
+    info_path = study_dir / WORKER_FILE
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"Cannot read {str(info_path)!r} ({getattr(e, 'strerror', None) or e}). Expected the study "
+                          f"directory of a running `extf tune tuner.workers=N`. Received: {str(study_dir)!r}") from None
+    _set_threads()
+    quiet_conditions()
+    study = Study(OmegaConf.create(info["config"]))
+    study.work(os.environ[ENV_ID], info["parent_run_id"], info.get("init_weights"))
+    return 0
+
+
+def _set_threads() -> None:
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("TF_NUM_INTEROP_THREADS", threads)))
