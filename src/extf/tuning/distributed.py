@@ -101,14 +101,18 @@ def write_worker_file(study_dir: Path, cfg_container: dict, parent_run_id: str |
                                                 "init_weights": str(init_weights) if init_weights else None})
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """A local worker gets SIGTERM when the `extf tune` process that started it dies (even by kill -9)."""
-    try:
-        import ctypes
+def watch_parent(parent_pid: int) -> None:
+    """A local worker stops (SIGTERM: its trial run ends KILLED) when the `extf tune` process that started it dies,
+    even by kill -9. A thread that polls, since prctl(PDEATHSIG) needs code between fork and exec, which gRPC's
+    threads in the chief make unsafe."""
+    import threading
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def poll() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=poll, name="extf-watch-parent", daemon=True).start()
 
 
 class LocalWorkers:
@@ -133,8 +137,9 @@ class LocalWorkers:
         env = {**os.environ, ENV_ID: wid, ENV_IP: self.host, ENV_PORT: str(self.port),
                "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
         with open(self.logs / wid / "stderr.log", "ab") as log:
+            env["EXTF_PARENT_PID"] = str(os.getpid())
             self.procs[wid] = subprocess.Popen([sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)],
-                                               env=env, stderr=log, preexec_fn=_die_with_parent)
+                                               env=env, stderr=log)
 
     def wait(self, oracle) -> None:
         """Until every worker has finished (the oracle told it to stop) and no trial is still running."""
@@ -239,6 +244,8 @@ def worker_main(args: list[str]) -> int:
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"Cannot read {str(info_path)!r} ({getattr(e, 'strerror', None) or e}). Expected the study "
                           f"directory of a running `extf tune tuner.workers=N`. Received: {str(study_dir)!r}") from None
+    if os.environ.get("EXTF_PARENT_PID", "").isdigit():
+        watch_parent(int(os.environ["EXTF_PARENT_PID"]))
     _set_threads()
     quiet_conditions()
     study = Study(OmegaConf.create(info["config"]))

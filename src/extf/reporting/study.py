@@ -1,0 +1,122 @@
+"""A study read back from MLflow for its report: the parent run, its objective, its trials and its plots."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from extf.errors import ConfigError
+from extf.tuning.study import Objective, resolve_objective
+
+IMAGES = ("learning_curves.png", "plots")  # artifacts inlined in the report (plots/: every *.png)
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    status: str
+    value: float | None  # the objective (best epoch); None for failed / unfinished trials
+    params: dict[str, str]  # the trial's hyperparameters
+    epochs: int | None
+    reason: str  # why it failed, if it did
+
+
+@dataclass
+class StudyReport:
+    run: Any  # mlflow.entities.Run of the study's parent run
+    experiment: str
+    objective: Objective
+    trials: list[Trial]  # best first; failed, killed and unfinished trials last
+    images: list[tuple[str, bytes]]  # (artifact path, PNG bytes)
+
+    @property
+    def hp_names(self) -> list[str]:
+        names: list[str] = []
+        for t in sorted(self.trials, key=lambda t: natural_key(t.trial_id)):
+            names += [k for k in t.params if k not in names]
+        return names
+
+
+def study_run(client, run_id: str):
+    """The parent run of a study, or one clear error for an unknown id, a trial or a run extf did not log."""
+    from extf.tracking.logged import get_run
+
+    run = get_run(client, run_id)
+    tags = run.data.tags
+    if tags.get("extf.kind") == "trial" or "mlflow.parentRunId" in tags:
+        parent = tags.get("mlflow.parentRunId", "?")
+        raise ConfigError(f"Run {run_id} is a trial, not a study; a report covers a whole study, logged on its parent "
+                          f"run. Use `extf report run_id={parent}`. Received: run_id={run_id!r}")
+    if tags.get("extf.kind") != "study":
+        raise ConfigError(f"Run {run_id} is not an extf study (it has no tag extf.kind=study). Pick a study's run id "
+                          f"from `extf runs`. Received: run_id={run_id!r}")
+    return run
+
+
+def latest_tune_study(tracking_uri: str) -> str:
+    """The run id of the most recent FINISHED `extf tune` study."""
+    from extf.tracking.runs import list_studies
+
+    for row in list_studies(tracking_uri):  # newest first
+        if row["status"] == "FINISHED" and row["command"] == "tune":
+            return row["run_id"]
+    raise ConfigError(f"No finished `extf tune` study in {tracking_uri} to report on. Run `extf tune` (or `make "
+                      f"tune`) first, or pass run_id=ID of a study listed by `extf runs`. Received: no run_id")
+
+
+def objective_of(run) -> Objective:
+    """The objective the study optimised: the logged best_val_* metric, else the config's, with its direction."""
+    params = run.data.params
+    logged = next((k[len("best_"):] for k in sorted(run.data.metrics) if k.startswith("best_val_")), None)
+    name = logged or params.get("tuner.objective.name", "auto")
+    cfg = SimpleNamespace(tuner=SimpleNamespace(objective=SimpleNamespace(
+        name=name, direction=params.get("tuner.objective.direction", "auto"))))
+    return resolve_objective(cfg, SimpleNamespace(task=run.data.tags.get("task", "")))
+
+
+def natural_key(text: str):
+    """'2' < '10' < 'a': trial ids and class names in their natural order."""
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def trials_of(client, run, objective: Objective) -> list[Trial]:
+    """The study's trial child runs, best first, then the failed / killed / unfinished ones by trial id."""
+    children = client.search_runs([run.info.experiment_id], max_results=5000,
+                                  filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    trials = []
+    for r in children:
+        value = r.data.metrics.get(f"{objective.name}_best")
+        epochs = r.data.metrics.get("epochs_trained")
+        trials.append(Trial(trial_id=r.data.tags.get("extf.trial_id", r.info.run_name or "?"), status=r.info.status,
+                            value=value if r.info.status == "FINISHED" else None, params=dict(r.data.params),
+                            epochs=None if epochs is None else int(epochs),
+                            reason=r.data.tags.get("extf.failure_reason", "")))
+    trials.sort(key=lambda t: natural_key(t.trial_id))
+    done = [t for t in trials if t.value is not None]
+    done.sort(key=lambda t: t.value, reverse=objective.direction == "max")
+    return done + [t for t in trials if t.value is None]
+
+
+def images_of(client, run_id: str) -> list[tuple[str, bytes]]:
+    """learning_curves.png and plots/*.png of the run, as bytes."""
+    paths = []
+    for entry in client.list_artifacts(run_id):
+        if entry.path == IMAGES[0]:
+            paths.append(entry.path)
+        elif entry.path == IMAGES[1] and entry.is_dir:
+            paths += sorted(e.path for e in client.list_artifacts(run_id, entry.path) if e.path.endswith(".png"))
+    images = []
+    with tempfile.TemporaryDirectory(prefix="extf-report-") as tmp:
+        for path in paths:
+            images.append((path, Path(client.download_artifacts(run_id, path, tmp)).read_bytes()))
+    return images
+
+
+def collect(client, run_id: str) -> StudyReport:
+    run = study_run(client, run_id)
+    objective = objective_of(run)
+    return StudyReport(run=run, experiment=client.get_experiment(run.info.experiment_id).name, objective=objective,
+                       trials=trials_of(client, run, objective), images=images_of(client, run_id))

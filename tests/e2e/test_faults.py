@@ -1,0 +1,183 @@
+"""Fault injection on real studies: kill -9 at random moments, killed workers, a killed chief, Ctrl-C in distributed
+mode. After each, the same command finishes the study: exactly max_trials finished trials, no run left RUNNING, the
+tuner and oracle files intact, the same parent run continued."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_extf, running_runs
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+STUDY = ["tune", "dataset=iris", "model=mlp", "trainer.epochs=25", "callbacks=none", "trainer.batch_size=16",
+         "tracking.log_model=false", "evaluation.plots=false"]
+
+
+def query(db: Path, sql: str) -> list:
+    for _ in range(50):  # the study may be writing right now
+        try:
+            with sqlite3.connect(db, timeout=5) as con:
+                return con.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            time.sleep(0.1)
+    raise AssertionError(f"cannot read {db}")
+
+
+def trial_runs(db: Path, status: str | None = None) -> list[tuple[str, str, str, str | None]]:
+    """(run id, status, trial id, worker) of every trial run."""
+    if not db.exists():
+        return []
+    rows = query(db, "select r.run_uuid, r.status, t.value, (select w.value from tags w where w.run_uuid = r.run_uuid "
+                     "and w.key = 'extf.worker') from runs r join tags t on t.run_uuid = r.run_uuid "
+                     "where t.key = 'extf.trial_id'")
+    return [r for r in rows if status is None or r[1] == status]
+
+
+def study_runs(db: Path) -> list[tuple[str, str]]:
+    return query(db, "select r.run_uuid, r.status from runs r join tags t on t.run_uuid = r.run_uuid "
+                     "where t.key = 'extf.kind' and t.value = 'study'")
+
+
+def parents_of_trials(db: Path) -> set[str]:
+    return {v for (v,) in query(db, "select t.value from tags t where t.key = 'mlflow.parentRunId'")}
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "EXTF_ROOT": str(cwd)}
+    env.pop("EXTF_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "extf.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(condition, timeout: float = 180, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("the study ended first:\n" + proc.stdout.read())
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def worker_pids(study_dir_parent: Path) -> dict[str, int]:
+    """pid of each running `extf worker` process of this project, by tuner id."""
+    out = {}
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            cmd = (proc_dir / "cmdline").read_bytes().split(b"\0")
+            env = (proc_dir / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in cmd and any(str(study_dir_parent).encode() in c for c in cmd):
+            ids = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"KERASTUNER_TUNER_ID=")]
+            if ids:
+                out[ids[0]] = int(proc_dir.name)
+    return out
+
+
+def assert_state_files_intact(root: Path, require: bool = True) -> None:
+    """Every JSON file keras-tuner and extf keep for the study parses (they are written atomically)."""
+    files = list((root / "outputs" / "studies").rglob("*.json"))
+    assert files or not require
+    for f in files:
+        json.loads(f.read_text(encoding="utf-8"))
+    for f in (root / "outputs" / "studies").rglob("trials.jsonl"):
+        for line in f.read_text(encoding="utf-8").splitlines()[:-1]:
+            json.loads(line)
+    assert not list((root / "outputs" / "studies").rglob("*.tmp*")), "a temporary file was left behind"
+
+
+def assert_study_complete(root: Path, n_trials: int) -> None:
+    db = root / "mlruns" / "mlflow.db"
+    finished = trial_runs(db, "FINISHED")
+    assert sorted(int(t) for _, _, t, _ in finished) == list(range(n_trials)), finished
+    assert running_runs(root / "mlruns") == []
+    (parent,) = study_runs(db)  # one parent run, continued by every re-run
+    assert parent[1] == "FINISHED"
+    assert parents_of_trials(db) == {parent[0]}
+    assert_state_files_intact(root)
+
+
+def test_kill_9_at_random_moments_then_resume(tmp_path):
+    rng = random.Random(int(os.environ.get("EXTF_FAULT_SEED", "7")))
+    args = [*STUDY, "experiment_name=faults", "tuner.max_trials=6"]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    kills = 0
+    for _ in range(3):  # start, kill -9 somewhere between start-up and the middle of the study
+        proc = start(args, tmp_path)
+        time.sleep(rng.uniform(4, 14))
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.communicate()
+        assert_state_files_intact(tmp_path, require=False)
+    assert kills >= 2
+    done = run_extf(args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_study_complete(tmp_path, 6)
+    # the killed trials' runs ended KILLED when the study resumed; none was counted as finished
+    assert len(trial_runs(db)) == 6 + len(trial_runs(db, "KILLED"))
+
+
+def test_distributed_worker_killed_reruns_its_trial(tmp_path):
+    args = [*STUDY, "experiment_name=workers", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=60"]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    proc = start(args, tmp_path)
+    wait_for(lambda: len(trial_runs(db, "RUNNING")) == 2, proc=proc)
+    running = trial_runs(db, "RUNNING")
+    victim = running[0][3]
+    pids = worker_pids(tmp_path)
+    assert set(pids) == {"worker0", "worker1"}, pids
+    os.kill(pids[victim], signal.SIGKILL)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert f"[{victim}] stopped by a signal" in output
+    killed = trial_runs(db, "KILLED")
+    assert [(t, w) for _, _, t, w in killed] == [(running[0][2], victim)]
+    assert_study_complete(tmp_path, 4)
+    assert {w for _, _, _, w in trial_runs(db, "FINISHED")} == {"worker0", "worker1"}
+
+
+def test_distributed_chief_killed_workers_stop_and_the_study_resumes(tmp_path):
+    args = [*STUDY, "experiment_name=chief", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=60"]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    proc = start(args, tmp_path)
+    wait_for(lambda: len(trial_runs(db, "RUNNING")) == 2, proc=proc)
+    proc.kill()
+    proc.communicate()
+    # orphaned workers notice and stop on their own, ending their trial runs KILLED
+    wait_for(lambda: not worker_pids(tmp_path), timeout=60)
+    assert trial_runs(db, "RUNNING") == []
+    assert len(trial_runs(db, "KILLED")) == 2
+    again = run_extf(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resuming study" in again.stdout
+    assert_study_complete(tmp_path, 4)
+
+
+def test_distributed_ctrl_c_ends_everything_killed(tmp_path):
+    args = [*STUDY, "experiment_name=ctrlc", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=60"]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    proc = start(args, tmp_path)
+    wait_for(lambda: len(trial_runs(db, "RUNNING")) == 2, proc=proc)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    assert running_runs(tmp_path / "mlruns") == []
+    assert [s for _, s in study_runs(db)] == ["KILLED"]
+    assert not worker_pids(tmp_path)
