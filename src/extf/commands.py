@@ -30,7 +30,7 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
 
 
 # keys that do not change what a study computes: re-running with other values resumes the same study
-NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output")
+NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load")
 NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
                        "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
 
@@ -83,4 +83,6 @@ def report(cfg: DictConfig, summary: dict, out) -> None:
     if cfg.tracking.enabled:
         print(f"MLflow: parent run {summary['parent_run_id']} in experiment '{cfg.experiment_name}' at "
               f"{cfg.tracking.tracking_uri}", file=out)
-        print("        browse it with `make ui` (or `extf ui`) -> http://127.0.0.1:5000", file=out)
+        uri = str(cfg.tracking.tracking_uri)
+        print(f"        browse it at {uri}" if uri.startswith("http") else
+              "        browse it with `make ui` (or `extf ui`) -> http://127.0.0.1:5000", file=out)

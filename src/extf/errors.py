@@ -18,3 +18,7 @@ class ConfigError(ExtfError):
 
 class DataError(ExtfError):
     """A dataset, data file or array is missing or unusable."""
+
+
+class TrackingUnavailable(ExtfError):
+    """The MLflow tracking server stopped answering (after retries): the study stops; what was logged stays."""

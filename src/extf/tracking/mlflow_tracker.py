@@ -15,7 +15,7 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from extf.errors import ConfigError
+from extf.errors import ConfigError, TrackingUnavailable
 
 STUDY_TAG = "extf.study"
 TRIAL_TAG = "extf.trial_id"
@@ -24,15 +24,37 @@ REASON_TAG = "extf.failure_reason"
 WORKER_TAG = "extf.worker"
 
 
+# what MLflow's REST client says once its own retries (tracking.request_retries) could not reach the server
+CONNECTION_LOST = ("Max retries exceeded", "Failed to establish a new connection", "Connection refused",
+                   "Connection aborted", "RemoteDisconnected", "Read timed out", "timed out")
+_server = {"uri": None, "lost": None}  # once the server is gone, later calls fail at once instead of retrying again
+
+
 def _retry(fn, *args, attempts: int = 5, **kwargs):
-    """SQLite stores refuse concurrent writers with "database is locked": wait and try again."""
+    """SQLite stores refuse concurrent writers with "database is locked": wait and try again. A server that does
+    not answer after MLflow's own retries stops the study with TrackingUnavailable."""
+    if _server["lost"]:
+        raise TrackingUnavailable(_server["lost"])
     for i in range(attempts):
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # MlflowException wraps the OperationalError
+            _raise_if_connection_lost(e)
             if "database is locked" not in str(e) or i == attempts - 1:
                 raise
             time.sleep(0.2 * 2**i)
+
+
+def _raise_if_connection_lost(e: Exception) -> None:
+    text = str(e)
+    if _server["uri"] and any(sign in text for sign in CONNECTION_LOST):
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+        _server["lost"] = (
+            f"Lost the MLflow server at {_server['uri']}: it did not answer after {retries} retries. Everything "
+            f"logged before stays on the server, and the study's state is kept in outputs/studies/: start the server "
+            f"again (`make server`) and re-run the same command to resume the study. Received: "
+            f"{text.splitlines()[0][:300]}")
+        raise TrackingUnavailable(_server["lost"]) from None
 
 
 class NullTracker:
@@ -90,6 +112,8 @@ class MlflowTracker(NullTracker):
                                   f"Expected a writable directory; set paths.mlruns_dir or tracking.tracking_uri. "
                                   f"Received: tracking.tracking_uri={tracking_uri!r}") from None
         self.tracking_uri = tracking_uri
+        if tracking_uri.startswith(("http://", "https://")):
+            _check_server(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)  # for mlflow.keras.log_model, which uses the fluent API
         # parallel sweep jobs would race to create the SQLite schema and the experiment: one at a time
         with _file_lock(db.with_name(db.name + ".lock") if db is not None else None):
@@ -105,7 +129,15 @@ class MlflowTracker(NullTracker):
                 root = Path(artifact_root).resolve() / name
                 root.mkdir(parents=True, exist_ok=True)
                 location = root.as_uri()
-            return _retry(self.client.create_experiment, name, artifact_location=location)
+            try:
+                return _retry(self.client.create_experiment, name, artifact_location=location)
+            except TrackingUnavailable:
+                raise
+            except Exception:  # another process (a parallel sweep job) created it first
+                exp = _retry(self.client.get_experiment_by_name, name)
+                if exp is None:
+                    raise
+                return exp.experiment_id
         if exp.lifecycle_stage == "deleted":
             raise ConfigError(f"MLflow experiment {name!r} was deleted. Restore it in the MLflow UI or choose "
                               f"another name with experiment_name=NAME. Received: experiment_name={name!r}")
@@ -194,7 +226,7 @@ class MlflowTracker(NullTracker):
 
     def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
         if run_id is not None:
-            self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+            _retry(self.client.log_artifacts, run_id, str(local_dir), artifact_path, attempts=1)
 
     def log_keras_model(self, run_id: str | None, model, x_example) -> None:
         """Log an MLflow Keras model with signature and input example (`runs:/<id>/model` resolves to it)."""
@@ -210,8 +242,12 @@ class MlflowTracker(NullTracker):
         with mlflow.start_run(run_id=run_id), _example_dir_fix(), warnings.catch_warnings(), \
                 redirect_stdout(io.StringIO()):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            mlflow.keras.log_model(model, name="model", signature=signature, input_example=x_example,
-                                   pip_requirements=_pip_requirements())
+            try:
+                mlflow.keras.log_model(model, name="model", signature=signature, input_example=x_example,
+                                       pip_requirements=_pip_requirements())
+            except Exception as e:
+                _raise_if_connection_lost(e)
+                raise
         # leaving the block ended the run FINISHED: the caller sets the study's real final status afterwards
         _retry(self.client.update_run, run_id, status="RUNNING")
 
@@ -256,6 +292,17 @@ def _example_dir_fix():
         keras_save._save_example = original
 
 
+def _check_server(uri: str) -> None:
+    """Fail at once, with what to do, when the configured MLflow server does not answer."""
+    from extf.server import healthy
+
+    _server["uri"], _server["lost"] = uri, None
+    if not healthy(uri, timeout=5):
+        raise ConfigError(f"Cannot reach the MLflow tracking server at {uri}. Start it with `make server` (or `extf "
+                          f"server start`), set tracking.tracking_uri to a running server, or log to the local store "
+                          f"with tracking=mlflow. Received: tracking.tracking_uri={uri!r}")
+
+
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
@@ -284,4 +331,8 @@ def make_tracker(cfg, experiment_name: str) -> NullTracker:
                           "sqlite:///mlruns/mlflow.db or http://127.0.0.1:5000; or use tracking=none. "
                           f"Received: tracking.tracking_uri={tcfg.tracking_uri!r}")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    if str(tcfg.tracking_uri).startswith(("http://", "https://")):
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(tcfg.request_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(tcfg.request_timeout)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     return MlflowTracker(tcfg.tracking_uri, tcfg.artifact_root, experiment_name)

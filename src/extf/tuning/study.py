@@ -160,12 +160,12 @@ class Study:
             status = "KILLED"
             raise
         except BaseException as e:
-            self.tracker.set_tags(parent, {"extf.failure_reason": _reason(e)})
+            _unless_server_lost(self.tracker.set_tags, parent, {"extf.failure_reason": _reason(e)})
             raise
         finally:
             if status != "FINISHED":  # no trial run may outlive its study as RUNNING, wherever the stop came
-                self.tracker.end_stale_trials(parent, status, reason=f"the study ended {status}")
-            self.tracker.end_run(parent, status)
+                _unless_server_lost(self.tracker.end_stale_trials, parent, status, reason=f"the study ended {status}")
+            _unless_server_lost(self.tracker.end_run, parent, status)
 
     def _search_and_test(self, space) -> dict:
         import keras
@@ -418,6 +418,17 @@ class Study:
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
             self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
         self.model_dir = art / "model_files"
+
+
+def _unless_server_lost(fn, *args, **kwargs) -> None:
+    """Cleanup calls after a failure: if the tracking server is gone, the error that stops the study says so (and
+    the next run ends the runs left RUNNING)."""
+    from extf.errors import TrackingUnavailable
+
+    try:
+        fn(*args, **kwargs)
+    except TrackingUnavailable:
+        pass
 
 
 def _ranked(trials: list[dict], objective: Objective) -> list[dict]:

@@ -82,6 +82,18 @@ def _save_json_atomic(path, obj) -> str:
 
 
 def run_trial(study, trial, trial_dir: str) -> dict:
+    """One trial; a tracking server that is gone stops the whole search (keras-tuner would retry the next trial)."""
+    import keras_tuner as kt
+
+    from extf.errors import TrackingUnavailable
+
+    try:
+        return _run_trial(study, trial, trial_dir)
+    except TrackingUnavailable as e:
+        raise kt.errors.FatalError(e) from None
+
+
+def _run_trial(study, trial, trial_dir: str) -> dict:
     import keras_tuner as kt
 
     from extf.tuning.space import apply_hyperparameters

@@ -1,0 +1,136 @@
+"""The MLflow server backend (PostgreSQL store, proxied artifacts): a distributed study logs to it; the server down at
+start is one clear error; the server lost in the middle stops the study with a clear error after retries, nothing
+logged before is lost, and the same command resumes once the server is back.
+
+Needs PostgreSQL (Debian `postgresql`; `.ci/run` installs it). Skipped without it unless EXTF_REQUIRE_SERVER=1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error, run_extf
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+STUDY = ["tune", "dataset=iris", "model=mlp", "callbacks=none", "trainer.batch_size=16", "tracking=mlflow_server",
+         "evaluation.plots=false"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server(action: str, port: int, root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "extf.cli", "server", action, f"port={port}", "db=extf_test",
+                           f"root={root}"], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def server_root(tmp_path_factory):
+    if not shutil.which("pg_lsclusters") and not os.environ.get("EXTF_BACKEND_STORE_URI"):
+        if os.environ.get("EXTF_REQUIRE_SERVER") == "1":
+            pytest.fail("EXTF_REQUIRE_SERVER=1 but PostgreSQL is not installed (apt-get install -y postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql); set EXTF_REQUIRE_SERVER=1 to fail")
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(server_root):
+    port = free_port()
+    started = server("start", port, server_root)
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield port
+    server("stop", port, server_root)
+
+
+def client(port: int):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"http://127.0.0.1:{port}")
+
+
+def runs_of(port: int, experiment: str):
+    c = client(port)
+    exp = c.get_experiment_by_name(experiment)
+    return [] if exp is None else c.search_runs([exp.experiment_id])
+
+
+def test_distributed_study_logs_to_the_server(tmp_path, mlflow_server):
+    name = f"server_{uuid.uuid4().hex[:8]}"
+    proc = run_extf([*STUDY, f"experiment_name={name}", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=5"],
+                    cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(mlflow_server)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = runs_of(mlflow_server, name)
+    (parent,) = [r for r in runs if r.data.tags.get("extf.kind") == "study"]
+    trials = [r for r in runs if r.data.tags.get("extf.kind") == "trial"]
+    assert parent.info.status == "FINISHED" and "test_accuracy" in parent.data.metrics
+    assert sorted(r.data.tags["extf.trial_id"] for r in trials) == ["0", "1", "2", "3"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
+    assert {r.data.tags["extf.worker"] for r in trials} == {"worker0", "worker1"}
+    assert all(r.info.status == "FINISHED" for r in trials)
+    # artifacts go through the server (proxied) and come back
+    local = client(mlflow_server).download_artifacts(parent.info.run_id, "leaderboard.csv", str(tmp_path))
+    assert len(Path(local).read_text().splitlines()) == 5
+
+
+def test_server_down_at_start_is_one_clear_error(tmp_path, server_root):
+    port = free_port()  # nothing listens there
+    proc = run_extf([*STUDY, "tuner.max_trials=1"], cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(port)})
+    assert_clean_error(proc, "Cannot reach the MLflow tracking server", f"127.0.0.1:{port}", "make server")
+
+
+def test_server_lost_mid_study_then_resume(tmp_path, server_root):
+    port = free_port()  # a server of this test's own, stopped in the middle
+    assert server("start", port, server_root).returncode == 0
+    name = f"lost_{uuid.uuid4().hex[:8]}"
+    args = [*STUDY, f"experiment_name={name}", "tuner.max_trials=5", "trainer.epochs=40",
+            "tracking.request_retries=2", "tracking.request_timeout=5", "tracking.log_model=false"]
+    env = {**os.environ, "EXTF_ROOT": str(tmp_path), "EXTF_MLFLOW_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "extf.cli", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            done = [r for r in runs_of(port, name) if r.data.tags.get("extf.kind") == "trial"
+                    and r.info.status == "FINISHED"]
+            if done:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.stdout.read()
+        before = {r.info.run_id: dict(r.data.metrics) for r in runs_of(port, name)}
+        server("stop", port, server_root)
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, None), output
+    assert "Traceback" not in output
+    assert "Lost the MLflow server" in output and "re-run the same command" in output, output
+
+    assert server("start", port, server_root).returncode == 0
+    try:
+        after = {r.info.run_id: dict(r.data.metrics) for r in runs_of(port, name)}
+        for run_id, metrics in before.items():  # nothing logged before the loss is lost
+            assert run_id in after and all(after[run_id].get(k) == v for k, v in metrics.items())
+        again = run_extf(args, cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(port)})
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "Resuming study" in again.stdout
+        runs = runs_of(port, name)
+        assert [r.info.status for r in runs if r.data.tags.get("extf.kind") == "study"] == ["FINISHED"]
+        finished = {r.data.tags["extf.trial_id"] for r in runs
+                    if r.data.tags.get("extf.kind") == "trial" and r.info.status == "FINISHED"}
+        assert finished == {"0", "1", "2", "3", "4"}
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+    finally:
+        server("stop", port, server_root)
