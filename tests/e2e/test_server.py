@@ -84,6 +84,22 @@ def test_distributed_study_logs_to_the_server(tmp_path, mlflow_server):
     assert len(Path(local).read_text().splitlines()) == 5
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on `port` (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_server_binds_loopback_only(mlflow_server):
+    assert listening_addresses(mlflow_server) == {"0100007F"}  # 127.0.0.1, nothing else
+
+
 def test_server_down_at_start_is_one_clear_error(tmp_path, server_root):
     port = free_port()  # nothing listens there
     proc = run_extf([*STUDY, "tuner.max_trials=1"], cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(port)})

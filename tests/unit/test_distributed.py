@@ -1,0 +1,84 @@
+"""Pieces of the distributed search and the server command that need no training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extf.errors import ConfigError
+from extf.tuning.distributed import collect_best, requeue_orphans, worker_main
+from extf.tuning.study import Objective
+
+
+def write_best(d, trial: dict, weights: bytes) -> None:
+    d.mkdir(parents=True)
+    (d / "trial.json").write_text(json.dumps({"trial": trial, "history": {}, "hyperparameters": {}}))
+    (d / "model.weights.h5").write_bytes(weights)
+
+
+def test_collect_best_takes_the_best_worker_and_breaks_ties_on_val_loss(tmp_path):
+    write_best(tmp_path / "workers" / "worker0" / "best", {"trial_id": "0", "val_accuracy": 0.9,
+                                                          "val_loss_min": 0.3}, b"w0")
+    write_best(tmp_path / "workers" / "worker1" / "best", {"trial_id": "1", "val_accuracy": 0.9,
+                                                          "val_loss_min": 0.2}, b"w1")
+    write_best(tmp_path / "workers" / "worker2" / "best", {"trial_id": "2", "val_accuracy": 0.8,
+                                                          "val_loss_min": 0.1}, b"w2")
+    assert collect_best(tmp_path, Objective("val_accuracy", "max"))
+    assert (tmp_path / "best" / "model.weights.h5").read_bytes() == b"w1"
+    assert json.loads((tmp_path / "best" / "trial.json").read_text())["trial"]["trial_id"] == "1"
+    # minimising: the lowest value wins
+    assert collect_best(tmp_path, Objective("val_loss_min", "min"))
+    assert (tmp_path / "best" / "model.weights.h5").read_bytes() == b"w2"
+
+
+def test_collect_best_without_any_finished_trial(tmp_path):
+    assert not collect_best(tmp_path, Objective("val_accuracy", "max"))
+
+
+class FakeOracle:
+    def __init__(self):
+        self.ongoing_trials = {"tuner0": type("T", (), {"trial_id": "3"})(),
+                               "worker0": type("T", (), {"trial_id": "4"})()}
+        self._retry_queue = []
+        self.saved = 0
+
+    def save(self):
+        self.saved += 1
+
+
+def test_requeue_orphans_gives_other_tuners_trials_back_to_the_queue():
+    oracle = FakeOracle()
+    assert requeue_orphans(oracle, {"worker0", "worker1"}) == 1
+    assert list(oracle.ongoing_trials) == ["worker0"] and oracle._retry_queue == ["3"] and oracle.saved == 1
+    assert requeue_orphans(oracle, {"worker0"}) == 0 and oracle.saved == 1
+
+
+@pytest.mark.parametrize("env, args, needle", [
+    ({}, ["/x"], "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT"),
+    ({"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "h", "KERASTUNER_ORACLE_PORT": "1"}, ["/x"],
+     "must not contain 'chief'"),
+    ({"KERASTUNER_TUNER_ID": "w", "KERASTUNER_ORACLE_IP": "h", "KERASTUNER_ORACLE_PORT": "1"}, [], "one argument"),
+    ({"KERASTUNER_TUNER_ID": "w", "KERASTUNER_ORACLE_IP": "h", "KERASTUNER_ORACLE_PORT": "1"}, ["/nonexistent"],
+     "Cannot read '/nonexistent/worker.json'"),
+])
+def test_worker_bad_input(monkeypatch, env, args, needle):
+    for k in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError, match="Received") as e:
+        worker_main(args)
+    assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["restart"], "start, stop or status"), (["start", "port=99999"], "TCP port"),
+    (["start", "db=x;drop"], "database name"), (["start", "host=0.0.0.0"], "Unknown option 'host=0.0.0.0'"),
+])
+def test_server_bad_input(args, needle):
+    from extf.server import parse
+
+    with pytest.raises(ConfigError, match="Received") as e:
+        parse(args)
+    assert needle in str(e.value)
