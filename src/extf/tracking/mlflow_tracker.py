@@ -117,6 +117,8 @@ class MlflowTracker(NullTracker):
         mlflow.set_tracking_uri(tracking_uri)  # for mlflow.keras.log_model, which uses the fluent API
         # parallel sweep jobs would race to create the SQLite schema and the experiment: one at a time
         with _file_lock(db.with_name(db.name + ".lock") if db is not None else None):
+            if db is not None and not db.exists():
+                _create_store(db)
             self.client = MlflowClient(tracking_uri)
             self.experiment_id = self._experiment(experiment_name, artifact_root)
         self.parent_id = None
@@ -250,6 +252,18 @@ class MlflowTracker(NullTracker):
                 raise
         # leaving the block ended the run FINISHED: the caller sets the study's real final status afterwards
         _retry(self.client.update_run, run_id, status="RUNNING")
+
+
+def _create_store(db: Path) -> None:
+    """Create the SQLite schema in a temporary file and rename it into place: a process killed during MLflow's
+    table creation and migrations must not leave a half-made store that every later run trips over."""
+    from mlflow import MlflowClient
+
+    for stale in db.parent.glob(f".{db.name}.*.tmp*"):  # left by a process killed here before (we hold the lock)
+        stale.unlink(missing_ok=True)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    MlflowClient(f"sqlite:///{tmp}").search_experiments(max_results=1)  # builds the schema
+    os.replace(tmp, db)  # a connection MLflow keeps to the temporary name follows the same file
 
 
 @contextmanager
