@@ -4,12 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 PORT   ?= 5000
-# Tests: `make test` runs the whole suite, real trainings (`slow`) included (about 9 min on 2 cores);
-# `make test-fast` skips the `slow` ones (about 2 min). Long end-to-end runs would be marked `e2e` and skipped here.
-PYTEST_ARGS ?= -m "not e2e"
+SERVER_PORT ?= 5001
+# Tests: `make test` runs the whole suite in 2 processes: unit, integration, real trainings (`slow`) and the
+# end-to-end fault, MLflow-server and browser tests (`e2e`; the server and browser ones skip without PostgreSQL or
+# Chromium unless EXTF_REQUIRE_SERVER=1 / EXTF_REQUIRE_BROWSER=1, as .ci/run sets). `make test-fast` skips
+# `slow` and `e2e` (about 2 min). PYTEST_ARGS="tests/unit -x" runs a part.
+PYTEST_ARGS ?=
+XDIST ?= -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs ui tensorboard test test-fast lint bench clean
+.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -35,20 +39,29 @@ tune: install ## Tune the default study (digits + cnn + its search space) and lo
 runs: install ## List the studies and their test metrics; RUN=<run_id> shows that study's leaderboard
 	$(BIN)/extf runs $(if $(RUN),run_id=$(RUN),)
 
+report: install ## Write a self-contained HTML report of the latest finished tune study (RUN=<run_id>: that study)
+	$(BIN)/extf report $(if $(RUN),run_id=$(RUN),)
+
 ui: install ## Serve the MLflow UI for mlruns/ on 127.0.0.1:$(PORT)
 	$(BIN)/extf ui port=$(PORT)
+
+server: install ## Start an MLflow server (its UI too) on 127.0.0.1:$(SERVER_PORT) with a PostgreSQL store (Debian postgresql); use tracking=mlflow_server
+	$(BIN)/extf server start port=$(SERVER_PORT)
+
+server-stop: install ## Stop the MLflow server that `make server` started on $(SERVER_PORT)
+	$(BIN)/extf server stop port=$(SERVER_PORT)
 
 tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensorboard on 127.0.0.1:6006
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
-test: install ## Run the test suite (real trainings included; only `e2e`-marked runs are skipped)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install ## Run the whole test suite (trainings, fault, server and browser tests included)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that need no real training (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
-bench: install ## Benchmarks that print ratios measured in one run (report only, never fail)
-	@for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+bench: install ## Benchmarks P1-P7: one table of ratios measured in this run (report only); ARGS="P2 P5 --quick"
+	$(BIN)/python bench/run.py $(ARGS)
 
 lint: install ## ruff
 	$(BIN)/ruff check src tests

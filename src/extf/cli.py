@@ -23,7 +23,12 @@ commands:
   evaluate  recompute a logged study's test metrics: extf evaluate run_id=ID [dataset=...]
   predict   probabilities and labels for new data: extf predict run_id=ID input=x.csv|x.npy|DIR output=p.csv
   runs    list the studies with their test metrics; `extf runs run_id=ID` shows a study's leaderboard
+  report  one self-contained HTML report of a study: extf report [run_id=ID] [output=PATH] (default: latest tune)
   ui      serve the MLflow UI for mlruns/ on 127.0.0.1 (options: port=5000 root=.)
+  server  start|stop|status an MLflow tracking server on 127.0.0.1 with a PostgreSQL store (port=5001 db=extf);
+          studies log to it with tracking=mlflow_server
+  worker  join a distributed search as a worker: KERASTUNER_TUNER_ID=ID KERASTUNER_ORACLE_IP=HOST
+          KERASTUNER_ORACLE_PORT=PORT extf worker STUDY_DIR  (`extf tune tuner.workers=N` starts local ones)
 
 examples:
   extf train
@@ -33,10 +38,11 @@ examples:
   extf train --help                    config groups and their options
   extf tune -m dataset=digits,iris model=mlp,cnn
 
+Tab completion of commands and overrides: eval "$(extf --shell-completion bash)"   (or zsh)
 Set EXTF_DEBUG=1 to see tracebacks.
 """
 
-COMMANDS = ("train", "tune", "evaluate", "predict", "runs", "ui")
+COMMANDS = ("train", "tune", "evaluate", "predict", "runs", "ui", "worker", "report", "server")
 
 
 def conf_dir() -> Path:
@@ -79,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
+    if command in ("--shell-completion", "-sc") or (command in COMMANDS and {"--shell-completion", "-sc"} & set(rest)):
+        # extf's completion: Hydra's own would complete a command named `extf-tune`
+        from extf.completion import main as completion_main
+
+        return completion_main([a for a in rest if a not in ("--shell-completion", "-sc")])
     if command not in COMMANDS:
         print(f"extf: error: unknown command {command!r}. Expected one of: {', '.join(COMMANDS)}. "
               f"Run `extf --help` for usage. Received: {command!r}", file=sys.stderr)
@@ -87,15 +98,40 @@ def main(argv: list[str] | None = None) -> int:
     _terminate_as_interrupt()
     if command == "ui":
         return ui(rest)
-    if command == "runs":
-        from extf.errors import ExtfError
-        from extf.tracking.runs import main as runs_main
+    if command == "worker":
+        return worker(rest)
+    if command in ("runs", "report", "server"):
+        from importlib import import_module
 
+        from extf.errors import ExtfError
+
+        module = import_module({"runs": "extf.tracking.runs", "report": "extf.reporting.command",
+                               "server": "extf.server"}[command])
         try:
-            return runs_main(rest)
+            return module.main(rest)
         except ExtfError as e:
             fail(command, e, e.exit_code)
     return run_hydra(command, rest)
+
+
+def worker(args: list[str]) -> int:
+    """A worker process of a distributed search (started by `extf tune tuner.workers=N`, or by hand elsewhere)."""
+    from extf.errors import ExtfError
+
+    try:
+        from extf.tuning.distributed import worker_main
+
+        return worker_main(args)
+    except KeyboardInterrupt:
+        print("extf worker: interrupted; its trial run was ended as KILLED.", file=sys.stderr)
+        return 130
+    except ExtfError as e:
+        fail("worker", e, e.exit_code)
+    except Exception as e:
+        print(f"extf worker: {type(e).__name__}: {getattr(e, 'details', lambda: None)() or e}", file=sys.stderr)
+        if os.environ.get("EXTF_DEBUG") == "1":
+            traceback.print_exception(e)
+        return 1
 
 
 def run_hydra(command: str, args: list[str]) -> int:
@@ -105,10 +141,17 @@ def run_hydra(command: str, args: list[str]) -> int:
     def task(cfg: DictConfig):
         try:
             from hydra.core.hydra_config import HydraConfig
+            from omegaconf import OmegaConf
 
             from extf.commands import run_command
 
-            return run_command(command, cfg, overrides=list(HydraConfig.get().overrides.task))
+            # resolve=False: an override's text such as `key=${oc.env:X}` is not an interpolation to resolve here
+            overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+            _set_env("HYDRA_FULL_ERROR", saved_full_error)  # the processes the command starts see the user's value
+            try:
+                return run_command(command, cfg, overrides=overrides)
+            finally:
+                os.environ["HYDRA_FULL_ERROR"] = "1"
         except KeyboardInterrupt:
             print(f"extf {command}: interrupted; the MLflow runs were ended as KILLED.", file=sys.stderr)
             sys.exit(130)
@@ -129,13 +172,56 @@ def run_hydra(command: str, args: list[str]) -> int:
     if problem:
         print(f"extf {command}: error: {problem}", file=sys.stderr)
         return 2
-    saved = sys.argv
+    saved, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = [f"extf-{command}", *args]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors; extf prints them as one message
     try:
         hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(task)()
+    except Exception as e:
+        if saved_full_error == "1" or os.environ.get("EXTF_DEBUG") == "1":
+            raise
+        print(f"extf {command}: error: {hydra_error_message(e)}", file=sys.stderr)
+        return 2
     finally:
         sys.argv = saved
+        _set_env("HYDRA_FULL_ERROR", saved_full_error)
     return 0
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def hydra_error_message(e: Exception) -> str:
+    """Hydra's composition errors (override syntax, unknown group options, unreadable YAML) as one extf message."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    def one_line(text: str) -> str:
+        return " ".join(str(text).split())
+
+    if isinstance(e, OverrideParseException):
+        return (f"cannot parse the override {e.override!r}: {one_line(e.message.splitlines()[0])}. Expected "
+                f"key=value (e.g. model=mlp, trainer.epochs=5, 'key=[1,2]'); see "
+                f"https://hydra.cc/docs/advanced/override_grammar/basic. Received: {e.override}")
+    if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options is not None:
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        return (f"no {group} named {name!r}. Expected one of: {', '.join(e.options)} (the files in "
+                f"conf/{group}/). Received: {group}={name}")
+    problem_mark = getattr(e, "problem_mark", None) or getattr(e.__cause__, "problem_mark", None)
+    if problem_mark is not None:  # yaml's parser and scanner errors name the file and the line
+        return (f"a config file is not valid YAML: {one_line(e)}. Fix the YAML at that line. "
+                f"Received: {problem_mark.name}")
+    if isinstance(e, OSError) and e.filename:  # e.g. hydra.run.dir under a folder that cannot be created
+        return (f"cannot create {str(e.filename)!r} ({e.strerror}). Expected a writable place for Hydra's run "
+                f"directory: set paths.root_dir=DIR or hydra.run.dir=DIR. Received: {e.filename}")
+    text = str(e).split("\nConfig search path:")[0]
+    cause = e.__cause__
+    if cause is not None and str(cause) not in text:
+        text += f": {str(cause).splitlines()[0]}"
+    return one_line(text)
 
 
 def _unwritable_root(args: list[str]) -> str | None:
@@ -145,6 +231,9 @@ def _unwritable_root(args: list[str]) -> str | None:
     for arg in args:
         if arg.lstrip("+").startswith("paths.root_dir="):
             root, source = arg.split("=", 1)[1], "paths.root_dir"
+    if not root.strip():  # Hydra's run dir `${paths.root_dir}/outputs` would then be /outputs
+        return (f"{source} is empty. Expected the directory where outputs/ and mlruns/ go, e.g. paths.root_dir=. "
+                f"Received: {source}={root!r}")
     path = Path(root).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -157,11 +246,22 @@ def _unwritable_root(args: list[str]) -> str | None:
     return None
 
 
+def mlflow_ui_command(mlruns: Path, port: str | int) -> list[str]:
+    """The `mlflow ui` command line of `extf ui` (tests/e2e/test_browser.py starts the same server)."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{mlruns}/mlflow.db",
+            "--host", "127.0.0.1", "--port", str(port)]
+
+
 def ui(args: list[str]) -> int:
     """`mlflow ui` on the project's store, bound to 127.0.0.1 only."""
     opts = {"port": "5000", "root": os.environ.get("EXTF_ROOT", ".")}
     for a in args:
         key, sep, value = a.partition("=")
+        if key.lstrip("-") == "host":
+            print("extf ui: error: the MLflow UI is served on 127.0.0.1 only: it has no login, so anyone who can "
+                  "reach the port could read and change the runs. To open it from another machine, forward the "
+                  f"port over SSH (ssh -L 5000:127.0.0.1:5000 HOST). Received: {a!r}", file=sys.stderr)
+            return 2
         if not sep or key not in opts:
             print(f"extf ui: error: unknown option {a!r}. Expected port=NUMBER or root=DIR. Received: {a!r}",
                   file=sys.stderr)
@@ -175,8 +275,7 @@ def ui(args: list[str]) -> int:
         print(f"extf ui: error: no MLflow store at {mlruns}/mlflow.db yet. Run `extf train` (or `make train`) first, "
               f"or pass root=DIR of a project that has one. Received: root={opts['root']!r}", file=sys.stderr)
         return 2
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{mlruns}/mlflow.db",
-           "--host", "127.0.0.1", "--port", opts["port"]]
+    cmd = mlflow_ui_command(mlruns, opts["port"])
     print(f"MLflow UI: http://127.0.0.1:{opts['port']}  (Ctrl-C to stop)", flush=True)
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover

@@ -26,7 +26,9 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
     study_cfg = logged.config
     ds_cfg = cfg.dataset if dataset_overridden else study_cfg.dataset
     splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed))
-    model = logged.load_model()
+    if logged.dataset.get("input_shape"):  # before TensorFlow is imported to load the model
+        check_input_shape(logged.dataset["input_shape"], splits.meta.input_shape, f"dataset '{splits.meta.name}'")
+    model = load_logged_model(logged, cfg)
     check_input_shape(model, splits.meta.input_shape, f"dataset '{splits.meta.name}'")
     threshold = cfg.evaluation.threshold if cfg.evaluation.threshold != 0.5 else logged.dataset.get("threshold", 0.5)
     stateful = bool(study_cfg.model.get("stateful"))
@@ -46,8 +48,16 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
     return metrics
 
 
+def load_logged_model(logged, cfg: DictConfig):
+    """The study's .keras model, with safe_mode unless the user set unsafe_load=true."""
+    from extf.models.io import load_model
+
+    return load_model(logged.model_path, unsafe=bool(cfg.get("unsafe_load")), source=f"run {logged.run_id}")
+
+
 def check_input_shape(model, data_shape, what: str) -> None:
-    expected = tuple(model.input_shape[1:])
+    """`model`: a Keras model, or the input shape per sample logged with its study (checked before loading it)."""
+    expected = tuple(model) if isinstance(model, (tuple, list)) else tuple(model.input_shape[1:])
     if tuple(data_shape) != expected:
         raise DataError(f"The model takes inputs of shape {expected} per sample, but {what} has shape "
                         f"{tuple(data_shape)}. Use data with the model's shape (e.g. the same features, in the same "
@@ -117,9 +127,23 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
         raise ConfigError(f"A {logged.dataset['task']} model predicts an array per sample (a mask or a "
                           f"reconstruction), which goes to a NumPy file: use output=NAME.npy. "
                           f"Received: output={cfg.output!r}")
-    model = logged.load_model()
+    if output.is_dir():
+        raise ConfigError(f"output={cfg.output!r} is a folder; expected the path of the predictions file in it, "
+                          f"e.g. output={output / 'predictions.csv'}. Received: output={cfg.output!r}")
+    try:  # before the model is loaded and run: a folder that cannot be created fails now, not after predicting
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"Cannot create the folder {str(output.parent)!r} of the predictions file "
+                          f"({e.strerror}). Expected output=PATH in a writable folder. "
+                          f"Received: output={cfg.output!r}") from None
+    logged_shape = tuple(logged.dataset.get("input_shape") or ())
+    if logged_shape:  # a bad input is refused before TensorFlow is imported to load the model
+        x = read_input(str(cfg.input), logged.dataset, logged_shape)
+        check_input_shape(logged_shape, x.shape[1:], f"input {Path(str(cfg.input)).name}")
+    model = load_logged_model(logged, cfg)
     shape = tuple(model.input_shape[1:])
-    x = read_input(str(cfg.input), logged.dataset, shape)
+    if not logged_shape:
+        x = read_input(str(cfg.input), logged.dataset, shape)
     check_input_shape(model, x.shape[1:], f"input {Path(str(cfg.input)).name}")
     batch = model.input_shape[0]
     n = len(x)
@@ -127,7 +151,6 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
         pad = (-n) % batch
         x = np.concatenate([x, np.zeros((pad, *shape), dtype=x.dtype)]) if pad else x
     probs = model.predict(x, batch_size=batch or 256, verbose=0)[:n]
-    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp" + output.suffix)
     if per_sample:
         table = prediction_table(probs, logged.dataset, float(logged.dataset.get("threshold", 0.5)))

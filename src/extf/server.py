@@ -18,7 +18,7 @@ from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
 
-DEFAULTS = {"port": "5000", "db": "extf", "root": None}
+DEFAULTS = {"port": "5001", "db": "extf", "root": None}
 ROLE = "extf"
 
 

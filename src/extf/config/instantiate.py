@@ -17,6 +17,8 @@ def instantiate(spec: dict[str, Any], where: str, **overrides: Any) -> Any:
         raise ConfigError(f"`{where}._target_` names a callable outside the allowlist. Only targets under "
                           f"{', '.join(p + '*' for p in TARGET_ALLOWLIST)} may be instantiated from a config. "
                           f"Received: {where}._target_={target!r}")
+    for key, value in _targets(spec, where):
+        check_defined_in_allowlist(key, value)
     try:
         return hydra.utils.instantiate({**spec, **overrides}, _convert_="all")
     except Exception as e:  # hydra wraps import and call errors in InstantiationException
@@ -24,3 +26,38 @@ def instantiate(spec: dict[str, Any], where: str, **overrides: Any) -> Any:
         raise ConfigError(f"Could not create `{where}` from {target}: {cause}. Check the argument names and values "
                           f"of `{where}` against {target}'s documentation. Received: "
                           f"{ {k: v for k, v in spec.items() if k != '_target_'} }") from None
+
+
+def _targets(node: Any, path: str):
+    """(dotted key, value) of every `_target_` in a spec, nested ones included (Hydra instantiates those too)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "_target_":
+                yield f"{path}._target_", v
+            else:
+                yield from _targets(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _targets(v, f"{path}[{i}]")
+
+
+def check_defined_in_allowlist(key: str, target: Any) -> None:
+    """The target's name must be under the allowlist, and so must the module that defines the object it resolves
+    to: a module's imports (`extf.cli.os.system`) must not reach callables outside it."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    allowed = ", ".join(p + "*" for p in TARGET_ALLOWLIST)
+    if not isinstance(target, str) or not target.startswith(TARGET_ALLOWLIST):
+        raise ConfigError(f"`{key}` names a callable outside the allowlist. Only targets under {allowed} may be "
+                          f"instantiated from a config. Received: {key}={target!r}")
+    try:
+        obj = get_object(target)
+    except Exception:  # not found: Hydra's own error, with the config key, comes from instantiate below
+        return
+    module = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
+    if not (isinstance(module, str) and f"{module}.".startswith(TARGET_ALLOWLIST)):
+        raise ConfigError(f"`{key}` resolves to {getattr(obj, '__qualname__', obj)!s} from module {module!r}, "
+                          f"outside the allowlist: only callables defined under {allowed} may be instantiated from "
+                          f"a config. Name the callable where it is defined. Received: {key}={target!r}")

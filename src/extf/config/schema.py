@@ -314,5 +314,6 @@ class TopConf:
     init_from: str | None = None  # train / tune: start from this study's model weights (the notes' retraining)
     input: str | None = None  # predict: a .csv, a .npy or a folder of images
     output: str | None = None  # predict: where the predictions CSV goes
+    unsafe_load: bool = False  # evaluate / predict: load .keras files with safe_mode=False (Lambda layers run code)
     search_space: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)

@@ -23,6 +23,9 @@ from extf.errors import ConfigError
 
 # `_target_` may only name callables from these packages (see DESIGN.md, Security).
 TARGET_ALLOWLIST = ("keras.", "extf.", "sklearn.")
+# targets whose modules import without TensorFlow are resolved here too (keras.* ones when instantiated): a name
+# under the allowlist may still reach a callable outside it through a module's imports (`extf.cli.os.system`)
+RESOLVED_WHEN_VALIDATED = ("extf.", "sklearn.")
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "dataset": schema.DATASETS,
@@ -68,12 +71,15 @@ POSITIVE_INTS = [
     "model.kernel_size", "model.pool_size", "dataset.window", "dataset.repeats", "dataset.height", "dataset.width", "dataset.n_points", "dataset.n_samples",
     "dataset.image_size", "dataset.max_shapes", "tuner.max_trials",
     "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
-    "tuner.max_consecutive_failed_trials",
+    "tuner.max_consecutive_failed_trials", "tuner.threads_per_worker", "tracking.request_timeout",
 ]
-NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity"]
+NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity", "tuner.workers", "tuner.oracle_port",
+                     "tuner.max_worker_restarts", "tracking.request_retries"]
 FRACTIONS = ["model.dropout", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
 NON_NEGATIVE_NUMBERS = ["dataset.noise"]
-MINIMUMS = {"dataset.image_size": (8, "generated shapes need at least 8x8 pixels to be told apart")}
+MINIMUMS = {"dataset.image_size": (8, "generated shapes need at least 8x8 pixels to be told apart"),
+            "tuner.factor": (2, "hyperband keeps 1/factor of the trials in each round")}
+CHOICES_ONLY_FOR = {"dataset.features": "nabiya"}  # csv's dataset.features is a list of column names
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -81,15 +87,17 @@ def validate(cfg: DictConfig) -> DictConfig:
     try:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except InterpolationResolutionError as e:
-        raise ConfigError(f"Could not resolve an interpolation in the config: {e.msg}. Fix the `${{...}}` "
+        raise ConfigError(f"Could not resolve an interpolation in the config: {str(e.msg).splitlines()[0]}. Fix the `${{...}}` "
                           f"reference it names. Received: key={e.full_key}") from None
     out: dict[str, Any] = {}
     top_fields = {f.name for f in dataclasses.fields(schema.TopConf)}
     known = top_fields | set(GROUP_SCHEMAS) | set(PLAIN_SECTIONS)
     for key in plain:
         if key not in known:
+            hint = (" An experiment file must start with the line `# @package _global_` so that its keys land at "
+                    "the top of the config." if key == "experiment" else "")
             raise ConfigError(f"Unknown top-level config key `{key}`. Expected one of: {', '.join(sorted(known))}. "
-                              f"Remove it or fix its spelling. Received: {key}={plain[key]!r}")
+                              f"Remove it or fix its spelling.{hint} Received: {key}={plain[key]!r}")
     top = {k: v for k, v in plain.items() if k in top_fields}
     out.update(_merge(schema.TopConf, top, prefix=""))
 
@@ -191,6 +199,8 @@ def _check_values(cfg: DictConfig) -> None:
             raise ConfigError(f"`{key}` must be a fraction in [0, 1). Received: {key}={value}")
     for key, allowed in CHOICES.items():
         present, value = _lookup(cfg, key)
+        if key in CHOICES_ONLY_FOR and OmegaConf.select(cfg, key.split(".")[0] + ".name") != CHOICES_ONLY_FOR[key]:
+            continue
         if present and value not in allowed:
             raise ConfigError(f"`{key}` must be one of: {', '.join(sorted(allowed))}. Received: {key}={value!r}")
     ds = cfg.dataset
@@ -209,6 +219,19 @@ def _check_values(cfg: DictConfig) -> None:
     lr = cfg.optimizer.learning_rate
     if not lr > 0:
         raise ConfigError(f"`optimizer.learning_rate` must be > 0. Received: optimizer.learning_rate={lr}")
+    if cfg.tuner.name == "grid":
+        _check_grid(OmegaConf.to_container(cfg.search_space, resolve=True) or {}, "")
+
+
+def _check_grid(space: dict, prefix: str) -> None:
+    """tuner=grid enumerates every combination, so a float needs a step (the same rule as extf.tuning.tuner)."""
+    for key, spec in space.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(spec, dict) and "type" not in spec:
+            _check_grid(spec, path)  # nested keys: `+search_space.model.units=...`
+        elif isinstance(spec, dict) and spec["type"] == "float" and not spec.get("step"):
+            raise ConfigError(f"tuner=grid needs a finite grid: search_space.{path} is a continuous float. "
+                              f"Give it a `step` or make it a choice. Received: search_space.{path}={spec}")
 
 
 def _check_targets(cfg: DictConfig, path: str = "") -> None:
@@ -218,6 +241,10 @@ def _check_targets(cfg: DictConfig, path: str = "") -> None:
             raise ConfigError(f"`{key}` names a callable outside the allowlist. Only targets under "
                               f"{', '.join(p + '*' for p in TARGET_ALLOWLIST)} may be instantiated from a config. "
                               f"Received: {key}={value!r}")
+        if key.endswith("_target_") and value.startswith(RESOLVED_WHEN_VALIDATED):
+            from extf.config.instantiate import check_defined_in_allowlist
+
+            check_defined_in_allowlist(key, value)
 
 
 def _walk(node: Any, path: str):

@@ -7,6 +7,7 @@ No loader touches the network.
 from __future__ import annotations
 
 import json
+import zipfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -226,6 +227,9 @@ def _csv(cfg: dict, seed: int):
     except Exception as e:  # pandas raises many types for unreadable files
         raise DataError(f"Could not read CSV file {str(path)!r}: {e}. Expected a delimited text file with a header "
                         f"row; check dataset.delimiter. Received: dataset.delimiter={cfg['delimiter']!r}") from None
+    if df.empty:  # a header row only: its columns would look non-numeric (dtype object)
+        raise DataError(f"CSV file {path.name} has no data rows; expected a header row, then one row per sample. "
+                        f"Received: columns {list(map(str, df.columns))} and 0 rows")
     target = cfg["target"]
     if target not in df.columns:
         raise DataError(f"Target column {target!r} is not in {path.name}. Expected one of its columns: "
@@ -265,7 +269,7 @@ def _npz(cfg: dict, seed: int):
                     raise DataError(f"Array {key!r} is not in {path.name}. Expected one of: {', '.join(keys)}; set "
                                     f"dataset.x_key / dataset.y_key. Received: {key!r}")
             x, y = archive[cfg["x_key"]], archive[cfg["y_key"]]
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a truncated or corrupt archive
         raise DataError(f"Could not read {str(path)!r} as a NumPy .npz archive ({e}). Save it with numpy.savez. "
                         f"Received: dataset.path={cfg['path']!r}") from None
     if len(x) != len(y):

@@ -45,15 +45,31 @@ def plot_model(model, path: Path) -> bool:
     return path.exists()
 
 
-def load_model(path: str | Path):
-    """Load a `.keras` file with safe_mode=True (no arbitrary code from Lambda layers)."""
+def load_model(path: str | Path, unsafe: bool = False, source: str | None = None):
+    """Load a `.keras` file with safe_mode=True (no arbitrary code from Lambda layers). `unsafe=True` (the config's
+    `unsafe_load: true`) passes safe_mode=False, with a warning; a refused file raises a ConfigError saying so."""
+    import sys
     import warnings
 
     import keras
 
-    with warnings.catch_warnings():  # the optimizer's slots are rebuilt lazily; its saved state is not needed here
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        return keras.models.load_model(path, safe_mode=True)
+    from extf.errors import ConfigError
+
+    source = source or str(path)
+    if unsafe:
+        print(f"warning: unsafe_load=true: loading {source} with safe_mode=False; its Lambda layers run the Python "
+              f"code stored in the file. Only do this for model files you trust.", file=sys.stderr, flush=True)
+    try:
+        with warnings.catch_warnings():  # the optimizer's slots are rebuilt lazily; its saved state is not needed
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=not unsafe)
+    except ValueError as e:
+        if unsafe or "safe_mode" not in str(e):
+            raise
+        raise ConfigError(f"Refused to load the model of {source}: it has a Lambda layer, whose Python code would "
+                          f"run when the file is loaded (arbitrary code execution), so models load with "
+                          f"safe_mode=True. If you trust where the file comes from, opt in with unsafe_load=true. "
+                          f"Received: {source}") from None
 
 
 def load_weights_into(model, weights_path, source: str) -> None:

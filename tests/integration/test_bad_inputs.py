@@ -1,0 +1,459 @@
+"""The bad-input corpus: every way a user can get a config, an override, a data file or a command line wrong.
+
+Each row runs `extf` as a user would (a subprocess, EXTF_ROOT = a fresh folder) and must end with a non-zero exit
+code, no traceback, one message naming the problem (the needles), and no MLflow run left RUNNING. Rows that need a
+logged study (RUN_CASES, `slow`) share one tiny iris study. The subprocesses of the selected rows are started
+ahead of their tests, a few at a time (`corpus`): most of each is interpreter start-up and imports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_extf, running_runs
+
+IRIS_MLP = ["dataset=iris", "model=mlp"]
+TUNE_IRIS = ["tune", *IRIS_MLP, "trainer.epochs=1", "tuner.max_trials=1", "evaluation.plots=false"]
+
+
+# --------------------------------------------------------------------------- file makers
+def png(path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), dtype="uint8"), mode="L").save(path)
+
+
+def npz(**arrays):
+    def write(path: Path) -> None:
+        np.savez(path, **arrays)
+
+    return write
+
+
+def truncated_npz(path: Path) -> None:
+    np.savez(path, x=np.ones((40, 2)), y=np.arange(40) % 2)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def truncated_npy(path: Path) -> None:
+    np.save(path, np.ones((5, 4), dtype="float32"))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 20])
+
+
+def nan_npz(path: Path) -> None:
+    x = np.ones((40, 2))
+    x[3, 0] = np.nan
+    np.savez(path, x=x, y=np.arange(40) % 2)
+
+
+def csv_rows(header: str, rows: list[str]) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+GOOD_CSV = csv_rows("a,b,y", [f"{i},{i % 7},{i % 2}" for i in range(40)])
+FOLDER = None  # a files value: create an empty folder
+
+# an experiment YAML that does not parse, and one written without `# @package _global_`
+BROKEN_EXPERIMENT = "# @package _global_\ntrainer:\n  epochs: [1, 2\n"
+UNPACKAGED_EXPERIMENT = "trainer:\n  epochs: 3\n"
+SEARCH_PATH = "hydra.searchpath=[file://{tmp}/myconf]"
+
+
+def make_files(root: Path, files: dict) -> None:
+    for name, content in files.items():
+        path = root / name
+        if content is FOLDER:
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if callable(content):
+            content(path)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+# --------------------------------------------------------------------------- the corpus (no logged study needed)
+# (id, argv, files to create first, needles that must all be in the output)
+CASES = [
+    # ---- the command line
+    ("unknown-command", ["trian"], {}, ["unknown command 'trian'", "Expected one of: train, tune",
+                                        "Received: 'trian'"]),
+    ("runs-unknown-option", ["runs", "colour=red"], {}, ["unknown option 'colour=red'", "Received: 'colour=red'"]),
+    ("runs-no-store", ["runs"], {}, ["no MLflow store", "Received: root="]),
+    ("ui-public-host", ["ui", "host=0.0.0.0"], {}, ["served on 127.0.0.1 only", "ssh -L",
+                                                     "Received: 'host=0.0.0.0'"]),
+    ("ui-host-flag", ["ui", "--host", "0.0.0.0"], {}, ["served on 127.0.0.1 only", "Received: '--host'"]),
+    ("ui-port-not-a-number", ["ui", "port=http"], {}, ["port must be a number", "Received: port='http'"]),
+    ("ui-no-store", ["ui"], {}, ["no MLflow store", "Received: root="]),
+    ("unknown-hydra-flag", ["train", "--frobnicate"], {}, ["unrecognized arguments: --frobnicate"]),
+    # ---- Hydra: groups, syntax, experiments, sweeps
+    ("unknown-group-option", ["train", "dataset=nope"], {}, ["no dataset named 'nope'", "iris, nabiya",
+                                                              "Received: dataset=nope"]),
+    ("misspelt-model", ["train", "model=cnnn"], {}, ["no model named 'cnnn'", "mlp, rnn", "Received: model=cnnn"]),
+    ("empty-group-value", ["train", "dataset="], {}, ["no dataset named ''", "Received: dataset="]),
+    ("unknown-tuner", ["tune", "tuner=annealing"], {}, ["no tuner named 'annealing'", "hyperband",
+                                                        "Received: tuner=annealing"]),
+    ("override-syntax-error", ["train", "model=["], {}, ["cannot parse the override 'model=['",
+                                                         "Received: model=["]),
+    ("unknown-experiment", ["tune", "experiment=nope"], {}, ["no experiment named 'nope'", "digits_cnn_hyperband",
+                                                             "Received: experiment=nope"]),
+    ("unparsable-experiment-yaml", ["tune", SEARCH_PATH, "experiment=broken"],
+     {"myconf/experiment/broken.yaml": BROKEN_EXPERIMENT}, ["not valid YAML", "line 3", "Received: {tmp}/myconf/"
+                                                           "experiment/broken.yaml"]),
+    ("experiment-without-package-global", ["tune", SEARCH_PATH, "experiment=mine"],
+     {"myconf/experiment/mine.yaml": UNPACKAGED_EXPERIMENT},
+     ["Unknown top-level config key `experiment`", "# @package _global_", "Received: experiment="]),
+    ("override-of-missing-key", ["train", "trainer.epoch=3"], {}, ["Could not override 'trainer.epoch'",
+                                                                   "+trainer.epoch=3"]),
+    ("append-of-existing-key", ["train", "+trainer.epochs=3"], {}, ["An item is already at 'trainer.epochs'"]),
+    ("interpolation-to-missing-env-var", ["train", "trainer.epochs=${oc.env:EXTF_NO_SUCH_VAR}"], {},
+     ["Could not resolve an interpolation", "EXTF_NO_SUCH_VAR", "Received: key=trainer.epochs"]),
+    # the first job of the sweep is the bad one: `extf` stops there (later jobs never start)
+    ("sweep-with-a-bad-value", ["tune", "-m", *IRIS_MLP, "trainer.epochs=abc,1"], {},
+     ["Wrong type for `trainer.epochs`", "Received: trainer.epochs='abc'"]),
+    ("unwritable-root-override", ["train", "paths.root_dir=/proc/nope"], {},
+     ["cannot write to '/proc/nope'", "Received: paths.root_dir='/proc/nope'"]),
+    ("unwritable-root-from-the-environment", ["train"], {},
+     ["cannot write to '/proc/nope'", "Received: EXTF_ROOT='/proc/nope'"], {"env": {"EXTF_ROOT": "/proc/nope"}}),
+    ("empty-root-override", ["train", "paths.root_dir="], {}, ["paths.root_dir is empty",
+                                                               "Received: paths.root_dir=''"]),
+    ("unwritable-hydra-run-dir", ["train", "hydra.run.dir=/proc/nope/run"], {},
+     ["cannot create '/proc/nope'", "Received: /proc/nope"]),
+    # ---- config keys, types and ranges (validated before TensorFlow is imported)
+    ("unknown-key", ["train", "+trainer.epochz=3"], {}, ["Unknown config key `trainer.epochz`", "epochs",
+                                                          "Received: trainer.epochz=3"]),
+    ("unknown-top-level-key", ["train", "+seeed=1"], {}, ["Unknown top-level config key `seeed`", "Received: seeed=1"]),
+    ("unknown-model-key", ["train", "model=mlp", "+model.unitz=3"], {}, ["`model.unitz`", "Received: model.unitz=3"]),
+    ("epochs-not-a-number", ["train", "trainer.epochs=abc"], {}, ["Wrong type for `trainer.epochs`", "int",
+                                                                   "Received: trainer.epochs='abc'"]),
+    ("epochs-a-float", ["train", "trainer.epochs=1.5"], {}, ["trainer.epochs", "Received: trainer.epochs=1.5"]),
+    ("epochs-negative", ["train", "trainer.epochs=-1"], {}, ["`trainer.epochs` must be a positive integer",
+                                                              "Received: trainer.epochs=-1"]),
+    ("batch-size-zero", ["train", "trainer.batch_size=0"], {}, ["`trainer.batch_size` must be a positive integer",
+                                                                 "Received: trainer.batch_size=0"]),
+    ("bool-not-a-bool", ["train", "determinism=maybe"], {}, ["determinism", "Received: determinism='maybe'"]),
+    ("model-units-zero", ["train", "model=mlp", "model.units=0"], {},
+     ["`model.units` must be a positive integer", "Received: model.units=0"]),
+    ("learning-rate-negative", ["train", "optimizer.learning_rate=-1"], {},
+     ["`optimizer.learning_rate` must be > 0", "Received: optimizer.learning_rate=-1"]),
+    ("threshold-above-one", ["train", "evaluation.threshold=2"], {},
+     ["`evaluation.threshold` must be in [0, 1]", "Received: evaluation.threshold=2"]),
+    ("val-fraction-above-one", ["train", "dataset.val_fraction=1.2"], {},
+     ["`dataset.val_fraction` must be a fraction in [0, 1)", "Received: dataset.val_fraction=1.2"]),
+    ("test-fraction-zero", ["train", "dataset.test_fraction=0"], {},
+     ["dataset.test_fraction must be > 0", "Received:", "dataset.test_fraction=0"]),
+    ("fractions-leave-no-training-data", ["train", "dataset.val_fraction=0.5", "dataset.test_fraction=0.45"], {},
+     ["at least 10% of the data for training", "Received: dataset.val_fraction=0.5"]),
+    ("activation-unknown", ["train", "model=mlp", "model.activation=relux"], {},
+     ["`model.activation` must be one of", "Received: model.activation='relux'"]),
+    ("model-does-not-fit-data", ["train", "dataset=iris", "model=cnn"], {}, ["model=cnn needs image data",
+                                                                              "input_shape=(4,)"]),
+    ("stateful-batch-does-not-divide", ["train", "dataset=nabiya", "model=rnn", "model.stateful=true",
+                                        "trainer.batch_size=32"], {},
+     ["trainer.batch_size must divide", "Received: trainer.batch_size=32"]),
+    ("augmentation-on-tabular-data", ["train", *IRIS_MLP, "augmentation=image"], {}, ["augmentation=image",
+                                                                                        "tabular"]),
+    ("missing-required-value", ["train", "dataset=image_dir"], {},
+     ["Missing required config value(s): dataset.path", "Received: dataset.path=???"]),
+    # ---- `_target_` allowlist (security)
+    ("target-os-system", ["train", "optimizer._target_=os.system"], {},
+     ["allowlist", "keras.*, extf.*, sklearn.*", "Received: optimizer._target_='os.system'"]),
+    ("target-builtins-eval", ["train", "optimizer._target_=builtins.eval"], {},
+     ["allowlist", "Received: optimizer._target_='builtins.eval'"]),
+    ("target-subprocess-popen", ["train", "optimizer._target_=subprocess.Popen"], {},
+     ["allowlist", "Received: optimizer._target_='subprocess.Popen'"]),
+    ("target-callback-subprocess", ["train", "+callbacks.evil._target_=subprocess.call", "+callbacks.evil.args=[id]"],
+     {}, ["allowlist", "Received: callbacks.evil._target_='subprocess.call'"]),
+    ("target-lookalike-package", ["train", "optimizer._target_=kerasx.optimizers.Adam"], {},
+     ["allowlist", "Received: optimizer._target_='kerasx.optimizers.Adam'"]),
+    ("target-nested", ["train", "+callbacks.evil._target_=keras.callbacks.LambdaCallback",
+                       "+callbacks.evil.on_epoch_end._target_=builtins.exec"], {},
+     ["`callbacks.evil.on_epoch_end._target_`", "allowlist",
+      "Received: callbacks.evil.on_epoch_end._target_='builtins.exec'"]),
+    # names under the allowlist that reach os.system / shutil.copy through a module's imports: extf.* (and
+    # sklearn.*) targets are resolved when the config is validated, keras.* ones when they are instantiated
+    ("target-reexported-os-system", ["train", "+callbacks.evil._target_=extf.cli.os.system",
+                                     "+callbacks.evil.command=touch {tmp}/PWNED"], {},
+     ["resolves to system from module 'posix'", "allowlist",
+      "Received: callbacks.evil._target_='extf.cli.os.system'"]),
+    ("target-reexported-from-keras", ["train", *IRIS_MLP, "trainer.epochs=1",
+                                      "+callbacks.evil._target_=keras.src.utils.file_utils.shutil.copy",
+                                      "+callbacks.evil.src={tmp}/secret.txt", "+callbacks.evil.dst={tmp}/PWNED"],
+     {"secret.txt": "secret"}, ["resolves to copy from module 'shutil'", "allowlist",
+                                "Received: callbacks.evil._target_='keras.src.utils.file_utils.shutil.copy'"],
+     {"slow": True}),
+    # ---- search spaces (extf tune)
+    ("space-unknown-path", [*TUNE_IRIS, "+search_space.model.unitz={type:int,low:1,high:4}"], {},
+     ["search_space.model.unitz", "not a key of the composed config", "Received: 'model.unitz'"]),
+    ("space-low-above-high", [*TUNE_IRIS, "+search_space.model.units={type:int,low:64,high:32}"], {},
+     ["search_space.model.units: low must be <= high", "Received: low=64, high=32"]),
+    ("space-empty-choices", [*TUNE_IRIS, "+search_space.model.activation={type:choice,values:[]}"], {},
+     ["search_space.model.activation.values must be a non-empty list", "Received: values=[]"]),
+    ("space-log-from-zero", [*TUNE_IRIS, "+search_space.optimizer.learning_rate={type:float,low:0,high:0.1,"
+                                         "sampling:log}"], {},
+     ["search_space.optimizer.learning_rate: log sampling needs low > 0", "Received: low=0"]),
+    ("space-unknown-type", [*TUNE_IRIS, "+search_space.model.batch_norm={type:boolean}"], {},
+     ["search_space.model.batch_norm.type must be one of", "Received: type='boolean'"]),
+    # ---- tuners
+    ("objective-not-validation", [*TUNE_IRIS, "tuner.objective.name=accuracy"], {},
+     ["tuner.objective.name must be a validation metric", "Received: tuner.objective.name='accuracy'"]),
+    ("objective-direction-unknown", [*TUNE_IRIS, "tuner.objective.direction=up"], {},
+     ["`tuner.objective.direction` must be one of", "Received: tuner.objective.direction='up'"]),
+    # found after the first epoch, from the metrics the model logs: a real (1-epoch) training
+    ("objective-not-produced", [*TUNE_IRIS, "tuner.objective.name=val_auc"], {},
+     ["The objective metric 'val_auc' is not produced by this model", "val_accuracy",
+      "Received: tuner.objective.name='val_auc'"], {"slow": True}),
+    ("grid-continuous-float", [*TUNE_IRIS, "tuner=grid"], {},
+     ["tuner=grid needs a finite grid", "Received: search_space.optimizer.learning_rate="]),
+    ("hyperband-factor-one", [*TUNE_IRIS, "tuner=hyperband", "tuner.factor=1"], {},
+     ["`tuner.factor` must be at least 2", "Received: tuner.factor=1"]),
+    # ---- CSV datasets
+    ("csv-missing-file", ["train", "dataset=csv", "dataset.path=missing.csv", "dataset.target=y"], {},
+     ["CSV file not found", "Received: dataset.path='missing.csv'"]),
+    ("csv-empty-file", ["train", "dataset=csv", "dataset.path=empty.csv", "dataset.target=y"], {"empty.csv": ""},
+     ["Could not read CSV file", "empty.csv", "Received:"]),
+    ("csv-header-only", ["train", "dataset=csv", "dataset.path=head.csv", "dataset.target=y"],
+     {"head.csv": "a,b,y\n"}, ["CSV file head.csv has no data rows", "Received: columns ['a', 'b', 'y'] and 0 rows"]),
+    ("csv-missing-label-column", ["train", "dataset=csv", "dataset.path=data.csv", "dataset.target=label"],
+     {"data.csv": GOOD_CSV}, ["Target column 'label' is not in data.csv", "a, b, y", "Received: dataset.target='label'"]),
+    ("csv-missing-feature-column", ["train", "dataset=csv", "dataset.path=data.csv", "dataset.target=y",
+                                    "dataset.features=[a,zz]"], {"data.csv": GOOD_CSV},
+     ["Feature column(s) ['zz'] are not in data.csv", "Received: dataset.features="]),
+    ("csv-non-numeric-features", ["train", "dataset=csv", "dataset.path=text.csv", "dataset.target=y"],
+     {"text.csv": csv_rows("a,colour,y", [f"{i},{'red' if i % 2 else 'blue'},{i % 2}" for i in range(40)])},
+     ["Feature column(s) ['colour'] in text.csv are not numeric", "Received: dtypes"]),
+    ("csv-one-class", ["train", "dataset=csv", "dataset.path=one.csv", "dataset.target=y"],
+     {"one.csv": csv_rows("a,b,y", [f"{i},{i},cat" for i in range(40)])},
+     ["single class", "Received: classes=['cat']"]),
+    ("csv-too-few-rows", ["train", "dataset=csv", "dataset.path=tiny.csv", "dataset.target=y"],
+     {"tiny.csv": csv_rows("a,b,y", ["1,2,0", "3,4,1", "5,6,0"])},
+     ["too few samples (3)", "Received: n_samples=3"]),
+    ("csv-missing-target-values", ["train", "dataset=csv", "dataset.path=gaps.csv", "dataset.target=y"],
+     {"gaps.csv": csv_rows("a,b,y", [f"{i},{i},{'' if i == 5 else i % 2}" for i in range(40)])},
+     ["Target column 'y' in gaps.csv has 1 missing value(s)", "Received: first at row 5"]),
+    ("csv-binary-with-three-classes", ["train", "dataset=csv", "dataset.path=three.csv", "dataset.target=y",
+                                       "dataset.task=binary"],
+     {"three.csv": csv_rows("a,b,y", [f"{i},{i},{i % 3}" for i in range(40)])},
+     ["task=binary needs exactly 2 classes", "Received: 3 classes"]),
+    # ---- NPZ datasets
+    ("npz-missing-file", ["train", "dataset=npz", "dataset.path=missing.npz"], {},
+     ["NPZ file not found", "Received: dataset.path='missing.npz'"]),
+    ("npz-missing-array", ["train", "dataset=npz", "dataset.path=d.npz"],
+     {"d.npz": npz(features=np.ones((40, 2)), y=np.arange(40) % 2)},
+     ["Array 'x' is not in d.npz", "features", "Received: 'x'"]),
+    ("npz-length-mismatch", ["train", "dataset=npz", "dataset.path=d.npz", "model=mlp"],
+     {"d.npz": npz(x=np.ones((40, 2)), y=np.arange(30) % 2)},
+     ["different lengths", "Received: len(x)=40, len(y)=30"]),
+    ("npz-one-dimensional-x", ["train", "dataset=npz", "dataset.path=d.npz", "model=mlp"],
+     {"d.npz": npz(x=np.ones(40), y=np.arange(40) % 2)}, ["must have 2 (tabular)", "Received: x.shape=(40,)"]),
+    ("npz-nan", ["train", "dataset=npz", "dataset.path=nan.npz", "model=mlp"], {"nan.npz": nan_npz},
+     ["NaN or infinite", "Received: first bad value at index [3, 0]"]),
+    ("npz-truncated", ["train", "dataset=npz", "dataset.path=cut.npz", "model=mlp"], {"cut.npz": truncated_npz},
+     ["Could not read", "cut.npz", "Received: dataset.path='cut.npz'"]),
+    # ---- image folders
+    ("image-dir-missing", ["train", "dataset=image_dir", "dataset.path=no_such_folder"], {},
+     ["Image folder not found", "Received: dataset.path='no_such_folder'"]),
+    ("image-dir-empty", ["train", "dataset=image_dir", "dataset.path=imgs"], {"imgs": FOLDER},
+     ["needs at least 2 class sub-folders", "Received: 0 sub-folder(s)"]),
+    ("image-dir-no-sub-folders", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/a.png": png, "imgs/b.png": png}, ["needs at least 2 class sub-folders", "Received: 0 sub-folder(s)"]),
+    ("image-dir-class-without-images", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/cats/a.png": png, "imgs/dogs/notes.txt": "no images here"},
+     ["Class folder 'dogs' has no images", "Received:"]),
+    ("image-dir-broken-image", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/cats/a.png": png, "imgs/dogs/b.png": b"not a png"}, ["Cannot read image", "Received: b.png"]),
+    # ---- inference without a study
+    ("evaluate-without-run-id", ["evaluate"], {}, ["`run_id` is required", "Received: run_id=None"]),
+    ("predict-without-input", ["predict", "run_id=abc"], {}, ["needs input=", "Received: input=None"]),
+    ("init-from-unknown-run", ["train", *IRIS_MLP, "init_from=0123456789abcdef"], {},
+     ["No MLflow run with id '0123456789abcdef'", "extf runs", "Received: init_from='0123456789abcdef'"]),
+]
+
+
+RUN = "run_id={run}"
+# (id, argv, files to create first (in a fresh folder, {tmp}), needles); {run}: the study, {trial}: one of its trials
+RUN_CASES = [
+    ("evaluate-unknown-run", ["evaluate", "run_id=0123456789abcdef"], {},
+     ["No MLflow run with id '0123456789abcdef'", "extf runs", "Received: run_id='0123456789abcdef'"]),
+    ("evaluate-trial-run", ["evaluate", "run_id={trial}"], {}, ["is a trial", "parent run", "Received: run_id="]),
+    ("evaluate-other-dataset-shape", ["evaluate", RUN, "dataset=wine"], {},
+     ["The model takes inputs of shape (4,)", "Received: input shape (13,)"]),
+    ("runs-unknown-run", ["runs", "run_id=nope"], {}, ["No MLflow run with id 'nope'", "Received: run_id='nope'"]),
+    ("runs-unknown-experiment", ["runs", "experiment=nope"], {},
+     ["No MLflow experiment named 'nope'", "Received: experiment='nope'"]),
+    ("predict-unknown-run", ["predict", "run_id=nope", "input={tmp}/x.csv", "output={tmp}/p.csv"],
+     {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["No MLflow run with id 'nope'", "Received: run_id='nope'"]),
+    ("predict-trial-run", ["predict", "run_id={trial}", "input={tmp}/x.csv", "output={tmp}/p.csv"],
+     {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["is a trial", "Received: run_id="]),
+    ("predict-missing-input", ["predict", RUN, "input={tmp}/missing.csv", "output={tmp}/p.csv"], {},
+     ["Prediction input not found", "missing.csv", "Received: input="]),
+    ("predict-wrong-feature-count", ["predict", RUN, "input={tmp}/x.csv", "output={tmp}/p.csv"],
+     {"x.csv": "a,b,c\n1,2,3\n4,5,6\n"}, ["The model takes inputs of shape (4,)", "Received: input shape (3,)"]),
+    ("predict-non-numeric-input", ["predict", RUN, "input={tmp}/x.csv", "output={tmp}/p.csv"],
+     {"x.csv": "a,b,c,d\n1,2,3,red\n"}, ["are not numeric", "Received: columns"]),
+    ("predict-truncated-npy", ["predict", RUN, "input={tmp}/x.npy", "output={tmp}/p.csv"], {"x.npy": truncated_npy},
+     ["Could not read x.npy as a NumPy .npy array", "Received: input="]),
+    ("predict-unsupported-input", ["predict", RUN, "input={tmp}/x.txt", "output={tmp}/p.csv"],
+     {"x.txt": "1 2 3 4\n"}, ["Unsupported prediction input x.txt", "Received: input="]),
+    ("predict-output-dir-missing", ["predict", RUN, "input={tmp}/x.csv", "output=/proc/nope/p.csv"],
+     {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["Cannot create the folder '/proc/nope'",
+                                        "Received: output='/proc/nope/p.csv'"]),
+    ("predict-output-is-a-folder", ["predict", RUN, "input={tmp}/x.csv", "output={tmp}/out"],
+     {"x.csv": "a,b,c,d\n1,2,3,4\n", "out": FOLDER}, ["is a folder", "Received: output="]),
+    ("init-from-trial-run", ["train", *IRIS_MLP, "trainer.epochs=1", "init_from={trial}"], {},
+     ["is a trial", "Received: init_from="]),
+    # security: a Lambda layer runs arbitrary Python when its model is loaded; refused unless the user opts in
+    ("lambda-layer-refused-evaluate", ["evaluate", "run_id={lambda_run}"], {},
+     ["Refused to load the model of run {lambda_run}", "Lambda layer", "unsafe_load=true",
+      "Received: run {lambda_run}"]),
+    ("lambda-layer-refused-predict", ["predict", "run_id={lambda_run}", "input={tmp}/x.csv", "output={tmp}/p.csv"],
+     {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["Refused to load the model of run {lambda_run}", "unsafe_load=true",
+                                        "Received: run {lambda_run}"]),
+]
+
+
+# --------------------------------------------------------------------------- running the corpus
+WORKERS = max(2, min(4, (os.cpu_count() or 2) + 1))  # each case is mostly interpreter start-up and imports
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple
+    files: dict
+    needles: tuple
+    env: dict
+    needs_study: bool
+
+
+def _params(cases, needs_study=False):
+    """Table rows -> pytest params; a row's optional 5th item: {"env": {...}, "slow": True}."""
+    params = []
+    for case_id, argv, files, needles, *extra in cases:
+        opts = extra[0] if extra else {}
+        case = Case(case_id, tuple(argv), files, tuple(needles), opts.get("env", {}), needs_study)
+        slow = needs_study or opts.get("slow", False)
+        params.append(pytest.param(case, id=case_id, marks=[pytest.mark.slow] if slow else []))
+    return params
+
+
+def fill(text: str, values: dict) -> str:
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text
+
+
+def make_study(root: Path) -> dict:
+    """One tiny iris study, one of its trial runs, and a copy of the study whose model has a Lambda layer."""
+    proc = run_extf(["train", *IRIS_MLP, "trainer.epochs=1", "evaluation.plots=false", "tracking.log_model=false"],
+                    cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name("extf")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    (trial,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'trial'")
+    lambda_run = _lambda_copy(client, parent, root / "lambda")
+    return {"root": root, "run": parent.info.run_id, "trial": trial.info.run_id, "lambda_run": lambda_run}
+
+
+def _lambda_copy(client, parent, workdir: Path) -> str:
+    """A study run like `parent` whose logged model.keras holds a Lambda layer (Python code run on load)."""
+    import keras
+
+    (workdir / "model_files").mkdir(parents=True)
+    (workdir / "download").mkdir()
+    for path in ("config.yaml", "dataset.json", "model_files/model.weights.h5"):
+        shutil.copy(client.download_artifacts(parent.info.run_id, path, str(workdir / "download")), workdir / path)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 1.0),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(workdir / "model_files" / "model.keras")
+    run = client.create_run(parent.info.experiment_id, tags={"extf.kind": "study", "mlflow.runName": "lambda"})
+    client.log_artifact(run.info.run_id, str(workdir / "config.yaml"))
+    client.log_artifact(run.info.run_id, str(workdir / "dataset.json"))
+    client.log_artifacts(run.info.run_id, str(workdir / "model_files"), "model_files")
+    client.set_terminated(run.info.run_id)
+    shutil.rmtree(workdir)
+    return run.info.run_id
+
+
+def run_case(case: Case, folder: Path, study: Future | None) -> tuple[Path, subprocess.CompletedProcess, dict]:
+    make_files(folder, case.files)
+    values: dict = {"tmp": folder}
+    cwd = folder
+    if case.needs_study:
+        info = study.result()
+        values.update({k: v for k, v in info.items() if k != "root"})
+        cwd = info["root"]
+    return cwd, run_extf([fill(a, values) for a in case.argv], cwd=cwd, env=case.env), values
+
+
+@pytest.fixture(scope="module")
+def corpus(request, tmp_path_factory):
+    """Starts the `extf` subprocesses of every selected case ahead of their tests, WORKERS at a time; the logged
+    study (when a selected case needs it) is made first, alongside the cases that do not."""
+    cases = [item.callspec.params["case"] for item in request.session.items
+             if item.module is request.module and "case" in getattr(getattr(item, "callspec", None), "params", {})]
+    pool = ThreadPoolExecutor(WORKERS)
+    needs_study = any(c.needs_study for c in cases) or any(
+        item.module is request.module and "study" in item.fixturenames for item in request.session.items)
+    study = pool.submit(make_study, tmp_path_factory.mktemp("study")) if needs_study else None
+    futures = {c.id: pool.submit(run_case, c, tmp_path_factory.mktemp(c.id), study) for c in cases}
+    futures["study"] = study
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def study(corpus) -> dict:
+    return corpus["study"].result()
+
+
+@pytest.mark.parametrize("case", _params(CASES) + _params(RUN_CASES, needs_study=True))
+def test_bad_input(corpus, case):
+    cwd, proc, values = corpus[case.id].result()
+    assert proc.returncode > 0, f"exit code {proc.returncode} (< 0: killed by a signal)\n{proc.stdout}{proc.stderr}"
+    assert_clean_error(proc, *[fill(n, values) for n in case.needles])
+    # (cases that share the study's store never start a run themselves, so another case cannot show up here)
+    assert running_runs(cwd / "mlruns") == []
+    assert not (values["tmp"] / "PWNED").exists()  # target-reexported-os-system
+    assert not (values["tmp"] / "p.csv").exists()  # predict writes nothing when it refuses
+
+
+@pytest.mark.slow
+def test_lambda_layer_loads_when_the_user_opts_in(study):
+    proc = run_extf(["evaluate", f"run_id={study['lambda_run']}", "unsafe_load=true"], cwd=study["root"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "unsafe_load=true" in proc.stderr and "test_accuracy" in proc.stdout
+
+
+# --------------------------------------------------------------------------- the MLflow UI stays on loopback
+def test_ui_binds_to_loopback_only(tmp_path, monkeypatch):
+    from extf import cli
+
+    (tmp_path / "mlruns").mkdir()
+    (tmp_path / "mlruns" / "mlflow.db").touch()
+    calls = []
+    monkeypatch.setattr(cli.os, "execv", lambda exe, cmd: calls.append(cmd))
+    assert cli.ui([f"root={tmp_path}", "port=5123"]) == 0
+    (cmd,) = calls
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd.count("--host") == 1
+    assert cmd[cmd.index("--port") + 1] == "5123"
+    assert not any("0.0.0.0" in part for part in cmd)
+    for args in (["host=0.0.0.0"], ["--host", "0.0.0.0"], ["host=192.168.1.5"]):
+        assert cli.ui([f"root={tmp_path}", *args]) == 2
+    assert len(calls) == 1
