@@ -110,7 +110,7 @@ def test_server_lost_mid_study_then_resume(tmp_path, server_root):
     port = free_port()  # a server of this test's own, stopped in the middle
     assert server("start", port, server_root).returncode == 0
     name = f"lost_{uuid.uuid4().hex[:8]}"
-    args = [*STUDY, f"experiment_name={name}", "tuner.max_trials=5", "trainer.epochs=40",
+    args = [*STUDY, f"experiment_name={name}", "tuner.max_trials=3", "trainer.epochs=30",
             "tracking.request_retries=2", "tracking.request_timeout=5", "tracking.log_model=false"]
     env = {**os.environ, "EXTF_ROOT": str(tmp_path), "EXTF_MLFLOW_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "extf.cli", *args], cwd=tmp_path, env=env,
@@ -146,7 +146,7 @@ def test_server_lost_mid_study_then_resume(tmp_path, server_root):
         assert [r.info.status for r in runs if r.data.tags.get("extf.kind") == "study"] == ["FINISHED"]
         finished = {r.data.tags["extf.trial_id"] for r in runs
                     if r.data.tags.get("extf.kind") == "trial" and r.info.status == "FINISHED"}
-        assert finished == {"0", "1", "2", "3", "4"}
+        assert finished == {"0", "1", "2"}
         assert not [r for r in runs if r.info.status == "RUNNING"]
     finally:
         server("stop", port, server_root)

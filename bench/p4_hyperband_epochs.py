@@ -1,0 +1,77 @@
+"""P4: does hyperband find a good model with fewer epochs than random search? Epochs spent until the first trial
+whose val_accuracy >= 0.97 on digits, tuner=hyperband divided by tuner=random; the ratio of the medians over 3 seeds
+(--quick: 1 seed). Goal: <= 0.5.
+
+Epochs spent = the sum of the epochs trained (the `epochs` of outputs/studies/*/trials.jsonl, in the order the
+trials finished) up to and including the first trial that reaches the threshold; the study is stopped (SIGTERM)
+as soon as one does. A tuner that never reaches it within its trial budget counts all its epochs and is marked
+"never" in the detail. Workload: model=mlp with its search space, callbacks=none (each trial trains the epochs the
+tuner gives it), tracking=none (epochs do not depend on it); random trains trainer.epochs=9 per trial (up to 10
+trials), hyperband runs max_epochs=9, factor=3 (brackets of 1, 3 and 9 epochs; up to 30 trials). The two seeds'
+studies run two at a time: this figure counts epochs, not seconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+
+from common import Row, log, na, parallel, project, row, run_extf, script_main, study_trials
+
+GOAL = "<= 0.5"
+THRESHOLD = 0.97
+OBJECTIVE = "val_accuracy"
+EPOCHS = 9
+BASE = ["dataset=digits", "model=mlp", "callbacks=none", "tracking=none", "evaluation.plots=false",
+        f"trainer.epochs={EPOCHS}"]
+TUNERS = {"random": ["tuner=random", "tuner.max_trials=10"],
+          "hyperband": ["tuner=hyperband", f"tuner.max_epochs={EPOCHS}", "tuner.factor=3", "tuner.max_trials=30"]}
+
+
+def epochs_to_threshold(trials: list[dict]) -> tuple[int, bool, int]:
+    """(epochs spent, reached?, trials run) up to the first trial at or above the threshold."""
+    spent = 0
+    for i, t in enumerate(trials, 1):
+        spent += int(t.get("epochs") or 0)
+        if t.get("status") == "FINISHED" and (t.get(OBJECTIVE) or 0) >= THRESHOLD:
+            return spent, True, i
+    return spent, False, len(trials)
+
+
+def one_study(tuner: str, seed: int) -> dict:
+    with project() as root:
+        def reached(_elapsed, line):
+            return line.startswith("[trial ") and epochs_to_threshold(study_trials(root))[1]
+
+        log(f"P4: {tuner}, seed {seed}")
+        result = run_extf(["tune", *BASE, *TUNERS[tuner], f"seed={seed}"], root, stop_when=reached)
+        trials = study_trials(root)
+        spent, ok, n = epochs_to_threshold(trials)
+        return {"tuner": tuner, "seed": seed, "epochs": spent, "reached": ok, "trials": n,
+                "error": None if result.ok or trials else result.error()}
+
+
+def measure(quick: bool = False) -> list[Row]:
+    seeds = [1] if quick else [1, 2, 3]
+    name = f"epochs to val_accuracy >= {THRESHOLD}: hyperband / random (median of {len(seeds)} seed(s))"
+    jobs = [lambda t=t, s=s: one_study(t, s) for s in seeds for t in TUNERS]
+    results = parallel(jobs)
+    failed = [r for r in results if r["error"]]
+    if failed:
+        return [na("P4", name, GOAL, f"{failed[0]['tuner']} seed {failed[0]['seed']} failed: {failed[0]['error']}")]
+    median = {t: statistics.median(r["epochs"] for r in results if r["tuner"] == t) for t in TUNERS}
+    parts = []
+    for t in TUNERS:
+        per_seed = ", ".join(f"{r['epochs']}{'' if r['reached'] else ' (never)'}/{r['trials']}tr"
+                             for r in results if r["tuner"] == t)
+        parts.append(f"{t}: median {median[t]:g} epochs [{per_seed}]")
+    ratio = median["hyperband"] / median["random"] if median["random"] else None
+    return [row("P4", name, ratio, GOAL, "; ".join(parts) + f" (seeds {seeds})")]
+
+
+def main() -> int:
+    return script_main(measure, __doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
