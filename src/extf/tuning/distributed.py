@@ -20,6 +20,7 @@ from pathlib import Path
 from extf.errors import ConfigError, ExtfError
 
 WORKER_FILE = "worker.json"
+CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 KILLED_CODES = {130, 137, 143}  # 128 + SIGINT / SIGKILL / SIGTERM, as a shell reports them
 
@@ -62,6 +63,17 @@ def quiet_conditions() -> None:
     conditions.Parent.to_proto = to_proto
 
 
+def _synchronize_saves(oracle) -> None:
+    """The chief's own search loop saves the oracle (BaseTuner.save) while the gRPC thread may change it: take the
+    oracle's lock for saves too (keras-tuner's `synchronized` is re-entrant per thread)."""
+    from keras_tuner.src.engine.oracle import synchronized
+
+    if not getattr(oracle, "_extf_synchronized_save", False):
+        save = type(oracle).save
+        oracle.save = lambda: synchronized(save)(oracle)
+        oracle._extf_synchronized_save = True
+
+
 def serve_oracle(oracle, host: str, port: int):
     """Start keras-tuner's OracleServicer for `oracle` on host:port (0 = a free port); returns (server, port)."""
     from concurrent import futures
@@ -79,6 +91,7 @@ def serve_oracle(oracle, host: str, port: int):
             return response
 
     quiet_conditions()
+    _synchronize_saves(oracle)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # the oracle handles one request at a time
     protos.get_service_grpc().add_OracleServicer_to_server(Servicer(oracle), server)
     try:
@@ -116,7 +129,8 @@ def watch_parent(parent_pid: int) -> None:
 
 
 class LocalWorkers:
-    """N `extf worker` processes on this machine, restarted when a signal kills them."""
+    """N-1 `extf worker` processes beside the chief (worker0), restarted when a signal kills them; a thread watches
+    them while the chief runs its own trials."""
 
     def __init__(self, study, port: int, out):
         t = study.cfg.tuner
@@ -126,10 +140,35 @@ class LocalWorkers:
         self.restarts_left = t.max_worker_restarts
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs = study.study_dir / "workers"
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.watcher = None
 
     def start(self) -> None:
-        for wid in worker_ids(self.study.cfg.tuner.workers):
+        import threading
+
+        for wid in worker_ids(self.study.cfg.tuner.workers)[1:]:
             self._spawn(wid)
+        self.watcher = threading.Thread(target=self._watch, name="extf-workers", daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        try:
+            self.wait()
+        except BaseException as e:  # handed to the main thread by join()
+            self.error = e
+
+    def join(self, oracle) -> None:
+        """After the chief's own trials: wait for the worker processes, then for trials of remote workers."""
+        while self.watcher.is_alive():
+            self.watcher.join(0.5)
+        if self.error is not None:
+            raise self.error
+        if oracle.ongoing_trials:  # a remote worker still running a trial
+            print(f"Waiting for {len(oracle.ongoing_trials)} trial(s) on other workers: "
+                  f"{', '.join(sorted(oracle.ongoing_trials))}", file=self.out, flush=True)
+            while oracle.ongoing_trials:
+                time.sleep(1)
 
     def _spawn(self, wid: str) -> None:
         (self.logs / wid).mkdir(parents=True, exist_ok=True)
@@ -141,9 +180,9 @@ class LocalWorkers:
             self.procs[wid] = subprocess.Popen([sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)],
                                                env=env, stderr=log)
 
-    def wait(self, oracle) -> None:
-        """Until every worker has finished (the oracle told it to stop) and no trial is still running."""
-        while self.procs:
+    def wait(self) -> None:
+        """Until every worker process has finished (the oracle told it to stop); restart the ones killed."""
+        while self.procs and not self.stopping:
             for wid, proc in list(self.procs.items()):
                 code = proc.poll()
                 if code is None:
@@ -162,11 +201,6 @@ class LocalWorkers:
                     continue
                 raise ExtfError(self._failure(wid, code))
             time.sleep(0.2)
-        if oracle.ongoing_trials:  # a remote worker still running a trial
-            print(f"Waiting for {len(oracle.ongoing_trials)} trial(s) on other workers: "
-                  f"{', '.join(sorted(oracle.ongoing_trials))}", file=self.out, flush=True)
-            while oracle.ongoing_trials:
-                time.sleep(1)
 
     def _failure(self, wid: str, code: int) -> str:
         lines = (self.logs / wid / "stderr.log").read_text(encoding="utf-8", errors="replace").splitlines()
@@ -179,6 +213,9 @@ class LocalWorkers:
 
     def stop(self) -> None:
         """Ask the remaining workers to stop (their trial runs end KILLED), then make sure they are gone."""
+        self.stopping = True
+        if self.watcher is not None:
+            self.watcher.join(5)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -256,7 +293,15 @@ def worker_main(args: list[str]) -> int:
 def _set_threads() -> None:
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
     if threads:
-        import tensorflow as tf
+        limit_threads(int(threads))
 
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("TF_NUM_INTEROP_THREADS", threads)))
+
+def limit_threads(threads: int) -> None:
+    """TensorFlow's intra/inter-op thread pools of this process (before its first op; later it is too late)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # the runtime is already initialized: TensorFlow keeps its pools
+        pass

@@ -214,7 +214,8 @@ class Study:
                 "study_dir": str(self.study_dir), "objective": self.objective.name}
 
     def _distributed_search(self, tuner) -> None:
-        """Serve the oracle, run the workers, then take the best trial over all of them."""
+        """Serve the oracle, run trials here as `worker0` while N-1 worker processes run theirs, then take the best
+        trial over all of them."""
         from extf.tuning import distributed as dist
 
         cfg = self.cfg
@@ -228,13 +229,14 @@ class Study:
         dist.requeue_orphans(oracle, set(dist.worker_ids(cfg.tuner.workers)))
         server, port = dist.serve_oracle(oracle, cfg.tuner.oracle_host, cfg.tuner.oracle_port)
         workers = dist.LocalWorkers(self, port, self.out)
-        print(f"Distributed search: chief oracle on {cfg.tuner.oracle_host}:{port}, {cfg.tuner.workers} local "
-              f"worker(s) with {workers.threads} TensorFlow thread(s) each; logs in {workers.logs}. Other machines "
-              f"join with: KERASTUNER_TUNER_ID=<id> KERASTUNER_ORACLE_IP=<this host> KERASTUNER_ORACLE_PORT={port} "
-              f"extf worker {self.study_dir}", file=self.out, flush=True)
+        print(f"Distributed search: chief oracle on {cfg.tuner.oracle_host}:{port}; {cfg.tuner.workers} local "
+              f"worker(s) (this process is worker0) with {workers.threads} TensorFlow thread(s) each; logs in "
+              f"{workers.logs}. Other machines join with: KERASTUNER_TUNER_ID=<id> KERASTUNER_ORACLE_IP=<this host> "
+              f"KERASTUNER_ORACLE_PORT={port} extf worker {self.study_dir}", file=self.out, flush=True)
         try:
             workers.start()
-            workers.wait(oracle)
+            self._search_as_worker(tuner, dist.CHIEF_WORKER, workers.threads)
+            workers.join(oracle)
         except ExtfError:
             self._restore_progress()
             finished = [t for t in self.trials if t["status"] == "FINISHED"]
@@ -247,9 +249,20 @@ class Study:
         finally:
             workers.stop()
             server.stop(grace=2)
+        self.worker_id, self.tracker.worker_id, self.best_dir = None, None, self.study_dir / "best"
         dist.collect_best(self.study_dir, self.objective)
         self._restore_progress()
         self.new_trials = len(log.read_text(encoding="utf-8").splitlines()) - lines_before if log.exists() else 0
+
+    def _search_as_worker(self, tuner, worker_id: str, threads: int) -> None:
+        """The chief's own share of the trials: keras-tuner's search loop on the oracle it serves (thread-safe)."""
+        from extf.tuning.distributed import limit_threads
+
+        self.worker_id = self.tracker.worker_id = tuner.tuner_id = worker_id
+        self.best_dir = self.study_dir / "workers" / worker_id / "best"
+        self.best_dir.mkdir(parents=True, exist_ok=True)
+        limit_threads(threads)
+        tuner.search(verbose=0)
 
     # ------------------------------------------------------------------ pieces
     def _prepare_dir(self) -> None:
