@@ -32,6 +32,7 @@ TRIAL_LINE = re.compile(r"^(\[[\w.-]+\] )?\[trial \d+/\d+\]")
 
 # the workload of P2, P3 and P5: small enough for a couple of minutes, large enough that training is the bulk
 MLP_DIGITS = ["dataset=digits", "model=mlp", "tuner=random", "callbacks=none", "seed=42"]
+CNN_DIGITS = ["dataset=digits", "model=cnn", "tuner=random", "callbacks=none", "seed=42"]
 
 
 # ---------------------------------------------------------------------------------------------------- results
