@@ -254,28 +254,23 @@ def mlflow_ui_command(mlruns: Path, port: str | int) -> list[str]:
 
 def ui(args: list[str]) -> int:
     """`mlflow ui` on the project's store, bound to 127.0.0.1 only."""
-    opts = {"port": "5000", "root": os.environ.get("EXTF_ROOT", ".")}
+    from extf.errors import ConfigError
+    from extf.options import local_store_uri, parse_options
+
     for a in args:
-        key, sep, value = a.partition("=")
-        if key.lstrip("-") == "host":
+        if a.partition("=")[0].lstrip("-") == "host":
             print("extf ui: error: the MLflow UI is served on 127.0.0.1 only: it has no login, so anyone who can "
                   "reach the port could read and change the runs. To open it from another machine, forward the "
                   f"port over SSH (ssh -L 5000:127.0.0.1:5000 HOST). Received: {a!r}", file=sys.stderr)
             return 2
-        if not sep or key not in opts:
-            print(f"extf ui: error: unknown option {a!r}. Expected port=NUMBER or root=DIR. Received: {a!r}",
-                  file=sys.stderr)
-            return 2
-        opts[key] = value
-    if not opts["port"].isdigit():
-        print(f"extf ui: error: port must be a number. Received: port={opts['port']!r}", file=sys.stderr)
-        return 2
-    mlruns = Path(opts["root"]).resolve() / "mlruns"
-    if not (mlruns / "mlflow.db").exists():
-        print(f"extf ui: error: no MLflow store at {mlruns}/mlflow.db yet. Run `extf train` (or `make train`) first, "
-              f"or pass root=DIR of a project that has one. Received: root={opts['root']!r}", file=sys.stderr)
-        return 2
-    cmd = mlflow_ui_command(mlruns, opts["port"])
+    try:
+        opts = parse_options(args, {"port": "5000"}, "ui", "port=NUMBER or root=DIR")
+        if not opts["port"].isdigit():
+            raise ConfigError(f"port must be a number. Received: port={opts['port']!r}")
+        local_store_uri(opts["root"], "ui")
+    except ConfigError as e:
+        fail("ui", e, e.exit_code)
+    cmd = mlflow_ui_command(Path(opts["root"]).resolve() / "mlruns", opts["port"])
     print(f"MLflow UI: http://127.0.0.1:{opts['port']}  (Ctrl-C to stop)", flush=True)
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover

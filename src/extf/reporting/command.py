@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
+from extf.options import local_store_uri, parse_options
 
 USAGE = """\
 usage: extf report [run_id=ID] [output=PATH] [root=DIR]
@@ -19,30 +20,6 @@ study's parent run.
   output=PATH   the HTML file (or a folder for it); default: outputs/reports/<experiment>-<run id[:8]>.html
   root=DIR      the project whose mlruns/ to read (default: $EXTF_ROOT or the working directory)
 """
-OPTIONS = ("run_id", "output", "root")
-
-
-def parse_args(args: list[str]) -> dict[str, str | None]:
-    opts: dict[str, str | None] = {"run_id": None, "output": None, "root": os.environ.get("EXTF_ROOT", ".")}
-    for a in args:
-        key, sep, value = a.partition("=")
-        if not sep or key not in OPTIONS:
-            raise ConfigError(f"unknown option {a!r}. Expected run_id=ID, output=PATH or root=DIR (`extf report "
-                              f"--help`). Received: {a!r}")
-        if not value:
-            raise ConfigError(f"{key} is empty. Expected {key}=VALUE, or leave it out for the default. "
-                              f"Received: {a!r}")
-        opts[key] = value
-    return opts
-
-
-def tracking_uri(root: str) -> str:
-    """The project's MLflow store (conf/tracking/mlflow.yaml: sqlite:///<root>/mlruns/mlflow.db), which must exist."""
-    db = Path(root).resolve() / "mlruns" / "mlflow.db"
-    if not db.exists():
-        raise ConfigError(f"no MLflow store at {db} yet, so no study to report on. Run `extf tune` (or `make tune`) "
-                          f"first, or pass root=DIR of a project that has one. Received: root={root!r}")
-    return f"sqlite:///{db}"
 
 
 def output_path(output: str | None, root: str, experiment: str, run_id: str) -> Path:
@@ -84,8 +61,9 @@ def main(args: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in args):
         print(USAGE)
         return 0
-    opts = parse_args(args)
-    uri = tracking_uri(opts["root"])
+    opts = parse_options(args, {"run_id": None, "output": None}, "report",
+                         "run_id=ID, output=PATH or root=DIR", allow_empty=False)
+    uri = local_store_uri(opts["root"], "report")
     from mlflow import MlflowClient
 
     from extf.reporting.page import render

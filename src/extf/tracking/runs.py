@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from extf.errors import ConfigError
 
 
@@ -92,23 +90,11 @@ def format_table(rows: list[dict]) -> str:
 
 def main(args: list[str]) -> int:
     """extf runs [root=DIR] [experiment=NAME] [run_id=ID]"""
-    import os
-    import sys
+    from extf.options import local_store_uri, parse_options
 
-    opts = {"root": os.environ.get("EXTF_ROOT", "."), "experiment": None, "run_id": None}
-    for a in args:
-        key, sep, value = a.partition("=")
-        if not sep or key not in opts:
-            print(f"extf runs: error: unknown option {a!r}. Expected root=DIR, experiment=NAME or run_id=ID. "
-                  f"Received: {a!r}", file=sys.stderr)
-            return 2
-        opts[key] = value
-    db = Path(opts["root"]).resolve() / "mlruns" / "mlflow.db"
-    if not db.exists():
-        print(f"extf runs: error: no MLflow store at {db} yet. Run `extf tune` (or `make tune`) first, or pass "
-              f"root=DIR of a project that has one. Received: root={opts['root']!r}", file=sys.stderr)
-        return 2
-    uri = f"sqlite:///{db}"
+    opts = parse_options(args, {"experiment": None, "run_id": None}, "runs",
+                         "root=DIR, experiment=NAME or run_id=ID")
+    uri = local_store_uri(opts["root"], "runs")
     if opts["run_id"]:
         print(f"Leaderboard of study run {opts['run_id']}:")
         print(format_table(leaderboard(uri, opts["run_id"])))

@@ -114,8 +114,7 @@ class Study:
         try:
             tuner.search(verbose=0)
         except kt.errors.FatalError as e:
-            cause = e.args[0] if e.args else e
-            raise cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}") from None
+            raise _fatal_cause(e) from None
 
     def run(self) -> dict:
         from extf.tracking import flatten, make_tracker
@@ -187,8 +186,7 @@ class Study:
                 requeue_orphans(tuner.oracle, {tuner.tuner_id})
                 tuner.search(verbose=0)
         except kt.errors.FatalError as e:
-            cause = e.args[0] if e.args else e
-            raise cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}") from None
+            raise _fatal_cause(e) from None
         except RuntimeError as e:  # keras-tuner gives up after too many consecutive failed trials
             if self.best_trial is None and self.first_error is not None:
                 raise _as_user_error(self.first_error) from None
@@ -431,6 +429,12 @@ class Study:
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
             self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
         self.model_dir = art / "model_files"
+
+
+def _fatal_cause(e: BaseException) -> ExtfError:
+    """The user error inside keras-tuner's FatalError (raised by run_trial to stop the search)."""
+    cause = e.args[0] if e.args else e
+    return cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}")
 
 
 def _unless_server_lost(fn, *args, **kwargs) -> None:

@@ -1,0 +1,34 @@
+"""`key=value` options of the commands that are not Hydra apps (runs, report, ui, server), and the project's local
+MLflow store they read. No heavy imports here: these commands answer fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from extf.errors import ConfigError
+
+
+def parse_options(args: list[str], defaults: dict, command: str, expected: str, allow_empty: bool = True) -> dict:
+    """`defaults` (and root=DIR) updated from `key=value` args; an unknown key is one clear error naming the
+    `expected` ones."""
+    opts = {"root": os.environ.get("EXTF_ROOT", "."), **defaults}
+    for a in args:
+        key, sep, value = a.partition("=")
+        if not sep or key not in opts:
+            raise ConfigError(f"unknown option {a!r} for extf {command}. Expected {expected} (see `extf --help`). "
+                              f"Received: {a!r}")
+        if not value and not allow_empty:
+            raise ConfigError(f"{key} is empty. Expected {key}=VALUE, or leave it out for the default. "
+                              f"Received: {a!r}")
+        opts[key] = value
+    return opts
+
+
+def local_store_uri(root: str, command: str) -> str:
+    """sqlite:///<root>/mlruns/mlflow.db (conf/tracking/mlflow.yaml), which must exist already."""
+    db = Path(root).resolve() / "mlruns" / "mlflow.db"
+    if not db.exists():
+        raise ConfigError(f"no MLflow store at {db} yet, so nothing for extf {command} to show. Run `extf tune` (or "
+                          f"`make tune`) first, or pass root=DIR of a project that has one. Received: root={root!r}")
+    return f"sqlite:///{db}"
