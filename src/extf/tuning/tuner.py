@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +89,41 @@ def run_trial(study, trial, trial_dir: str) -> dict:
     from extf.errors import TrackingUnavailable
 
     try:
-        return _run_trial(study, trial, trial_dir)
+        with released_custom_gradients():
+            return _run_trial(study, trial, trial_dir)
     except TrackingUnavailable as e:
         raise kt.errors.FatalError(e) from None
+
+
+@contextmanager
+def released_custom_gradients():
+    """Forget the gradient functions TensorFlow registered while the block traced its functions.
+
+    `tf.custom_gradient` in graph mode (Keras' traced train step uses it) registers each gradient function under a
+    new name, "CustomGradient-<uid>", in TensorFlow's global gradient registry and never removes it; the function's
+    closure holds the traced graph, so every trial's train/eval graphs stayed in memory (about 4 MB a trial for a
+    tiny MLP; tensorflow#97697, keras-team/tf-keras#898). Once a trial is over, nothing differentiates through its
+    graphs again (the kept model is only evaluated), so the names it added are dropped. A TensorFlow without that
+    private registry makes this a no-op.
+    """
+    registry = _gradient_registry()
+    before = set(registry) if registry is not None else set()
+    try:
+        yield
+    finally:
+        if registry is not None:
+            for name in [k for k in registry if k not in before and str(k).startswith("CustomGradient-")]:
+                registry.pop(name, None)
+
+
+def _gradient_registry() -> dict | None:
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry
+    except (ImportError, AttributeError):
+        return None
+    return registry if isinstance(registry, dict) else None
 
 
 def _run_trial(study, trial, trial_dir: str) -> dict:

@@ -1,0 +1,52 @@
+"""A long study must not keep every trial's traced graphs alive (P6 in bench/ measures the process as a whole)."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+
+from extf.tuning.tuner import _gradient_registry, released_custom_gradients
+
+
+def _fit_tiny_model():
+    import keras
+
+    keras.backend.clear_session()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model.fit(x, np.arange(32) % 3, validation_data=(x, np.arange(32) % 3), epochs=1, verbose=0)
+
+
+def _custom_gradients(registry) -> set:
+    return {k for k in registry if str(k).startswith("CustomGradient-")}
+
+
+def test_trial_leaves_no_custom_gradients_behind():
+    registry = _gradient_registry()
+    assert registry is not None, "TensorFlow's gradient registry moved: released_custom_gradients is now a no-op"
+    start = _custom_gradients(registry)
+    with released_custom_gradients():
+        _fit_tiny_model()
+        added = _custom_gradients(registry) - start
+    # the traced train step registers gradient functions (that is what leaked) and the block removes exactly those
+    assert added, "fitting a model registered no CustomGradient: the leak this guards against is gone upstream"
+    assert _custom_gradients(registry) == start
+
+
+def test_traced_graphs_are_freed_after_each_trial():
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def graphs() -> int:
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+    with released_custom_gradients():
+        _fit_tiny_model()
+    after_one = graphs()
+    for _ in range(3):
+        with released_custom_gradients():
+            _fit_tiny_model()
+    assert graphs() <= after_one
