@@ -22,6 +22,8 @@ from extf.errors import ConfigError, ExtfError
 WORKER_FILE = "worker.json"
 CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
+ENV_TOKEN = "EXTF_STUDY_TOKEN"  # local workers: the worker.json of this `extf tune` process, not a stale one
+READY_TIMEOUT = 600.0  # seconds a worker waits for the chief to serve the oracle
 KILLED_CODES = {130, 137, 143}  # 128 + SIGINT / SIGKILL / SIGTERM, as a shell reports them
 
 
@@ -106,12 +108,46 @@ def serve_oracle(oracle, host: str, port: int):
     return server, bound
 
 
-def write_worker_file(study_dir: Path, cfg_container: dict, parent_run_id: str | None,
-                      init_weights: Path | None) -> None:
+def announce_study(study_dir: Path, cfg_container: dict, token: str) -> None:
+    """worker.json, first half: the config, so workers started now load TensorFlow, the data and the tracking store
+    while the chief still sets up; `ready` is false until the chief serves the oracle (`write_worker_file`)."""
     from extf.tuning.study import write_json_atomic
 
-    write_json_atomic(study_dir / WORKER_FILE, {"config": cfg_container, "parent_run_id": parent_run_id,
+    write_json_atomic(study_dir / WORKER_FILE, {"token": token, "ready": False, "config": cfg_container})
+
+
+def write_worker_file(study_dir: Path, cfg_container: dict, token: str, parent_run_id: str | None,
+                      init_weights: Path | None, port: int) -> None:
+    """worker.json, complete: where the oracle listens and which parent run the trials belong to."""
+    from extf.tuning.study import write_json_atomic
+
+    write_json_atomic(study_dir / WORKER_FILE, {"token": token, "ready": True, "config": cfg_container,
+                                                "parent_run_id": parent_run_id, "oracle_port": port,
                                                 "init_weights": str(init_weights) if init_weights else None})
+
+
+def read_worker_file(study_dir: Path, token: str | None = None, wait: float = 0.0, ready: bool = False) -> dict:
+    """worker.json of the study (of the `extf tune` process with this token, when given; ready: once the chief
+    serves the oracle), polled for up to `wait` seconds."""
+    path = study_dir / WORKER_FILE
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+            error = None
+        except (OSError, json.JSONDecodeError) as e:
+            info, error = None, e
+        if info is not None and (token is None or info.get("token") == token) and (info.get("ready") or not ready):
+            return info
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if error is not None:
+        raise ConfigError(f"Cannot read {str(path)!r} ({getattr(error, 'strerror', None) or error}). Expected the "
+                          f"study directory of a running `extf tune tuner.workers=N`. Received: {str(study_dir)!r}")
+    raise ExtfError(f"The chief did not start serving its oracle within {wait:.0f} s ({path} is not ready). "
+                    f"Expected a running `extf tune tuner.workers=N` for this study directory; start it first. "
+                    f"Received: {str(study_dir)!r}")
 
 
 def watch_parent(parent_pid: int) -> None:
@@ -132,9 +168,9 @@ class LocalWorkers:
     """N-1 `extf worker` processes beside the chief (worker0), restarted when a signal kills them; a thread watches
     them while the chief runs its own trials."""
 
-    def __init__(self, study, port: int, out):
+    def __init__(self, study, token: str, out):
         t = study.cfg.tuner
-        self.study, self.out, self.port = study, out, port
+        self.study, self.out, self.token = study, out, token
         self.host = "127.0.0.1" if t.oracle_host in ("0.0.0.0", "::", "") else t.oracle_host
         self.threads = t.threads_per_worker or default_threads(t.workers)
         self.restarts_left = t.max_worker_restarts
@@ -173,8 +209,10 @@ class LocalWorkers:
     def _spawn(self, wid: str) -> None:
         (self.logs / wid).mkdir(parents=True, exist_ok=True)
         threads = str(self.threads)
-        env = {**os.environ, ENV_ID: wid, ENV_IP: self.host, ENV_PORT: str(self.port),
-               "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
+        # no port: the worker reads it from worker.json once the chief serves the oracle (started before that)
+        env = {k: v for k, v in os.environ.items() if k != ENV_PORT}
+        env.update({ENV_ID: wid, ENV_IP: self.host, ENV_TOKEN: self.token, "TF_NUM_INTRAOP_THREADS": threads,
+                    "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads})
         with open(self.logs / wid / "stderr.log", "ab") as log:
             env["EXTF_PARENT_PID"] = str(os.getpid())
             self.procs[wid] = subprocess.Popen([sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)],
@@ -192,9 +230,9 @@ class LocalWorkers:
                     continue
                 if (code < 0 or code in KILLED_CODES) and self.restarts_left > 0:
                     self.restarts_left -= 1
-                    ended = self.study.tracker.end_stale_trials(
-                        self.study.parent_id, worker=wid,
-                        reason=f"{wid} was killed (exit code {code}); the trial runs again")
+                    parent = getattr(self.study, "parent_id", None)  # None: killed before the study's run started
+                    ended = parent and self.study.tracker.end_stale_trials(
+                        parent, worker=wid, reason=f"{wid} was killed (exit code {code}); the trial runs again")
                     print(f"[{wid}] stopped by a signal (exit code {code}); restarting it, its trial runs again"
                           + (f" ({ended} trial run marked KILLED)" if ended else ""), file=self.out, flush=True)
                     self._spawn(wid)
@@ -266,27 +304,26 @@ def worker_main(args: list[str]) -> int:
         raise ConfigError("extf worker takes one argument, the study directory the chief printed (on a shared "
                           "file system). Usage: KERASTUNER_TUNER_ID=w1 KERASTUNER_ORACLE_IP=HOST "
                           f"KERASTUNER_ORACLE_PORT=PORT extf worker STUDY_DIR. Received: {' '.join(args) or '(none)'}")
-    study_dir = Path(args[0].removeprefix("study_dir="))
-    missing = [v for v in (ENV_ID, ENV_IP, ENV_PORT) if not os.environ.get(v)]
+    study_dir = Path(args[0].removeprefix("study_dir=")).resolve()
+    missing = [v for v in (ENV_ID, ENV_IP) if not os.environ.get(v)]
     if missing:
         raise ConfigError(f"extf worker needs the environment variables {', '.join(missing)} (the tuner id of this "
-                          f"worker and the chief oracle's address, printed by `extf tune tuner.workers=N`). "
+                          f"worker and the chief oracle's host, printed by `extf tune tuner.workers=N`; "
+                          f"{ENV_PORT} too unless the chief runs on this machine). "
                           f"Received: {', '.join(f'{v}={os.environ.get(v)!r}' for v in (ENV_ID, ENV_IP, ENV_PORT))}")
     if "chief" in os.environ[ENV_ID]:
         raise ConfigError(f"{ENV_ID} must not contain 'chief' (keras-tuner reserves it for the oracle). "
                           f"Received: {ENV_ID}={os.environ[ENV_ID]!r}")
-    info_path = study_dir / WORKER_FILE
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"Cannot read {str(info_path)!r} ({getattr(e, 'strerror', None) or e}). Expected the study "
-                          f"directory of a running `extf tune tuner.workers=N`. Received: {str(study_dir)!r}") from None
+    token = os.environ.get(ENV_TOKEN) or None
+    info = read_worker_file(study_dir, token, wait=READY_TIMEOUT if token else 0.0)  # local: written before spawn
     if os.environ.get("EXTF_PARENT_PID", "").isdigit():
         watch_parent(int(os.environ["EXTF_PARENT_PID"]))
     _set_threads()
     quiet_conditions()
     study = Study(OmegaConf.create(info["config"]))
-    study.work(os.environ[ENV_ID], info["parent_run_id"], info.get("init_weights"))
+    # the slow part (TensorFlow, the data, the tracking store) runs before the chief is ready, then this waits
+    study.work(os.environ[ENV_ID],
+               lambda: read_worker_file(study_dir, info.get("token"), wait=READY_TIMEOUT, ready=True))
     return 0
 
 

@@ -73,6 +73,9 @@ class Study:
         self.started = time.time()
         self.best_dir = self.study_dir / "best"
         self.worker_id: str | None = None  # set in a worker process of a distributed search
+        self.parent_id: str | None = None
+        self.local_workers = None  # the worker processes of a distributed search, started early by run()
+        self.token = f"{os.getpid()}-{time.time_ns()}"  # names this process's worker.json
 
     # ------------------------------------------------------------------ main path
     def _prepare_search(self):
@@ -93,23 +96,27 @@ class Study:
         self.objective = resolve_objective(cfg, meta)
         return space
 
-    def work(self, worker_id: str, parent_run_id: str | None, init_weights: str | None) -> None:
-        """A worker of a distributed search: run the trials the chief oracle hands out, until it says stop."""
+    def work(self, worker_id: str, wait_ready) -> None:
+        """A worker of a distributed search: load everything, wait until the chief serves its oracle (`wait_ready`
+        returns the complete worker.json), then run the trials the oracle hands out until it says stop."""
         import keras_tuner as kt
 
         from extf.tracking import make_tracker
+        from extf.tuning.distributed import ENV_PORT
         from extf.tuning.tuner import make_tuner
 
         space = self._prepare_search()
         self.worker_id = worker_id
         self.best_dir = self.study_dir / "workers" / worker_id / "best"
         self.best_dir.mkdir(parents=True, exist_ok=True)
-        self.init_weights = Path(init_weights) if init_weights else None
-        self._restore_progress()
         self.tracker = make_tracker(self.cfg, self.name)
-        self.tracker.parent_id = parent_run_id
         self.tracker.worker_id = worker_id
         self._apply_determinism()
+        info = wait_ready()
+        os.environ.setdefault(ENV_PORT, str(info["oracle_port"]))  # keras-tuner's client reads it from here
+        self.init_weights = Path(info["init_weights"]) if info.get("init_weights") else None
+        self.tracker.parent_id = info["parent_run_id"]
+        self._restore_progress()
         tuner = make_tuner(self.cfg, space, self.objective, self, directory=self.study_dir / "tuner", overwrite=False)
         try:
             tuner.search(verbose=0)
@@ -117,12 +124,34 @@ class Study:
             raise _fatal_cause(e) from None
 
     def run(self) -> dict:
-        from extf.tracking import flatten, make_tracker
-
         cfg = self.cfg
         space = self._prepare_search()
         meta = self.splits.meta
         self._prepare_dir()
+        try:
+            self._start_workers()
+            return self._run(space, meta)
+        finally:
+            if self.local_workers is not None:
+                self.local_workers.stop()
+            if cfg.tuner.workers:  # a worker started from now on is told there is no study to join
+                (self.study_dir / "worker.json").unlink(missing_ok=True)
+
+    def _start_workers(self) -> None:
+        """tuner.workers=N: start the N-1 worker processes now, so their start-up (TensorFlow, the data, the tracking
+        store) overlaps the chief's; they wait for the oracle, which the chief serves once its tuner exists."""
+        if not self.cfg.tuner.workers:
+            return
+        from extf.tuning import distributed as dist
+
+        dist.announce_study(self.study_dir, OmegaConf.to_container(self.cfg, resolve=True), self.token)
+        self.local_workers = dist.LocalWorkers(self, self.token, self.out)
+        self.local_workers.start()
+
+    def _run(self, space, meta) -> dict:
+        from extf.tracking import flatten, make_tracker
+
+        cfg = self.cfg
         if cfg.init_from:
             from extf.tracking.logged import fetch
 
@@ -219,20 +248,21 @@ class Study:
         cfg = self.cfg
         log = self.study_dir / TRIALS_FILE
         lines_before = len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
-        dist.write_worker_file(self.study_dir, OmegaConf.to_container(cfg, resolve=True), self.parent_id,
-                               self.init_weights)
         oracle = tuner.oracle
         oracle.verbose = 0
         tuner.save()  # like keras-tuner's own chief: the next run of this study reloads the oracle from it
         dist.requeue_orphans(oracle, set(dist.worker_ids(cfg.tuner.workers)))
         server, port = dist.serve_oracle(oracle, cfg.tuner.oracle_host, cfg.tuner.oracle_port)
-        workers = dist.LocalWorkers(self, port, self.out)
+        workers = self.local_workers
+        dist.write_worker_file(self.study_dir, OmegaConf.to_container(cfg, resolve=True), self.token, self.parent_id,
+                               self.init_weights, port)
         print(f"Distributed search: chief oracle on {cfg.tuner.oracle_host}:{port}; {cfg.tuner.workers} local "
               f"worker(s) (this process is worker0) with {workers.threads} TensorFlow thread(s) each; logs in "
               f"{workers.logs}. Other machines join with: KERASTUNER_TUNER_ID=<id> KERASTUNER_ORACLE_IP=<this host> "
               f"KERASTUNER_ORACLE_PORT={port} extf worker {self.study_dir}", file=self.out, flush=True)
         try:
-            workers.start()
+            if workers.error is not None:  # a worker failed while starting
+                raise workers.error
             self._search_as_worker(tuner, dist.CHIEF_WORKER, workers.threads)
             workers.join(oracle)
         except ExtfError:
