@@ -241,8 +241,8 @@ class MlflowTracker(NullTracker):
         prediction = model.predict(x_example, verbose=0, batch_size=len(x_example))
         signature = infer_signature(x_example, prediction)
         # MLflow predicts on the input example: keep Keras' progress bars out of the user's terminal
-        with mlflow.start_run(run_id=run_id), _example_dir_fix(), warnings.catch_warnings(), \
-                redirect_stdout(io.StringIO()):
+        with mlflow.start_run(run_id=run_id), _example_dir_fix(), _no_requirement_check(), \
+                warnings.catch_warnings(), redirect_stdout(io.StringIO()):
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             try:
                 mlflow.keras.log_model(model, name="model", signature=signature, input_example=x_example,
@@ -279,6 +279,26 @@ def _file_lock(path: Path | None):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _no_requirement_check():
+    """MLflow checks the model's pip requirements against the installed packages by scanning every installed
+    distribution's files (0.5 s here); ours are the installed versions themselves (`_pip_requirements`)."""
+    try:
+        from mlflow.utils import environment
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if original is None:  # pragma: no cover - renamed upstream
+        yield
+        return
+    environment.warn_dependency_requirement_mismatches = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        environment.warn_dependency_requirement_mismatches = original
 
 
 @contextmanager
@@ -350,3 +370,39 @@ def make_tracker(cfg, experiment_name: str) -> NullTracker:
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(tcfg.request_timeout)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     return MlflowTracker(tcfg.tracking_uri, tcfg.artifact_root, experiment_name)
+
+
+class PendingTracker:
+    """`make_tracker` run in a background thread: importing MLflow and opening its store take 1.5 s (5 s when the
+    store is new), which overlap the loading of the data and of TensorFlow in the main thread."""
+
+    def __init__(self, cfg, experiment_name: str):
+        import threading
+
+        self._result: dict = {}
+        self._thread = threading.Thread(target=self._open, args=(cfg, experiment_name), name="extf-open-tracker",
+                                         daemon=True)
+        self._thread.start()
+
+    def _open(self, cfg, experiment_name: str) -> None:
+        try:
+            self._result["tracker"] = make_tracker(cfg, experiment_name)
+        except BaseException as e:  # handed to the caller of get()
+            self._result["error"] = e
+
+    def join(self) -> None:
+        """Until the store is opened (or failed): a study stopped before it needs the tracker does not leave a store
+        half-created."""
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # short joins: Ctrl-C still reaches the main thread
+
+    def get(self) -> NullTracker:
+        """The tracker, or what make_tracker raised."""
+        self.join()
+        if "error" in self._result:
+            raise self._result["error"]
+        return self._result["tracker"]
+
+
+def open_tracker(cfg, experiment_name: str) -> PendingTracker:
+    return PendingTracker(cfg, experiment_name)

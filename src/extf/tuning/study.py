@@ -99,9 +99,11 @@ class Study:
     def work(self, worker_id: str, wait_ready) -> None:
         """A worker of a distributed search: load everything, wait until the chief serves its oracle (`wait_ready`
         returns the complete worker.json), then run the trials the oracle hands out until it says stop."""
+        from extf.tracking import open_tracker
+
+        tracker = open_tracker(self.cfg, self.name)  # MLflow loads while the data and TensorFlow do
         import keras_tuner as kt
 
-        from extf.tracking import make_tracker
         from extf.tuning.distributed import ENV_PORT
         from extf.tuning.tuner import make_tuner
 
@@ -109,7 +111,7 @@ class Study:
         self.worker_id = worker_id
         self.best_dir = self.study_dir / "workers" / worker_id / "best"
         self.best_dir.mkdir(parents=True, exist_ok=True)
-        self.tracker = make_tracker(self.cfg, self.name)
+        self.tracker = tracker.get()
         self.tracker.worker_id = worker_id
         self._apply_determinism()
         info = wait_ready()
@@ -124,13 +126,20 @@ class Study:
             raise _fatal_cause(e) from None
 
     def run(self) -> dict:
+        from extf.tracking import open_tracker
+
         cfg = self.cfg
-        space = self._prepare_search()
-        meta = self.splits.meta
-        self._prepare_dir()
+        tracker = open_tracker(cfg, self.name)  # MLflow loads while the data and TensorFlow do
+        try:
+            space = self._prepare_search()
+            meta = self.splits.meta
+            self._prepare_dir()
+        except Exception:
+            tracker.join()
+            raise
         try:
             self._start_workers()
-            return self._run(space, meta)
+            return self._run(space, meta, tracker)
         finally:
             if self.local_workers is not None:
                 self.local_workers.stop()
@@ -148,8 +157,10 @@ class Study:
         self.local_workers = dist.LocalWorkers(self, self.token, self.out)
         self.local_workers.start()
 
-    def _run(self, space, meta) -> dict:
-        from extf.tracking import flatten, make_tracker
+    def _run(self, space, meta, tracker) -> dict:
+        import keras_tuner  # noqa: F401 - TensorFlow, loaded here while the tracker opens in its thread
+
+        from extf.tracking import flatten
 
         cfg = self.cfg
         if cfg.init_from:
@@ -160,7 +171,7 @@ class Study:
                                   f"tracking=mlflow. Received: init_from={cfg.init_from!r}, tracking=none")
             self.init_weights = fetch(cfg.tracking.tracking_uri, cfg.init_from, key="init_from").weights_path
 
-        self.tracker = make_tracker(cfg, self.name)
+        self.tracker = tracker.get()
         state = self._load_state()
         self._restore_progress()
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
