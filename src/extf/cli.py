@@ -66,13 +66,18 @@ def _environment_defaults() -> None:
 
 
 def _terminate_as_interrupt() -> None:
-    """SIGTERM (a scheduler, `kill`) ends the runs like Ctrl-C does: KILLED, never left RUNNING."""
+    """SIGTERM (a scheduler, `kill`) ends the runs like Ctrl-C does: KILLED, never left RUNNING. Both are noted, so
+    training still stops when Python drops the KeyboardInterrupt (errors.raise_if_interrupted)."""
     import signal
 
+    from extf.errors import note_interrupt
+
     def handler(signum, frame):
+        note_interrupt(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def fail(command: str, e: BaseException, code: int) -> None:

@@ -22,3 +22,17 @@ class DataError(ExtfError):
 
 class TrackingUnavailable(ExtfError):
     """The MLflow tracking server stopped answering (after retries): the study stops; what was logged stays."""
+
+
+_interrupt: list[str] = []  # the signal that asked extf to stop, once one did
+
+
+def note_interrupt(signum: int) -> None:
+    _interrupt.append(f"signal {signum}")
+
+
+def raise_if_interrupted() -> None:
+    """Python drops a KeyboardInterrupt that lands in a garbage-collector callback ("Exception ignored in ..."):
+    training checks here at each epoch's end, so such a Ctrl-C or SIGTERM still stops the study."""
+    if _interrupt:
+        raise KeyboardInterrupt(_interrupt[-1])

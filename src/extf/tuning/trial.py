@@ -51,12 +51,15 @@ class EpochLogger:
     def create(tracker, run_id, flush_every: int = 10, prefix: str = ""):
         import keras
 
+        from extf.errors import raise_if_interrupted
+
         class _EpochLogger(keras.callbacks.Callback):
             def __init__(self):
                 super().__init__()
                 self.rows: list[tuple[int, dict[str, float]]] = []
 
             def on_epoch_end(self, epoch, logs=None):
+                raise_if_interrupted()
                 logs = dict(logs or {})
                 lr = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
                 if lr is not None:
