@@ -78,6 +78,13 @@ def _terminate_as_interrupt() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    default_hook = sys.unraisablehook
+
+    def unraisable(info):  # the dropped interrupt is handled above: no "Exception ignored ... Traceback" for it
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            default_hook(info)
+
+    sys.unraisablehook = unraisable
 
 
 def fail(command: str, e: BaseException, code: int) -> None:
