@@ -163,6 +163,7 @@ class Study:
         from extf.tracking import flatten
 
         cfg = self.cfg
+        self.tracker = tracker.get()  # before init_from's lookup, which would otherwise race it to create the store
         if cfg.init_from:
             from extf.tracking.logged import fetch
 
@@ -171,7 +172,6 @@ class Study:
                                   f"tracking=mlflow. Received: init_from={cfg.init_from!r}, tracking=none")
             self.init_weights = fetch(cfg.tracking.tracking_uri, cfg.init_from, key="init_from").weights_path
 
-        self.tracker = tracker.get()
         state = self._load_state()
         self._restore_progress()
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
