@@ -103,8 +103,9 @@ def _finite(v) -> bool:
         return False
 
 
-def fit(model, cfg, splits, callbacks: list):
-    """Fit on train with validation on the validation split; returns the Keras History."""
+def fit(model, cfg, splits, callbacks: list, initial_epoch: int = 0):
+    """Fit on train with validation on the validation split; returns the Keras History. `initial_epoch`: go on from
+    that epoch up to cfg.trainer.epochs (a hyperband trial that continues its parent's weights)."""
     stateful = cfg.model.name == "rnn" and cfg.model.stateful
     if stateful:
         callbacks = [*callbacks, StateResetter.create()]
@@ -112,6 +113,7 @@ def fit(model, cfg, splits, callbacks: list):
         splits.train.x, splits.train.y,
         validation_data=(splits.val.x, splits.val.y),
         epochs=cfg.trainer.epochs,
+        initial_epoch=initial_epoch,
         batch_size=cfg.trainer.batch_size,
         shuffle=bool(cfg.trainer.shuffle) and not stateful,
         verbose=cfg.trainer.verbosity,

@@ -64,7 +64,7 @@ def make_tuner(cfg, specs, objective, study, directory: Path, overwrite: bool):
         """Runs each trial through the study: MLflow child run, fit, objective, best-weights bookkeeping."""
 
         def run_trial(self, trial, *args, **kwargs):
-            return run_trial(study, trial, self.get_trial_dir(trial.trial_id))
+            return run_trial(study, trial, self.get_trial_dir(trial.trial_id), trial_dir_of=self.get_trial_dir)
 
     oracle = make_oracle(cfg, specs, objective)
     return StudyTuner(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
@@ -82,15 +82,16 @@ def _save_json_atomic(path, obj) -> str:
     return text
 
 
-def run_trial(study, trial, trial_dir: str) -> dict:
-    """One trial; a tracking server that is gone stops the whole search (keras-tuner would retry the next trial)."""
+def run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
+    """One trial; a tracking server that is gone stops the whole search (keras-tuner would retry the next trial).
+    `trial_dir_of(trial_id)`: the directory of another trial (hyperband's warm start reads its parent's weights)."""
     import keras_tuner as kt
 
     from extf.errors import TrackingUnavailable
 
     try:
         with released_custom_gradients():
-            return _run_trial(study, trial, trial_dir)
+            return _run_trial(study, trial, trial_dir, trial_dir_of)
     except TrackingUnavailable as e:
         raise kt.errors.FatalError(e) from None
 
@@ -126,7 +127,28 @@ def _gradient_registry() -> dict | None:
     return registry if isinstance(registry, dict) else None
 
 
-def _run_trial(study, trial, trial_dir: str) -> dict:
+WARM_START = "warm_start.weights.h5"  # hyperband: a trial's final weights, for the trial that continues it
+
+
+def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
+    """Fit the trial (each execution), record it, keep its weights for hyperband's next round, clean up.
+
+    Hyperband warm start (keras-tuner's own Hyperband tuner does the same): a trial that hyperband promotes to a
+    later round carries `tuner/trial_id` (the trial of the previous round it continues), `tuner/initial_epoch` and
+    `tuner/epochs`. It starts from that parent's final weights, `<parent's trial dir>/warm_start.weights.h5`, and
+    fits epochs initial_epoch..epochs only, so `epochs_done` counts just the epochs added (the optimizer starts
+    afresh, as in keras-tuner). The parent's weights take precedence over `init_from`. A parent whose file is missing
+    (a study started before warm starts, a file deleted, a worker without the shared study directory) is said once on
+    the study's output and the trial trains from scratch for all `tuner/epochs` epochs.
+
+    The file is written (atomically) after a FINISHED hyperband trial that trains fewer than max_epochs: the last
+    round of a bracket trains max_epochs and is never continued. keras-tuner's HyperbandOracle continues a trial at
+    most once (a round's candidates exclude the trials already selected from the previous round, and a trial belongs
+    to one round of one bracket), so the parent's file is deleted once the trial continuing it has ended, FINISHED
+    or FAILED (FAILED is final: run_trial raises FailedTrialError, which keras-tuner does not retry). An interrupted
+    trial (Ctrl-C, a fatal error, kill -9) keeps it, since that trial runs again when the study resumes. The files
+    of trials hyperband does not promote stay until the study directory goes (one weights file each).
+    """
     import keras_tuner as kt
 
     from extf.tuning.space import apply_hyperparameters
@@ -138,13 +160,18 @@ def _run_trial(study, trial, trial_dir: str) -> dict:
     trial_cfg = apply_hyperparameters(cfg, hp)
     if "tuner/epochs" in hp.values:  # hyperband decides the epochs of each bracket
         trial_cfg.trainer.epochs = int(hp.values["tuner/epochs"])
+    # tuner/* values are keras-tuner's bookkeeping, not declared hyperparameters, so they are never "active"
+    parent = hp.values.get("tuner/trial_id")
+    parent_dir = Path(trial_dir_of(parent)) if parent and trial_dir_of is not None else None
     started = time.time()
     run_id = tracker.start_trial(trial.trial_id, {k: v for k, v in hp_values.items()})
     epochs_done = 0
     try:
+        warm_start = _warm_start(study, trial, parent_dir)
         values, best = [], None
         for execution in range(cfg.tuner.executions_per_trial):
-            model, history = _fit_once(study, trial_cfg, Path(trial_dir), run_id, cfg.seed + execution, execution)
+            model, history = _fit_once(study, trial_cfg, Path(trial_dir), run_id, cfg.seed + execution, execution,
+                                       warm_start)
             epochs_done += len(history.get("loss", []))
             value, best_epoch = best_value(history, objective.name, objective.direction)
             values.append(value)
@@ -157,8 +184,11 @@ def _run_trial(study, trial, trial_dir: str) -> dict:
                                      "epochs_trained": epochs_done})
         study.record_trial(trial.trial_id, hp_values, "FINISHED", value, epochs_done, time.time() - started,
                            model=model, history=history)
+        if _may_be_continued(cfg, hp):
+            _save_warm_start(study, trial, model, Path(trial_dir))
         tracker.end_run(run_id, "FINISHED")
-        _drop_checkpoints(Path(trial_dir))
+        _drop_checkpoints(Path(trial_dir), keep=WARM_START)
+        _drop_warm_start(parent_dir)
         return {objective.name: value}
     except KeyboardInterrupt:
         tracker.end_run(run_id, "KILLED", reason="interrupted (KeyboardInterrupt)")
@@ -174,32 +204,34 @@ def _run_trial(study, trial, trial_dir: str) -> dict:
         if study.first_error is None:
             study.first_error = e
         _drop_checkpoints(Path(trial_dir))
+        if isinstance(e, Exception):  # the trial ends FAILED: nothing continues its parent any more
+            _drop_warm_start(parent_dir)
         if isinstance(e, kt.errors.FailedTrialError):
             raise
         raise kt.errors.FailedTrialError(reason) from e
 
 
-def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: int):
-    """Build and fit one model; refuse a diverged loss or an objective the model does not produce."""
-    import keras
+def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: int,
+              warm_start: tuple[Path, int] | None = None):
+    """Build and fit one model; refuse a diverged loss or an objective the model does not produce.
+    `warm_start`: (weights file, initial epoch) of the hyperband trial this one continues."""
     import keras_tuner as kt
 
-    from extf.models import build_model
     from extf.tuning.trial import EpochLogger, fit, make_callbacks
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = build_model(trial_cfg, study.splits.meta)
-    if study.init_weights is not None:
-        from extf.models.io import load_weights_into
-
+    model = _build(study, trial_cfg, seed, init_from=warm_start is None)
+    initial_epoch = 0
+    if warm_start is not None:
+        path, initial_epoch = warm_start
         try:
-            load_weights_into(model, study.init_weights, f"init_from={study.cfg.init_from}")
-        except ExtfError as e:
-            raise kt.errors.FatalError(e) from None
+            _load_weights(model, path)
+        except (OSError, ValueError, KeyError) as e:  # unreadable: as if it were missing
+            _say(study, f"trial {_trial_id(trial_dir)}: cannot load {path} ({type(e).__name__}: {e}); it trains "
+                        f"from scratch for {trial_cfg.trainer.epochs} epochs")
+            model, initial_epoch = _build(study, trial_cfg, seed, init_from=True), 0
     callbacks = make_callbacks(trial_cfg.callbacks, trial_dir)
     callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else ""))
-    history = fit(model, trial_cfg, study.splits, callbacks).history
+    history = fit(model, trial_cfg, study.splits, callbacks, initial_epoch=initial_epoch).history
     losses = np.asarray(history.get("loss", []), dtype="float64")
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
@@ -213,8 +245,88 @@ def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: i
     return model, history
 
 
-def _drop_checkpoints(trial_dir: Path) -> None:
-    """Per-trial checkpoints are only needed during the trial; the study keeps the best weights in best/."""
+def _build(study, trial_cfg, seed: int, init_from: bool):
+    """A fresh model for the trial's config (seeded); `init_from`: with the weights of study.init_weights."""
+    import keras
+    import keras_tuner as kt
+
+    from extf.models import build_model
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_model(trial_cfg, study.splits.meta)
+    if init_from and study.init_weights is not None:
+        from extf.models.io import load_weights_into
+
+        try:
+            load_weights_into(model, study.init_weights, f"init_from={study.cfg.init_from}")
+        except ExtfError as e:
+            raise kt.errors.FatalError(e) from None
+    return model
+
+
+def _load_weights(model, path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # the fresh optimizer has no slots yet: it starts afresh, as in keras-tuner
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
+def _warm_start(study, trial, parent_dir: Path | None) -> tuple[Path, int] | None:
+    """(the parent's weights file, the epoch to start from) for a trial hyperband promoted; None for a trial from
+    scratch, also when the parent's file is missing (said once)."""
+    if parent_dir is None:
+        return None
+    hp = trial.hyperparameters.values
+    path = parent_dir / WARM_START
+    if path.is_file():
+        return path, int(hp.get("tuner/initial_epoch") or 0)
+    _say(study, f"trial {trial.trial_id} continues hyperband trial {hp['tuner/trial_id']}, whose weights are "
+                f"missing ({path}); it trains from scratch for {int(hp.get('tuner/epochs') or 0)} epochs")
+    return None
+
+
+def _may_be_continued(cfg, hp) -> bool:
+    """Whether hyperband may promote this trial to a later round: a hyperband trial that trains fewer than max_epochs
+    (the last round of every bracket trains max_epochs)."""
+    if cfg.tuner.name != "hyperband" or "tuner/epochs" not in hp.values:
+        return False
+    return int(hp.values["tuner/epochs"]) < int(cfg.tuner.max_epochs or cfg.trainer.epochs)
+
+
+def _save_warm_start(study, trial, model, trial_dir: Path) -> None:
+    """The trial's final weights for the trial that continues it, written atomically (Keras wants the temporary
+    name to end in .weights.h5 too). Not saving them only costs that trial its warm start."""
+    tmp = trial_dir / f"warm_start.tmp{os.getpid()}.weights.h5"
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, trial_dir / WARM_START)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        _say(study, f"trial {trial.trial_id}: cannot save its weights for hyperband's next round ({e}); a trial "
+                    f"continuing it will train from scratch")
+
+
+def _drop_warm_start(parent_dir: Path | None) -> None:
+    if parent_dir is not None:
+        (parent_dir / WARM_START).unlink(missing_ok=True)
+
+
+def _say(study, text: str) -> None:
+    """A note on the study's output, beside the trial lines (prefixed with the worker's id in a worker)."""
+    who = f"[{study.worker_id}] " if getattr(study, "worker_id", None) else ""
+    print(f"{who}{text}", file=study.out, flush=True)
+
+
+def _trial_id(trial_dir: Path) -> str:
+    return trial_dir.name.removeprefix("trial_")
+
+
+def _drop_checkpoints(trial_dir: Path, keep: str | None = None) -> None:
+    """Per-trial checkpoints are only needed during the trial; the study keeps the best weights in best/. `keep`:
+    a file name to leave (the hyperband warm start of a FINISHED trial, which a later round may continue)."""
     for pattern in ("*.weights.h5", "*.keras", "*.h5"):
         for f in trial_dir.glob(pattern):
-            f.unlink(missing_ok=True)
+            if f.name != keep:
+                f.unlink(missing_ok=True)

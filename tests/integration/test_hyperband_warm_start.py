@@ -1,0 +1,128 @@
+"""Hyperband warm start: a trial promoted to a later round continues its parent's weights and trains only the epochs
+the round adds; a parent whose weights are missing means training from scratch, not a failed trial."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_extf
+
+pytestmark = pytest.mark.slow
+
+MAX_EPOCHS = 4
+# max_epochs=4, factor=2: the first bracket is 4 trials x 1 epoch, 2 of them go on to 2 epochs, 1 of those to 4;
+# 7 trials are that bracket exactly
+HYPERBAND = ["tune", "dataset=digits", "model=mlp", "tuner=hyperband", f"tuner.max_epochs={MAX_EPOCHS}",
+             "tuner.factor=2", "tuner.max_trials=7", "tracking=none", "evaluation.plots=false",
+             "~callbacks.early_stopping", "~callbacks.reduce_lr_on_plateau"]  # keeps the checkpoint and the CSV log
+
+
+def history(trial_dir: Path) -> list[dict]:
+    with open(trial_dir / "history.csv", encoding="utf-8") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def test_promoted_trials_continue_their_parents_weights(tmp_path):
+    proc = run_extf(HYPERBAND, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study, = (tmp_path / "outputs" / "studies").iterdir()
+    search = study / "tuner" / "search"
+    recorded = {}
+    for line in (study / "trials.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        recorded[row["trial_id"]] = row
+    assert len(recorded) == 7 and {r["status"] for r in recorded.values()} == {"FINISHED"}
+    tuner = {tid: json.loads((search / f"trial_{tid}" / "trial.json").read_text())["hyperparameters"]["values"]
+             for tid in recorded}
+
+    promoted = {tid: hp for tid, hp in tuner.items() if hp.get("tuner/trial_id")}
+    assert {hp["tuner/round"] for hp in promoted.values()} == {1, 2}  # a chain: round 0 -> 1 -> 2
+    for tid, hp in tuner.items():
+        added = hp["tuner/epochs"] - hp["tuner/initial_epoch"]
+        assert recorded[tid]["epochs"] == added, (tid, hp)  # what trials.jsonl (and bench P4) counts
+        rows = history(search / f"trial_{tid}")
+        assert [int(r["epoch"]) for r in rows] == list(range(hp["tuner/initial_epoch"], hp["tuner/epochs"]))
+    for tid, hp in promoted.items():
+        parent = history(search / f"trial_{hp['tuner/trial_id']}")
+        child = history(search / f"trial_{tid}")
+        # from scratch, the child's first epoch would repeat the parent's first one (same hyperparameters, seed)
+        assert child[0]["loss"] < parent[0]["loss"], (tid, child[0], parent[0])
+        assert child[0]["val_loss"] < parent[0]["val_loss"], (tid, child[0], parent[0])
+    assert "weights are missing" not in proc.stdout
+
+    # disk: the warm start of a trial nothing continued stays, a consumed one and every checkpoint go
+    parents = {hp["tuner/trial_id"] for hp in promoted.values()}
+    expected = {tid for tid, hp in tuner.items() if hp["tuner/epochs"] < MAX_EPOCHS and tid not in parents}
+    kept = {p.parent.name.removeprefix("trial_") for p in search.glob("trial_*/warm_start.weights.h5")}
+    assert kept == expected
+    assert sorted(p.name for p in search.glob("trial_*/*.h5")) == ["warm_start.weights.h5"] * len(expected)
+
+
+class _Trial:
+    def __init__(self, trial_id: str, values: dict):
+        import keras_tuner as kt
+
+        self.trial_id = trial_id
+        self.hyperparameters = kt.HyperParameters()
+        self.hyperparameters.values = dict(values)
+
+
+def test_warm_start_and_a_missing_parent_fall_back_to_scratch(make_cfg, tmp_path):
+    from extf.tracking import make_tracker
+    from extf.tuning.study import Study
+    from extf.tuning.tuner import WARM_START, _run_trial
+
+    cfg = make_cfg(["dataset=iris", "model=mlp", "search_space=none", "tuner=hyperband",
+                    f"tuner.max_epochs={MAX_EPOCHS}", "tuner.factor=2", "tracking=none", "callbacks=none",
+                    "trainer.batch_size=16"], command="tune")
+    study = Study(cfg, out=io.StringIO())
+    study._prepare_search()
+    study._prepare_dir()
+    study.tracker = make_tracker(cfg, study.name)
+    histories = {}
+    record = study.record_trial
+
+    def keep_history(trial_id, *args, **kwargs):
+        histories[trial_id] = kwargs.get("history")
+        return record(trial_id, *args, **kwargs)
+
+    study.record_trial = keep_history
+    search = tmp_path / "search"
+
+    def trial_dir_of(trial_id):
+        path = search / f"trial_{trial_id}"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def run(trial_id, values):
+        return _run_trial(study, _Trial(trial_id, values), trial_dir_of(trial_id), trial_dir_of)
+
+    round0 = {"tuner/epochs": 2, "tuner/initial_epoch": 0, "tuner/bracket": 1, "tuner/round": 0}
+    run("00", round0)
+    assert (search / "trial_00" / WARM_START).is_file()
+
+    # init_from (unreadable here: loading it would stop the study) gives way to the parent's weights
+    study.init_weights = tmp_path / "no-such.weights.h5"
+
+    promoted = {"tuner/trial_id": "00", "tuner/epochs": 4, "tuner/initial_epoch": 2, "tuner/bracket": 1,
+                "tuner/round": 1}
+    run("01", promoted)
+    assert len(histories["01"]["loss"]) == 2
+    assert histories["01"]["loss"][0] < histories["00"]["loss"][0]
+    assert not (search / "trial_00" / WARM_START).exists()  # continued once: no longer needed
+    assert not (search / "trial_01" / WARM_START).exists()  # trained max_epochs: the last round
+
+    # the parent's weights are gone: the trial trains all its epochs from scratch, and says so once
+    study.init_weights = None
+    result = run("02", promoted)
+    assert set(result) == {"val_accuracy"}
+    assert len(histories["02"]["loss"]) == 4
+    assert [t["status"] for t in study.trials] == ["FINISHED"] * 3
+    assert [t["epochs"] for t in study.trials] == [2, 2, 4]
+    out = study.out.getvalue()
+    assert out.count("weights are missing") == 1 and "trains from scratch for 4 epochs" in out
