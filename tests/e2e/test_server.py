@@ -2,7 +2,8 @@
 start is one clear error; the server lost in the middle stops the study with a clear error after retries, nothing
 logged before is lost, and the same command resumes once the server is back.
 
-Needs PostgreSQL (Debian `postgresql`; `.ci/run` installs it). Skipped without it unless EXTF_REQUIRE_SERVER=1."""
+Needs PostgreSQL (Debian `postgresql`; `.ci/run` installs it and starts `make server`, whose port it passes in
+EXTF_TEST_MLFLOW_PORT). Skipped without it unless EXTF_REQUIRE_SERVER=1."""
 
 from __future__ import annotations
 
@@ -47,6 +48,14 @@ def server_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mlflow_server(server_root):
+    """The server .ci/run started with `make server` (EXTF_TEST_MLFLOW_PORT), else one of this module's own."""
+    if os.environ.get("EXTF_TEST_MLFLOW_PORT"):
+        from extf.server import healthy
+
+        port = int(os.environ["EXTF_TEST_MLFLOW_PORT"])
+        assert healthy(f"http://127.0.0.1:{port}"), f"EXTF_TEST_MLFLOW_PORT={port}: no MLflow server answers there"
+        yield port
+        return
     port = free_port()
     started = server("start", port, server_root)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -82,6 +91,23 @@ def test_distributed_study_logs_to_the_server(tmp_path, mlflow_server):
     # artifacts go through the server (proxied) and come back
     local = client(mlflow_server).download_artifacts(parent.info.run_id, "leaderboard.csv", str(tmp_path))
     assert len(Path(local).read_text().splitlines()) == 5
+
+
+def test_parallel_sweep_logs_to_the_server(tmp_path, mlflow_server):
+    """Two studies of a joblib sweep write to the server at once: one parent run each, with its trials."""
+    name = f"sweep_{uuid.uuid4().hex[:8]}"
+    sweep = ["tune", "-m", *(a for a in STUDY[1:] if not a.startswith("dataset=")), "dataset=iris,wine"]
+    proc = run_extf([*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     f"experiment_name={name}", "tuner.max_trials=2", "trainer.epochs=2", "tracking.log_model=false"],
+                    cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(mlflow_server)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = runs_of(mlflow_server, name)
+    parents = [r for r in runs if r.data.tags.get("extf.kind") == "study"]
+    assert len(parents) == 2 and {r.info.status for r in parents} == {"FINISHED"}
+    assert sorted(r.data.params["dataset.name"] for r in parents) == ["iris", "wine"]
+    for parent in parents:
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
 
 
 def listening_addresses(port: int) -> set[str]:

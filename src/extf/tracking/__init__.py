@@ -1,6 +1,6 @@
 """MLflow tracking of studies (parent runs) and trials (nested child runs)."""
 
-from extf.tracking.mlflow_tracker import MlflowTracker, NullTracker, make_tracker, open_tracker
+from extf.tracking.mlflow_tracker import MlflowTracker, NullTracker, make_tracker
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -18,4 +18,4 @@ def flatten(node, prefix: str = "") -> dict:
     return out
 
 
-__all__ = ["MlflowTracker", "NullTracker", "flatten", "make_tracker", "open_tracker"]
+__all__ = ["MlflowTracker", "NullTracker", "flatten", "make_tracker"]

@@ -282,48 +282,45 @@ def _file_lock(path: Path | None):
 
 
 @contextmanager
+def _patched(module_name: str, attr: str, replace):
+    """Temporarily set `module_name.attr` to `replace(original)`; nothing happens if MLflow renamed or dropped it."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = getattr(module, attr, None)
+    if original is None:  # pragma: no cover - renamed or fixed upstream
+        yield
+        return
+    setattr(module, attr, replace(original))
+    try:
+        yield
+    finally:
+        setattr(module, attr, original)
+
+
 def _no_requirement_check():
     """MLflow checks the model's pip requirements against the installed packages by scanning every installed
     distribution's files (0.5 s here); ours are the installed versions themselves (`_pip_requirements`)."""
-    try:
-        from mlflow.utils import environment
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
-    if original is None:  # pragma: no cover - renamed upstream
-        yield
-        return
-    environment.warn_dependency_requirement_mismatches = lambda *args, **kwargs: None
-    try:
-        yield
-    finally:
-        environment.warn_dependency_requirement_mismatches = original
+    return _patched("mlflow.utils.environment", "warn_dependency_requirement_mismatches",
+                    lambda original: lambda *args, **kwargs: None)
 
 
-@contextmanager
 def _example_dir_fix():
     """mlflow.keras.save_model (MLflow 3.x) writes input_example.json before it creates the model directory, so
     log_model(..., input_example=...) fails with FileNotFoundError. Create the directory first."""
-    try:
-        from mlflow.keras import save as keras_save
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    original = getattr(keras_save, "_save_example", None)
-    if original is None:  # pragma: no cover - fixed upstream
-        yield
-        return
 
-    def save_example(mlflow_model, example, path, *args, **kwargs):
-        os.makedirs(path, exist_ok=True)
-        return original(mlflow_model, example, path, *args, **kwargs)
+    def replace(original):
+        def save_example(mlflow_model, example, path, *args, **kwargs):
+            os.makedirs(path, exist_ok=True)
+            return original(mlflow_model, example, path, *args, **kwargs)
 
-    keras_save._save_example = save_example
-    try:
-        yield
-    finally:
-        keras_save._save_example = original
+        return save_example
+
+    return _patched("mlflow.keras.save", "_save_example", replace)
 
 
 def _check_server(uri: str) -> None:
@@ -370,39 +367,3 @@ def make_tracker(cfg, experiment_name: str) -> NullTracker:
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(tcfg.request_timeout)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     return MlflowTracker(tcfg.tracking_uri, tcfg.artifact_root, experiment_name)
-
-
-class PendingTracker:
-    """`make_tracker` run in a background thread: importing MLflow and opening its store take 1.5 s (5 s when the
-    store is new), which overlap the loading of the data and of TensorFlow in the main thread."""
-
-    def __init__(self, cfg, experiment_name: str):
-        import threading
-
-        self._result: dict = {}
-        self._thread = threading.Thread(target=self._open, args=(cfg, experiment_name), name="extf-open-tracker",
-                                         daemon=True)
-        self._thread.start()
-
-    def _open(self, cfg, experiment_name: str) -> None:
-        try:
-            self._result["tracker"] = make_tracker(cfg, experiment_name)
-        except BaseException as e:  # handed to the caller of get()
-            self._result["error"] = e
-
-    def join(self) -> None:
-        """Until the store is opened (or failed): a study stopped before it needs the tracker does not leave a store
-        half-created."""
-        while self._thread.is_alive():
-            self._thread.join(0.2)  # short joins: Ctrl-C still reaches the main thread
-
-    def get(self) -> NullTracker:
-        """The tracker, or what make_tracker raised."""
-        self.join()
-        if "error" in self._result:
-            raise self._result["error"]
-        return self._result["tracker"]
-
-
-def open_tracker(cfg, experiment_name: str) -> PendingTracker:
-    return PendingTracker(cfg, experiment_name)
