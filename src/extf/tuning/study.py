@@ -398,6 +398,10 @@ class Study:
         with warnings.catch_warnings():  # the fresh optimizer has no slots yet; only the layer weights matter here
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(self.study_dir / "best" / "model.weights.h5")
+        if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+            # saved with its optimizer's variables, so that keras.models.load_model / mlflow.keras.load_model of the
+            # logged model do not warn "Skipping variable loading for optimizer" (2 saved variables vs 14 built)
+            model.optimizer.build(model.trainable_variables)
         return model
 
     def _evaluate_test(self, model) -> dict[str, float]:
