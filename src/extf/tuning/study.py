@@ -148,30 +148,14 @@ class Study:
         self.local_workers.start()
 
     def _run(self, space, meta) -> dict:
-        from extf.tracking import flatten
-
-        cfg = self.cfg
-        self.tracker = _open_tracker(cfg, self.name)  # before init_from's lookup, which may create the store too
-        if cfg.init_from:
-            from extf.tracking.logged import fetch
-
-            if not cfg.tracking.enabled:
-                raise ConfigError("init_from reads a logged model from MLflow, but tracking is off. Use "
-                                  f"tracking=mlflow. Received: init_from={cfg.init_from!r}, tracking=none")
-            self.init_weights = fetch(cfg.tracking.tracking_uri, cfg.init_from, key="init_from").weights_path
-
+        """Open the tracker, start (or continue) the parent run, search and test; the parent run always ends with
+        the study's status (FINISHED, KILLED or FAILED with its reason), and so do its trial runs."""
+        self.tracker = _open_tracker(self.cfg, self.name)  # before init_from's lookup, which may create the store
+        self._fetch_init_weights()
         state = self._load_state()
         self._restore_progress()
-        params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params = {k: v for k, v in params.items()
-                  if not k.startswith(("paths.", "search_space.")) and k not in ("run_id", "input", "output")}
-        tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
-                "command": cfg.command, **({"init_from": cfg.init_from} if cfg.init_from else {})}
-        from extf.tracking import provenance
-
-        code_dir = Path(__file__).resolve().parents[3]
-        tags.update({"git_commit": provenance.git_commit(code_dir), **provenance.versions()})
-        parent = self.parent_id = self.tracker.start_study(self.name, state.get("parent_run_id"), params, tags)
+        parent = self.parent_id = self.tracker.start_study(self.name, state.get("parent_run_id"),
+                                                           *self._parent_params_and_tags(meta))
         status = "FAILED"
         try:
             if parent is not None and parent == state.get("parent_run_id"):
@@ -193,6 +177,32 @@ class Study:
             if status != "FINISHED":  # no trial run may outlive its study as RUNNING, wherever the stop came
                 _unless_server_lost(self.tracker.end_stale_trials, parent, status, reason=f"the study ended {status}")
             _unless_server_lost(self.tracker.end_run, parent, status)
+
+    def _fetch_init_weights(self) -> None:
+        """init_from=RUN_ID|MODEL_URI: the logged model's weights, which every trial starts from."""
+        cfg = self.cfg
+        if not cfg.init_from:
+            return
+        from extf.tracking.logged import fetch
+
+        if not cfg.tracking.enabled:
+            raise ConfigError("init_from reads a logged model from MLflow, but tracking is off. Use "
+                              f"tracking=mlflow. Received: init_from={cfg.init_from!r}, tracking=none")
+        self.init_weights = fetch(cfg.tracking.tracking_uri, cfg.init_from, key="init_from").weights_path
+
+    def _parent_params_and_tags(self, meta) -> tuple[dict, dict]:
+        """The parent run's params (the resolved config, flattened) and tags (what ran, with provenance)."""
+        from extf.tracking import flatten, provenance
+
+        cfg = self.cfg
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+        params = {k: v for k, v in params.items()
+                  if not k.startswith(("paths.", "search_space.")) and k not in ("run_id", "input", "output")}
+        tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
+                "command": cfg.command, **({"init_from": cfg.init_from} if cfg.init_from else {})}
+        code_dir = Path(__file__).resolve().parents[3]
+        tags.update({"git_commit": provenance.git_commit(code_dir), **provenance.versions()})
+        return params, tags
 
     def _search_and_test(self, space) -> dict:
         import keras
