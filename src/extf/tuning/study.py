@@ -229,6 +229,7 @@ class Study:
             if self.best_trial is None and self.first_error is not None:
                 raise _as_user_error(self.first_error) from None
             raise ExtfError(f"The search stopped: {e} See the FAILED trial runs' extf.failure_reason tags.") from None
+        _drop_warm_starts(self.study_dir / "tuner")
         if self.best_trial is None:
             if self.first_error is not None:
                 raise _as_user_error(self.first_error) from None
@@ -472,6 +473,16 @@ class Study:
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
             self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
         self.model_dir = art / "model_files"
+
+
+def _drop_warm_starts(tuner_dir: Path) -> None:
+    """The search is over: no trial continues another any more, so hyperband's warm-start weights go (about one
+    model's weights per trial not promoted). A study resumed with a larger budget may still continue a bracket
+    whose next round had not started: those trials say so and train from scratch."""
+    from extf.tuning.tuner import WARM_START
+
+    for f in tuner_dir.glob(f"search/trial_*/{WARM_START}"):
+        f.unlink(missing_ok=True)
 
 
 def _open_tracker(cfg, experiment_name: str):
