@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_extf, running_runs
+from tests.conftest import assert_clean_error, run_extf, running_runs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -184,3 +184,29 @@ def test_distributed_ctrl_c_ends_everything_killed(tmp_path):
     assert running_runs(tmp_path / "mlruns") == []
     assert [s for _, s in study_runs(db)] == ["KILLED"]
     assert not worker_pids(tmp_path)
+
+
+def test_nan_trial_is_failed_and_the_search_goes_on(tmp_path):
+    """A trial whose loss turns NaN ends FAILED with the reason; the other trials and the study finish."""
+    proc = run_extf(["tune", "dataset=iris", "model=mlp", "optimizer=sgd", "callbacks=none", "trainer.epochs=3",
+                     "tuner=grid", "search_space=none", "tracking.log_model=false", "evaluation.plots=false",
+                     "+search_space.optimizer.learning_rate={type: choice, values: [1.0e12, 0.05]}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    db = tmp_path / "mlruns" / "mlflow.db"
+    assert sorted(status for _, status, _, _ in trial_runs(db)) == ["FAILED", "FINISHED"]
+    (failed_id, *_), = trial_runs(db, "FAILED")
+    reason, = query(db, f"select value from tags where run_uuid = '{failed_id}' and key = 'extf.failure_reason'")
+    assert "diverged" in reason[0], reason
+    assert [status for _, status in study_runs(db)] == ["FINISHED"]
+    assert running_runs(tmp_path / "mlruns") == []
+
+
+def test_output_dir_that_cannot_be_written_is_one_clear_error(tmp_path):
+    """outputs/ cannot be written (here a file stands where the directory goes, which stops root too): one message
+    naming the path, and no run created."""
+    (tmp_path / "outputs").write_text("not a directory")
+    proc = run_extf([*STUDY, "tuner.max_trials=1"], cwd=tmp_path)
+    assert_clean_error(proc, "cannot create 'outputs/", "Not a directory", "paths.root_dir=DIR")
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists() or trial_runs(tmp_path / "mlruns" / "mlflow.db") == []
+    assert running_runs(tmp_path / "mlruns") == []
