@@ -201,12 +201,16 @@ def test_nan_trial_is_failed_and_the_search_goes_on(tmp_path):
     assert running_runs(tmp_path / "mlruns") == []
 
 
-def test_output_dir_that_cannot_be_written_is_one_clear_error(tmp_path):
+@pytest.mark.parametrize("where", ["run dir", "study dir"])
+def test_output_dir_that_cannot_be_written_is_one_clear_error(tmp_path, where):
     """outputs/ cannot be written (here a file stands where the directory goes, which stops root too): one message
-    naming the path, and no run created."""
+    naming the path, and no run created. "run dir": Hydra's run directory is under it too; "study dir": only the
+    study's directory (Hydra's run directory elsewhere)."""
     (tmp_path / "outputs").write_text("not a directory")
-    proc = run_extf([*STUDY, "tuner.max_trials=1"], cwd=tmp_path)
-    assert_clean_error(proc, "cannot create 'outputs/", "Not a directory", "paths.root_dir=DIR")
-    assert "Traceback" not in proc.stdout + proc.stderr
+    extra, needle = (([], f"cannot create '{tmp_path / 'outputs'}/") if where == "run dir" else
+                     ([f"hydra.run.dir={tmp_path / 'run'}"],
+                      f"Cannot write to the output directory '{tmp_path / 'outputs' / 'studies'}/"))
+    proc = run_extf([*STUDY, "tuner.max_trials=1", *extra], cwd=tmp_path)
+    assert_clean_error(proc, needle, "Not a directory", "paths.root_dir=")
     assert not (tmp_path / "mlruns" / "mlflow.db").exists() or trial_runs(tmp_path / "mlruns" / "mlflow.db") == []
     assert running_runs(tmp_path / "mlruns") == []
