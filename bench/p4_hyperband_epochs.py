@@ -14,7 +14,10 @@ seconds.
 A trial hyperband promotes continues its parent's weights and trains only the epochs its round adds (1 + 2 + 6 for
 a model that gets 9 epochs in the first bracket), and `epochs` records just those. The threshold is near what this
 MLP reaches in 9 epochs (one validation sample is 0.35 %), so which seeds reach it, and when, varies a lot: read
-the per-seed detail beside the ratio.
+the per-seed detail beside the ratio. The workload matters more than the tuner: on the CNN's space (model=cnn,
+measured once: seeds 1-3) random search reaches the threshold within 2 trials (median 18 epochs) while hyperband
+spends its whole first bracket (21), a ratio of 1.17. Hyperband pays off where most configurations are poor, as in
+the MLP's space here.
 """
 
 from __future__ import annotations
