@@ -162,3 +162,30 @@ def test_runs_bad_input(tmp_path):
 def test_sweep_with_unknown_option_lists_the_options(tmp_path):
     proc = run_extf(["tune", "-m", "dataset=iris,irs", "model=mlp"], cwd=tmp_path)
     assert_clean_error(proc, "no dataset named 'irs'", "breast_cancer", "Received: dataset=irs")
+
+
+def test_extending_a_finished_study_tests_its_new_best(tmp_path):
+    """A larger tuner.max_trials runs the new trials in the same parent run; when the best trial changes, the study
+    is tested again and its best.* tags follow it (MLflow params could not change)."""
+    import json
+
+    from mlflow import MlflowClient
+
+    study = ["tune", "dataset=iris", "model=mlp", "callbacks=none", "trainer.epochs=2", "evaluation.plots=false",
+             "tracking.log_model=false"]
+    first = run_extf([*study, "tuner.max_trials=2"], cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    bigger = run_extf([*study, "tuner.max_trials=6"], cwd=tmp_path)  # seed 42: trial 4 becomes the best
+    assert bigger.returncode == 0, bigger.stdout + bigger.stderr
+    (parent_id, status), = parent_runs(tmp_path / "mlruns" / "mlflow.db")
+    assert status == "FINISHED" and len(child_runs(tmp_path / "mlruns" / "mlflow.db", "FINISHED")) == 6
+    run = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db").get_run(parent_id)
+    study_dir, = (tmp_path / "outputs" / "studies").iterdir()
+    trials = {t["trial_id"]: t for t in map(json.loads, (study_dir / "trials.jsonl").read_text().splitlines())}
+    best = trials[run.data.tags["best_trial_id"]]
+    assert best["trial_id"] != "1", "the workload no longer changes the best trial: pick another"
+    assert {k[len("best."):]: v for k, v in run.data.tags.items() if k.startswith("best.")} == \
+        {k: str(v) for k, v in best.items() if "." in k}  # the hyperparameters (dotted config keys)
+    state = json.loads((study_dir / "study.json").read_text())
+    assert state["tested_trial"] == best["trial_id"]
+    assert state["test_metrics"]["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])

@@ -133,12 +133,15 @@ def _test_metrics(metrics: dict[str, float]) -> str:
 def _results(r: StudyReport) -> str:
     metrics, params = r.run.data.metrics, r.run.data.params
     best_val = metrics.get(f"best_{r.objective.name}")
-    best_hps = [(k[len("best."):], v) for k, v in params.items() if k.startswith("best.")]
+    # best.* tags (a study extended later may find another best trial); params in runs logged before that
+    tags = r.run.data.tags
+    source = tags if any(k.startswith("best.") for k in tags) else params
+    best_hps = [(k[len("best."):], v) for k, v in source.items() if k.startswith("best.")]
     kpi = (f"<p class='kpi'>{_short(best_val)} <small>best_{escape(r.objective.name)} (trial "
            f"{escape(r.run.data.tags.get('best_trial_id', '?'))})</small></p>" if best_val is not None
            else note("No best_val_* metric is logged on this run."))
     hps_html = (_table(["hyperparameter", "value"], [[escape(k), escape(_short(v))] for k, v in best_hps], {1: "num"})
-                if best_hps else note("No best.* params: no hyperparameter was searched (one fixed trial)."))
+                if best_hps else note("No best.* tags: no hyperparameter was searched (one fixed trial)."))
     return (f"<h2>Results</h2><div class='row'>{_test_metrics(metrics)}<div><h3>Best validation objective</h3>{kpi}"
             f"<h3>Best hyperparameters</h3>{hps_html}</div></div>")
 

@@ -86,6 +86,9 @@ class NullTracker:
     def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
         pass
 
+    def replace_tags(self, run_id: str | None, prefix: str, tags: dict[str, Any]) -> None:
+        pass
+
     def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
         pass
 
@@ -225,6 +228,16 @@ class MlflowTracker(NullTracker):
 
         if run_id is not None and tags:
             _retry(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def replace_tags(self, run_id: str | None, prefix: str, tags: dict[str, Any]) -> None:
+        """Set `tags` (every key starts with `prefix`) and delete the run's other `prefix` tags: values that change
+        when a study grows (its best trial's hyperparameters; MLflow params cannot change once logged)."""
+        if run_id is None:
+            return
+        stale = [k for k in _retry(self.client.get_run, run_id).data.tags if k.startswith(prefix) and k not in tags]
+        for key in stale:
+            _retry(self.client.delete_tag, run_id, key)
+        self.set_tags(run_id, tags)
 
     def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
         if run_id is not None:

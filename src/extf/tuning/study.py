@@ -235,7 +235,8 @@ class Study:
                 raise _as_user_error(self.first_error) from None
             raise ExtfError("No trial finished, so there is no best model to test. See the trial runs' "
                             "extf.failure_reason tags in MLflow. Received: 0 finished trials")
-        if self.new_trials == 0 and self.state.get("test_metrics"):
+        if (self.new_trials == 0 and self.state.get("test_metrics")
+                and self.state.get("tested_trial", self.best_trial["trial_id"]) == self.best_trial["trial_id"]):
             # a finished study run again: nothing new was searched, so the test split is not used again
             print("The study had already finished: no new trials, the recorded test metrics stand.", file=self.out)
             test_metrics = self.state["test_metrics"]
@@ -244,7 +245,7 @@ class Study:
             model = self._final_model()
             test_metrics = self._evaluate_test(model)
             self._log_study(model, test_metrics)
-            self.state["test_metrics"] = test_metrics
+            self.state["test_metrics"], self.state["tested_trial"] = test_metrics, self.best_trial["trial_id"]
             write_json_atomic(self.study_dir / STATE_FILE, self.state)
         return {"parent_run_id": self.parent_id, "test_metrics": test_metrics, "best": self.best_trial,
                 "trials": _ranked(self.trials, self.objective),
@@ -467,7 +468,8 @@ class Study:
             "mlflow.note.content": f"best trial {best['trial_id']}: {self.objective.name}={_fmt(self.best_value)}; "
                                    + ", ".join(f"{k}={_fmt(v)}" for k, v in test_metrics.items()),
         })
-        self.tracker.log_params(self.parent_id, {f"best.{k}": v for k, v in self.best_hp.items()})
+        # tags, not params: a study extended later (a larger tuner.max_trials) may find another best trial
+        self.tracker.replace_tags(self.parent_id, "best.", {f"best.{k}": v for k, v in self.best_hp.items()})
         self.tracker.log_artifacts(self.parent_id, art)
         if self.cfg.tracking.log_model:
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
