@@ -36,7 +36,7 @@ examples:
   extf train dataset=nabiya model=rnn model.cell=lstm model.stateful=true trainer.batch_size=1
   extf train --cfg job                 print the composed config and exit
   extf train --help                    config groups and their options
-  extf tune -m dataset=digits,iris model=mlp,cnn
+  extf tune -m dataset=digits,iris model=mlp optimizer=adam,sgd
 
 Tab completion of commands and overrides: eval "$(extf --shell-completion bash)"   (or zsh)
 Set EXTF_DEBUG=1 to see tracebacks.

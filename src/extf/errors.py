@@ -31,6 +31,11 @@ def note_interrupt(signum: int) -> None:
     _interrupt.append(f"signal {signum}")
 
 
+def interrupted() -> bool:
+    """Whether a SIGINT/SIGTERM has asked this process to stop."""
+    return bool(_interrupt)
+
+
 def raise_if_interrupted() -> None:
     """Python drops a KeyboardInterrupt that lands in a garbage-collector callback ("Exception ignored in ..."):
     training checks here at each epoch's end, so such a Ctrl-C or SIGTERM still stops the study."""

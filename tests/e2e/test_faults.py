@@ -53,11 +53,12 @@ def parents_of_trials(db: Path) -> set[str]:
     return {v for (v,) in query(db, "select t.value from tags t where t.key = 'mlflow.parentRunId'")}
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
+def start(args: list[str], cwd: Path, own_group: bool = False) -> subprocess.Popen:
+    """`own_group`: in a process group of its own (with the workers it starts), as a shell runs a command."""
     env = {**os.environ, "EXTF_ROOT": str(cwd)}
     env.pop("EXTF_DEBUG", None)
     return subprocess.Popen([sys.executable, "-m", "extf.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=own_group)
 
 
 def wait_for(condition, timeout: float = 180, proc: subprocess.Popen | None = None) -> None:
@@ -172,15 +173,24 @@ def test_distributed_chief_killed_workers_stop_and_the_study_resumes(tmp_path):
     assert_study_complete(tmp_path, 4)
 
 
-def test_distributed_ctrl_c_ends_everything_killed(tmp_path):
+@pytest.mark.parametrize("to", ["chief", "terminal"])
+def test_distributed_ctrl_c_ends_everything_killed(tmp_path, to):
+    """SIGINT to the chief alone, or to the whole process group as a terminal's Ctrl-C sends it (then the workers
+    get it too, and none is restarted)."""
     args = [*STUDY, "experiment_name=ctrlc", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=60"]
     db = tmp_path / "mlruns" / "mlflow.db"
-    proc = start(args, tmp_path)
+    proc = start(args, tmp_path, own_group=to == "terminal")
     wait_for(lambda: len(trial_runs(db, "RUNNING")) == 2, proc=proc)
-    proc.send_signal(signal.SIGINT)
+    if to == "terminal":  # the workers' signal acted on first, the chief's later (its main thread was busy)
+        for pid in worker_pids(tmp_path).values():
+            os.kill(pid, signal.SIGINT)
+        time.sleep(1.5)
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "restarting it" not in output, output
     assert running_runs(tmp_path / "mlruns") == []
     assert [s for _, s in study_runs(db)] == ["KILLED"]
     assert not worker_pids(tmp_path)

@@ -228,6 +228,8 @@ class LocalWorkers:
                 del self.procs[wid]
                 if code == 0:
                     continue
+                if (code < 0 or code in KILLED_CODES) and _stopping_too(code):
+                    return  # a Ctrl-C reached the whole process group: the chief stops the study, nothing restarts
                 if (code < 0 or code in KILLED_CODES) and self.restarts_left > 0:
                     self.restarts_left -= 1
                     parent = getattr(self.study, "parent_id", None)  # None: killed before the study's run started
@@ -342,3 +344,16 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:  # the runtime is already initialized: TensorFlow keeps its pools
         pass
+
+
+def _stopping_too(code: int, grace: float = 3.0) -> bool:
+    """Whether this (chief) process is being interrupted as well. A worker killed by SIGINT or SIGTERM may have got
+    it from the terminal together with the chief, whose signal handler runs a moment later: wait that moment."""
+    from extf.errors import interrupted
+
+    if code not in (-2, -15, 130, 143):
+        return interrupted()
+    deadline = time.monotonic() + grace
+    while not interrupted() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return interrupted()
