@@ -79,10 +79,26 @@ def load_weights_into(model, weights_path, source: str) -> None:
     from extf.errors import ConfigError
 
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        with warnings.catch_warnings():  # Keras warns about each layer it cannot fill; the error below says it once
+            warnings.simplefilter("ignore", UserWarning)
             model.load_weights(weights_path)
     except (ValueError, KeyError) as e:
-        raise ConfigError(f"The weights of {source} do not fit the model this config builds ({e}). Use the same "
-                          f"model, dataset shape and hyperparameters as that run (its config.yaml artifact). "
-                          f"Received: {source}") from None
+        raise ConfigError(f"The weights of {source} do not fit the model this config builds ({_mismatch(e)}). Use "
+                          f"the same model, dataset shape and hyperparameters as that run (its config.yaml "
+                          f"artifact). Received: {source}") from None
+
+
+def _mismatch(e: BaseException) -> str:
+    """Keras' load error in one line: how many layers, and the first variable whose shape differs (Keras' own
+    message prints the variable's values)."""
+    import re
+
+    text = str(e)
+    count = re.search(r"A total of (\d+) objects could not be loaded", text)
+    path = re.search(r"Target variable: <Variable path=([^,>]+)", text)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if count and path and shapes:
+        return (f"{count.group(1)} layer(s) could not be loaded; the first, {path.group(1)}, has shape "
+                f"{shapes.group(1)} here and {shapes.group(2)} in the weights")
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first if len(first) <= 300 else first[:297] + "..."
