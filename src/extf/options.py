@@ -32,3 +32,26 @@ def local_store_uri(root: str, command: str) -> str:
         raise ConfigError(f"no MLflow store at {db} yet, so nothing for extf {command} to show. Run `extf tune` (or "
                           f"`make tune`) first, or pass root=DIR of a project that has one. Received: root={root!r}")
     return f"sqlite:///{db}"
+
+
+def store_uri(opts: dict, command: str) -> str:
+    """The MLflow store a read command uses: `tracking_uri=` (an MLflow server, e.g. `make server`'s
+    http://127.0.0.1:5001, or another sqlite:/// store), else the project's own mlruns/mlflow.db."""
+    uri = opts.get("tracking_uri")
+    if not uri:
+        return local_store_uri(opts["root"], command)
+    if uri.startswith(("http://", "https://")):
+        from extf.server import healthy
+
+        if not healthy(uri, timeout=5):
+            raise ConfigError(f"Cannot reach the MLflow tracking server at {uri}. Expected a running server: start "
+                              f"it with `make server` (or `extf server start`), or leave tracking_uri out to read "
+                              f"this project's mlruns/. Received: tracking_uri={uri!r}")
+        return uri
+    if uri.startswith("sqlite:///"):
+        if not Path(uri.removeprefix("sqlite:///")).is_file():
+            raise ConfigError(f"No MLflow store at {uri.removeprefix('sqlite:///')}. Expected an existing SQLite "
+                              f"store. Received: tracking_uri={uri!r}")
+        return uri
+    raise ConfigError(f"tracking_uri must be an MLflow server address (http://HOST:PORT) or a sqlite:///PATH "
+                      f"store. Received: tracking_uri={uri!r}")

@@ -110,6 +110,30 @@ def test_parallel_sweep_logs_to_the_server(tmp_path, mlflow_server):
         assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
 
 
+def test_runs_and_report_read_the_server(tmp_path, mlflow_server):
+    name = f"read_{uuid.uuid4().hex[:8]}"
+    proc = run_extf([*STUDY, f"experiment_name={name}", "tuner.max_trials=1", "trainer.epochs=2",
+                     "tracking.log_model=false"], cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(mlflow_server)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (parent,) = [r for r in runs_of(mlflow_server, name) if r.data.tags.get("extf.kind") == "study"]
+    uri = f"tracking_uri=http://127.0.0.1:{mlflow_server}"
+    listing = run_extf(["runs", uri, f"experiment={name}"], cwd=tmp_path)
+    assert listing.returncode == 0 and parent.info.run_id in listing.stdout, listing.stdout + listing.stderr
+    board = run_extf(["runs", uri, f"run_id={parent.info.run_id}"], cwd=tmp_path)
+    assert board.returncode == 0 and "FINISHED" in board.stdout, board.stdout + board.stderr
+    report = run_extf(["report", uri, f"run_id={parent.info.run_id}"], cwd=tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert (tmp_path / "outputs" / "reports" / f"{name}-{parent.info.run_id[:8]}.html").is_file()
+    assert "report.html" in {f.path for f in client(mlflow_server).list_artifacts(parent.info.run_id)}
+
+
+def test_runs_of_a_server_that_does_not_answer_is_one_clear_error(tmp_path):
+    port = free_port()
+    assert_clean_error(run_extf(["runs", f"tracking_uri=http://127.0.0.1:{port}"], cwd=tmp_path),
+                       "Cannot reach the MLflow tracking server", f"127.0.0.1:{port}", "make server")
+    assert_clean_error(run_extf(["report", "tracking_uri=ftp://x"], cwd=tmp_path), "tracking_uri must be")
+
+
 def listening_addresses(port: int) -> set[str]:
     """Local addresses with a socket listening on `port` (from /proc/net/tcp{,6})."""
     found = set()

@@ -1,4 +1,4 @@
-"""`extf report [run_id=ID] [output=PATH] [root=DIR]`: write a study's HTML report and log it on the study's run."""
+"""`extf report [run_id=ID] [output=PATH] [root=DIR] [tracking_uri=URI]`: write a study's HTML report and log it on the study's run."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import tempfile
 from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
-from extf.options import local_store_uri, parse_options
+from extf.options import parse_options, store_uri
 
 USAGE = """\
-usage: extf report [run_id=ID] [output=PATH] [root=DIR]
+usage: extf report [run_id=ID] [output=PATH] [root=DIR] [tracking_uri=URI]
 
 Write one self-contained HTML report of a study (readable offline) and log it as artifact report.html on the
 study's parent run.
   run_id=ID     a study's parent run id (see `extf runs`); default: the most recent finished `extf tune` study
   output=PATH   the HTML file (or a folder for it); default: outputs/reports/<experiment>-<run id[:8]>.html
   root=DIR      the project whose mlruns/ to read (default: $EXTF_ROOT or the working directory)
+  tracking_uri=URI  read an MLflow server instead (http://127.0.0.1:5001 for `make server`) or a sqlite:/// store
 """
 
 
@@ -61,9 +62,9 @@ def main(args: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in args):
         print(USAGE)
         return 0
-    opts = parse_options(args, {"run_id": None, "output": None}, "report",
-                         "run_id=ID, output=PATH or root=DIR", allow_empty=False)
-    uri = local_store_uri(opts["root"], "report")
+    opts = parse_options(args, {"run_id": None, "output": None, "tracking_uri": None}, "report",
+                         "run_id=ID, output=PATH, root=DIR or tracking_uri=URI", allow_empty=False)
+    uri = store_uri(opts, "report")
     from mlflow import MlflowClient
 
     from extf.reporting.page import render

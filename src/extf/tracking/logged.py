@@ -35,7 +35,9 @@ def get_run(client, run_id: str, key: str = "run_id"):
         return client.get_run(run_id)
     except MlflowException:
         raise ConfigError(f"No MLflow run with id {run_id!r} in {client.tracking_uri}. List the studies and their "
-                          f"run ids with `extf runs`. Received: {key}={run_id!r}") from None
+                          f"run ids with `extf runs` (a run on an MLflow server: `extf runs tracking_uri=http://…`, "
+                          f"tracking=mlflow_server for extf evaluate/predict/train). Received: {key}={run_id!r}") \
+            from None
 
 
 def fetch(tracking_uri: str, run_id: str | None, key: str = "run_id") -> LoggedStudy:

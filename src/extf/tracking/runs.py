@@ -89,12 +89,12 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(args: list[str]) -> int:
-    """extf runs [root=DIR] [experiment=NAME] [run_id=ID]"""
-    from extf.options import local_store_uri, parse_options
+    """extf runs [root=DIR] [experiment=NAME] [run_id=ID] [tracking_uri=URI]"""
+    from extf.options import parse_options, store_uri
 
-    opts = parse_options(args, {"experiment": None, "run_id": None}, "runs",
-                         "root=DIR, experiment=NAME or run_id=ID")
-    uri = local_store_uri(opts["root"], "runs")
+    opts = parse_options(args, {"experiment": None, "run_id": None, "tracking_uri": None}, "runs",
+                         "root=DIR, experiment=NAME, run_id=ID or tracking_uri=URI")
+    uri = store_uri(opts, "runs")
     if opts["run_id"]:
         print(f"Leaderboard of study run {opts['run_id']}:")
         print(format_table(leaderboard(uri, opts["run_id"])))
