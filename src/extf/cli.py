@@ -149,6 +149,24 @@ def worker(args: list[str]) -> int:
         return 1
 
 
+class _LinePrefix:
+    """A text stream that starts every line with `prefix` (a sweep job's output)."""
+
+    def __init__(self, stream, prefix: str):
+        self.stream, self.prefix, self.at_line_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start and piece.strip():
+                self.stream.write(self.prefix)
+            self.stream.write(piece)
+            self.at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig
@@ -156,6 +174,7 @@ def run_hydra(command: str, args: list[str]) -> int:
     def task(cfg: DictConfig):
         try:
             from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
             from omegaconf import OmegaConf
 
             from extf.commands import run_command
@@ -163,8 +182,12 @@ def run_hydra(command: str, args: list[str]) -> int:
             # resolve=False: an override's text such as `key=${oc.env:X}` is not an interpolation to resolve here
             overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
             _set_env("HYDRA_FULL_ERROR", saved_full_error)  # the processes the command starts see the user's value
+            hydra_cfg = HydraConfig.get()
+            # a sweep's jobs may run at once (joblib launcher): each line says which job it comes from
+            out = (_LinePrefix(sys.stdout, f"[job {hydra_cfg.job.num}] ")
+                   if hydra_cfg.mode == RunMode.MULTIRUN else sys.stdout)
             try:
-                return run_command(command, cfg, overrides=overrides)
+                return run_command(command, cfg, out=out, overrides=overrides)
             finally:
                 os.environ["HYDRA_FULL_ERROR"] = "1"
         except KeyboardInterrupt:

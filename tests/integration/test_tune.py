@@ -130,6 +130,9 @@ def test_multirun_sweep_is_one_study_per_job(tmp_path, launcher):
     assert len(parents) == 2 and {s for _, s in parents} == {"FINISHED"}
     studies = list((tmp_path / "outputs" / "studies").iterdir())
     assert len(studies) == 2
+    # jobs may print at once: each of their lines says which job it comes from
+    for job in ("0", "1"):
+        assert f"[job {job}] [trial 1/1]" in proc.stdout and f"[job {job}] study extf: best" in proc.stdout
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
