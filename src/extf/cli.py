@@ -8,6 +8,7 @@ non-zero; `EXTF_DEBUG=1` adds the traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -218,7 +219,7 @@ def run_hydra(command: str, args: list[str]) -> int:
     except Exception as e:
         if saved_full_error == "1" or os.environ.get("EXTF_DEBUG") == "1":
             raise
-        print(f"extf {command}: error: {hydra_error_message(e)}", file=sys.stderr)
+        print(f"extf {command}: error: {hydra_error_message(e, args)}", file=sys.stderr)
         return 2
     finally:
         sys.argv = saved
@@ -233,12 +234,17 @@ def _set_env(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
-def hydra_error_message(e: Exception) -> str:
-    """Hydra's composition errors (override syntax, unknown group options, unreadable YAML) as one extf message."""
+def hydra_error_message(e: Exception, args: list[str] = ()) -> str:
+    """Hydra's composition errors (override syntax, unknown group options, unknown keys, unreadable YAML) as one extf
+    message."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
     def one_line(text: str) -> str:
         return " ".join(str(text).split())
+
+    unknown = re.match(r"Could not override '([^']+)'\.\s+To append to your config use \+(\S+)", str(e))
+    if unknown and "not in struct" in f"{e} {e.__cause__}":
+        return _unknown_key_message(unknown.group(1), unknown.group(2), args)
 
     if isinstance(e, OverrideParseException):
         return (f"cannot parse the override {e.override!r}: {one_line(e.message.splitlines()[0])}. Expected "
@@ -260,6 +266,35 @@ def hydra_error_message(e: Exception) -> str:
     if cause is not None and str(cause) not in text:
         text += f": {str(cause).splitlines()[0]}"
     return one_line(text)
+
+
+def _unknown_key_message(key: str, override: str, args: list[str]) -> str:
+    """An override of a key the config does not have: the closest existing key, and the keys beside it (from the
+    config composed with the command's other plain overrides, so that model=cnn shows the CNN's keys)."""
+    import difflib
+
+    from omegaconf import DictConfig, OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    keys: list[str] = []
+    try:
+        from hydra import compose, initialize_config_dir
+
+        others = [a for a in args if "=" in a and not a.startswith(("-", "hydra")) and "," not in a
+                  and a.partition("=")[0].lstrip("+~") != key]
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            node = OmegaConf.select(compose(config_name="config", overrides=others), parent) if parent else \
+                compose(config_name="config", overrides=others)
+        if isinstance(node, DictConfig):
+            keys = sorted(str(k) for k in node.keys())
+    except Exception:  # noqa: BLE001 - a suggestion is a bonus: the message stands without it
+        keys = []
+    where = f"{parent}." if parent else ""
+    close = difflib.get_close_matches(leaf, keys, n=1)
+    hint = f" Did you mean {where}{close[0]}?" if close else ""
+    listing = (f" Expected one of the keys of {parent or 'the config'}: {', '.join(keys)}." if keys else "")
+    adding = f" (A new search-space entry is added with +{override}.)" if key.startswith("search_space.") else ""
+    return f"unknown config key {key!r}.{hint}{listing}{adding} Received: {override}"
 
 
 def _unwritable_root(args: list[str]) -> str | None:
