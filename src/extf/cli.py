@@ -277,21 +277,25 @@ def _unknown_key_message(key: str, override: str, args: list[str]) -> str:
 
     parent, _, leaf = key.rpartition(".")
     keys: list[str] = []
+    hint = ""
     try:
         from hydra import compose, initialize_config_dir
 
         others = [a for a in args if "=" in a and not a.startswith(("-", "hydra")) and "," not in a
                   and a.partition("=")[0].lstrip("+~") != key]
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            node = OmegaConf.select(compose(config_name="config", overrides=others), parent) if parent else \
-                compose(config_name="config", overrides=others)
+            cfg = compose(config_name="config", overrides=others)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
         if isinstance(node, DictConfig):
             keys = sorted(str(k) for k in node.keys())
+            close = difflib.get_close_matches(leaf, keys, n=1)
+            hint = f" Did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
+        else:  # the misspelling is higher up (modle.filters): the closest top-level key
+            head, _, rest = key.partition(".")
+            close = difflib.get_close_matches(head, [str(k) for k in cfg.keys()], n=1)
+            hint = f" Did you mean {close[0]}.{rest}?" if close else ""
     except Exception:  # noqa: BLE001 - a suggestion is a bonus: the message stands without it
         keys = []
-    where = f"{parent}." if parent else ""
-    close = difflib.get_close_matches(leaf, keys, n=1)
-    hint = f" Did you mean {where}{close[0]}?" if close else ""
     listing = (f" Expected one of the keys of {parent or 'the config'}: {', '.join(keys)}." if keys else "")
     adding = f" (A new search-space entry is added with +{override}.)" if key.startswith("search_space.") else ""
     return f"unknown config key {key!r}.{hint}{listing}{adding} Received: {override}"

@@ -119,7 +119,7 @@ CASES = [
      ["unknown config key 'trainer.epoch'", "Did you mean trainer.epochs?", "Expected one of the keys of trainer:",
       "Received: trainer.epoch=3"]),
     ("misspelt-group-key", ["tune", "model=cnn", "modle.filters=3"], {},
-     ["unknown config key 'modle.filters'", "Received: modle.filters=3"]),
+     ["unknown config key 'modle.filters'", "Did you mean model.filters?", "Received: modle.filters=3"]),
     ("misspelt-key-of-the-chosen-model", ["train", "model=cnn", "model.filterz=3"], {},
      ["Did you mean model.filters?", "num_blocks", "Received: model.filterz=3"]),
     ("append-of-existing-key", ["train", "+trainer.epochs=3"], {}, ["An item is already at 'trainer.epochs'"]),
