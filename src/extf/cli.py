@@ -192,7 +192,8 @@ def run_hydra(command: str, args: list[str]) -> int:
             finally:
                 os.environ["HYDRA_FULL_ERROR"] = "1"
         except KeyboardInterrupt:
-            print(f"extf {command}: interrupted; the MLflow runs were ended as KILLED.", file=sys.stderr)
+            again = " Run the same command again to resume the study." if command == "tune" else ""
+            print(f"extf {command}: interrupted; the MLflow runs were ended as KILLED.{again}", file=sys.stderr)
             sys.exit(130)
         except Exception as e:
             from extf.errors import ExtfError

@@ -57,7 +57,7 @@ def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig):
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output
-    assert "Traceback" not in output and "interrupted" in output
+    assert "Traceback" not in output and "interrupted" in output and "again to resume" in output
     assert running_runs(tmp_path / "mlruns") == []
     assert [s for _, s in parent_runs(db)] == ["KILLED"]
     assert child_runs(db, "KILLED")
@@ -192,3 +192,22 @@ def test_extending_a_finished_study_tests_its_new_best(tmp_path):
     state = json.loads((study_dir / "study.json").read_text())
     assert state["tested_trial"] == best["trial_id"]
     assert state["test_metrics"]["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
+
+
+def test_runs_counts_the_finished_trials_of_an_interrupted_study(tmp_path):
+    """`finished_trials` is logged when a study is tested; before that (interrupted, running) extf runs counts the
+    study's FINISHED trial runs."""
+    from mlflow import MlflowClient
+
+    from extf.tracking.runs import list_studies
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("e")
+    parent = client.create_run(exp, tags={"extf.kind": "study"}).info.run_id
+    for status in ("FINISHED", "FINISHED", "KILLED"):
+        child = client.create_run(exp, tags={"mlflow.parentRunId": parent, "extf.kind": "trial"}).info.run_id
+        client.set_terminated(child, status=status)
+    client.set_terminated(parent, status="KILLED")
+    (row,) = list_studies(uri)
+    assert row["status"] == "KILLED" and row["trials"] == 2

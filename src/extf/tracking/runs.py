@@ -34,11 +34,17 @@ def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]
             "run_id": r.info.run_id, "experiment": names.get(r.info.experiment_id, "?"),
             "status": r.info.status, "dataset": tags.get("dataset", ""), "model": tags.get("model", ""),
             "tuner": tags.get("tuner", ""), "command": tags.get("command", ""),
-            "trials": int(metrics.get("finished_trials", 0)),
+            # logged when the study is tested; an interrupted or running study: count its finished trial runs
+            "trials": int(metrics["finished_trials"]) if "finished_trials" in metrics else _finished_trials(client, r),
             **{k: round(v, 4) for k, v in best.items()},
             **{k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test_")},
         })
     return rows
+
+
+def _finished_trials(client, parent) -> int:
+    return len(client.search_runs([parent.info.experiment_id], max_results=10000, filter_string=(
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}' and attributes.status = 'FINISHED'")))
 
 
 def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
