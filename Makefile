@@ -34,7 +34,6 @@ train: install ## Train the default experiment (digits + cnn) and log it to MLfl
 
 tune: install ## Tune the default study (digits + cnn + its search space) and log it to MLflow; ARGS="..."
 	$(BIN)/extf tune $(ARGS)
-	@echo "Results: MLflow store in mlruns/ -> run 'make ui' and open http://127.0.0.1:$(PORT)"
 
 runs: install ## List the studies and their test metrics; RUN=<run_id> shows that study's leaderboard
 	$(BIN)/extf runs $(if $(RUN),run_id=$(RUN),)
