@@ -211,3 +211,21 @@ def test_runs_counts_the_finished_trials_of_an_interrupted_study(tmp_path):
     client.set_terminated(parent, status="KILLED")
     (row,) = list_studies(uri)
     assert row["status"] == "KILLED" and row["trials"] == 2
+
+
+def test_workers_progress_lines_show_the_study_wide_best(tmp_path):
+    """Each worker's line counts every worker's trials and shows the best of all of them so far."""
+    import re
+
+    proc = run_extf(["tune", "dataset=iris", "model=mlp", "callbacks=none", "trainer.epochs=3", "tuner.max_trials=6",
+                     "tuner.workers=2", "tracking=none", "evaluation.plots=false"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = re.findall(r"^\[(worker\d)\] \[trial (\d+)/6\] .*val_accuracy=([\d.]+)  best=([\d.]+)", proc.stdout,
+                       re.MULTILINE)
+    assert len(lines) == 6 and {w for w, *_ in lines} == {"worker0", "worker1"}, proc.stdout
+    assert max(int(n) for _, n, _, _ in lines) == 6
+    # a line counting n trials read the study's trials.jsonl with n rows in it, so it saw every trial whose line
+    # counts fewer (that one's row was already there when it counted)
+    for _, n, value, best in lines:
+        before = [float(v) for _, m, v, _ in lines if int(m) < int(n)]
+        assert float(best) >= max([float(value), *before]) - 1e-4, proc.stdout

@@ -368,10 +368,16 @@ class Study:
         self.trials = [t for t in self.trials if t["trial_id"] != trial_id] + [row]
         with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:  # one write: workers append too
             f.write(json.dumps(row, default=str) + "\n")
-        n_done = len(self.trials)
-        if self.worker_id:  # other workers' trials count too
-            n_done = len({json.loads(line)["trial_id"] for line in
-                          (self.study_dir / TRIALS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()})
+        n_done, best_shown = len(self.trials), None
+        if self.worker_id:  # other workers' trials count too, and so does their best
+            rows = [json.loads(line) for line in (self.study_dir / TRIALS_FILE).read_text(encoding="utf-8")
+                    .splitlines() if line.strip()]
+            n_done = len({r["trial_id"] for r in rows})
+            for r in rows:
+                v = r.get(self.objective.name)
+                if r.get("status") == "FINISHED" and v is not None and (best_shown is None
+                                                                        or self.objective.better(v, best_shown)):
+                    best_shown = v
         if history and "val_loss" in history and self.objective.name != "val_loss":
             row["val_loss_min"] = float(min(history["val_loss"]))
         if status == "FINISHED" and value is not None and self._improves(value, row.get("val_loss_min")):
@@ -389,7 +395,7 @@ class Study:
         value_text = f"{self.objective.name}={_fmt(value)}" if value is not None else f"FAILED ({reason})"
         who = f"[{self.worker_id}] " if self.worker_id else ""
         print(f"{who}[trial {n_done}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
-              f"best={_fmt(self.best_value)}  epochs={epochs}  {time.time() - self.started:.1f}s", file=self.out,
+              f"best={_fmt(self.best_value if best_shown is None else best_shown)}  epochs={epochs}  {time.time() - self.started:.1f}s", file=self.out,
               flush=True)
 
     def _improves(self, value: float, val_loss: float | None) -> bool:
