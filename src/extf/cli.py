@@ -217,6 +217,9 @@ def run_hydra(command: str, args: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors; extf prints them as one message
     try:
         hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(task)()
+    except BrokenPipeError:  # `extf train --help | head`: the reader has gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if saved_full_error == "1" or os.environ.get("EXTF_DEBUG") == "1":
             raise

@@ -37,3 +37,15 @@ def test_console_script_is_installed():
         pytest.skip("not running from the project's .venv")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "train" in out.stdout
+
+
+def test_command_help_is_extf_s_and_a_closed_pipe_is_no_error(tmp_path):
+    shown = run_extf(["train", "--help"], cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.startswith("extf: the configuration groups"), shown.stdout[:200]
+    assert "powered by Hydra" not in shown.stdout and "EXTF_DEBUG=1" in shown.stdout
+    # the reader of the pipe has gone before extf writes (`extf train --help | head -0`)
+    proc = subprocess.Popen([sys.executable, "-m", "extf.cli", "train", "--help"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Broken pipe" not in err, err
