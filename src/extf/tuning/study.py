@@ -391,7 +391,9 @@ class Study:
             write_json_atomic(best_dir / "trial.json", {"trial": row, "history": history,
                                                          "hyperparameters": hp_values})
         n_max = self.cfg.tuner.max_trials
-        shown = " ".join(f"{k}={_fmt(v)}" for k, v in hp_values.items() if not k.startswith("tuner/"))
+        order = {k: i for i, k in enumerate(self.cfg.search_space)}  # workers get the values in another order
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(hp_values.items(), key=lambda kv: order.get(kv[0], 1e9))
+                         if not k.startswith("tuner/"))
         value_text = f"{self.objective.name}={_fmt(value)}" if value is not None else f"FAILED ({reason})"
         who = f"[{self.worker_id}] " if self.worker_id else ""
         print(f"{who}[trial {n_done}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
