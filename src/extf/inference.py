@@ -59,9 +59,13 @@ def check_input_shape(model, data_shape, what: str) -> None:
     """`model`: a Keras model, or the input shape per sample logged with its study (checked before loading it)."""
     expected = tuple(model) if isinstance(model, (tuple, list)) else tuple(model.input_shape[1:])
     if tuple(data_shape) != expected:
+        same_size = len(expected) > 1 and int(np.prod(expected)) == int(np.prod(data_shape))
+        hint = (f" A CSV row is one flat sample: for this model save the samples as a .npy array of shape "
+                f"(N, {', '.join(map(str, expected))}) (numpy.save, after x.reshape(-1, "
+                f"{', '.join(map(str, expected))})) or pass a folder of images." if same_size else
+                " Use data with the model's shape (e.g. the same features, in the same order, as in training).")
         raise DataError(f"The model takes inputs of shape {expected} per sample, but {what} has shape "
-                        f"{tuple(data_shape)}. Use data with the model's shape (e.g. the same features, in the same "
-                        f"order, as in training). Received: input shape {tuple(data_shape)}")
+                        f"{tuple(data_shape)}.{hint} Received: input shape {tuple(data_shape)}")
 
 
 def read_input(path_text: str, logged_dataset: dict, model_shape: tuple) -> np.ndarray:

@@ -84,6 +84,10 @@ def test_predict_bad_inputs(logged, tmp_path):
     np.save(tmp_path / "wrong.npy", np.zeros((3, 7, 7), dtype="float32"))
     assert_clean_error(run_extf(["predict", run, f"input={tmp_path / 'wrong.npy'}", "output=p.csv"], cwd=root),
                        "The model takes inputs of shape (8, 8, 1)", "Received: input shape (7, 7, 1)")
+    flat = tmp_path / "flat.csv"  # digits as sklearn gives them: 64 columns per sample
+    flat.write_text(",".join(f"p{i}" for i in range(64)) + "\n" + ",".join(["0"] * 64) + "\n")
+    assert_clean_error(run_extf(["predict", run, f"input={flat}", "output=p.csv"], cwd=root),
+                       "Received: input shape (64,)", "a .npy array of shape (N, 8, 8, 1)", "reshape(-1, 8, 8, 1)")
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
     assert_clean_error(run_extf(["predict", run, f"input={tmp_path / 'imgs'}", "output=p.csv"], cwd=root),
