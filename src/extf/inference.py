@@ -77,7 +77,7 @@ def read_input(path_text: str, logged_dataset: dict, model_shape: tuple) -> np.n
     if path.is_dir():
         from extf.data.images import read_images
 
-        return read_images(sorted(p for p in path.iterdir() if p.is_file()), model_shape)
+        return read_images(_image_files(path), model_shape)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
@@ -158,12 +158,20 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
     tmp = output.with_name(output.name + ".tmp" + output.suffix)
     if per_sample:
         table = prediction_table(probs, logged.dataset, float(logged.dataset.get("threshold", 0.5)))
+        source = Path(str(cfg.input)).expanduser()
+        if source.is_dir():  # which row is which image
+            table = {"file": [p.name for p in _image_files(source)], **table}
         pd.DataFrame(table).to_csv(tmp, index=False)
     else:  # segmentation: the class of each pixel; reconstruction: the reconstructed input
         np.save(tmp, np.argmax(probs, axis=-1) if logged.dataset["task"] == "segmentation" else probs)
     os.replace(tmp, output)  # never a half-written predictions file
     print(f"wrote {n} prediction(s) to {output}", file=out)
     return output
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The files of a prediction folder, in the order of its predictions."""
+    return sorted(p for p in folder.iterdir() if p.is_file())
 
 
 def prediction_table(probs: np.ndarray, dataset: dict, threshold: float) -> dict[str, list]:

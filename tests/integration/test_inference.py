@@ -111,7 +111,8 @@ def test_predict_on_a_folder_of_images(logged, tmp_path):
     proc = run_extf(["predict", f"run_id={parent.info.run_id}", f"input={folder}", f"output={tmp_path / 'p.csv'}"],
                     cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert len(pd.read_csv(tmp_path / "p.csv")) == 6
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table["file"]) == [f"{i}.png" for i in range(6)] and table.columns[0] == "file"
 
 
 def test_init_from_continues_training_a_logged_model(logged):
