@@ -66,6 +66,12 @@ def run_command(command: str, cfg: DictConfig, out=sys.stdout, overrides: list[s
     return summary
 
 
+def headline_metrics(metrics: dict) -> dict:
+    """The test metrics without the per-class sensitivity/specificity (their macro averages stay)."""
+    return {k: v for k, v in metrics.items()
+            if not k.startswith(("test_sensitivity_", "test_specificity_")) or k.endswith("_macro")}
+
+
 def report(cfg: DictConfig, summary: dict, out) -> None:
     from extf.tracking.runs import format_table
 
@@ -73,8 +79,7 @@ def report(cfg: DictConfig, summary: dict, out) -> None:
         shown = [{k: v for k, v in t.items() if k not in ("val_loss_min",)} for t in summary["trials"][:10]]
         print("\nleaderboard (validation; best first):", file=out)
         print(format_table(shown), file=out)
-    headline = {k: v for k, v in summary["test_metrics"].items()
-                if not k.startswith(("test_sensitivity_", "test_specificity_")) or k.endswith("_macro")}
+    headline = headline_metrics(summary["test_metrics"])
     metrics = "  ".join(f"{k}={v:.4f}" for k, v in headline.items())
     print(f"\nstudy {cfg.experiment_name}: best {summary['objective']}={summary['best'][summary['objective']]:.4f} "
           f"(trial {summary['best']['trial_id']})", file=out)

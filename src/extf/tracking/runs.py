@@ -13,6 +13,8 @@ def _client(tracking_uri: str):
 
 def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]:
     """One row per study parent run, newest first."""
+    from extf.commands import headline_metrics
+
     client = _client(tracking_uri)
     exps = client.search_experiments()
     if experiment is not None:
@@ -37,7 +39,8 @@ def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]
             # logged when the study is tested; an interrupted or running study: count its finished trial runs
             "trials": int(metrics["finished_trials"]) if "finished_trials" in metrics else _finished_trials(client, r),
             **{k: round(v, 4) for k, v in best.items()},
-            **{k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test_")},
+            # per-class figures are in the study's run and report; one column each here would be unreadable
+            **{k: round(v, 4) for k, v in sorted(headline_metrics(metrics).items()) if k.startswith("test_")},
         })
     return rows
 
