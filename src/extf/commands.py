@@ -82,7 +82,7 @@ def report(cfg: DictConfig, summary: dict, out) -> None:
     headline = headline_metrics(summary["test_metrics"])
     metrics = "  ".join(f"{k}={v:.4f}" for k, v in headline.items())
     print(f"\nstudy {cfg.experiment_name}: best {summary['objective']}={summary['best'][summary['objective']]:.4f} "
-          f"(trial {summary['best']['trial_id']})", file=out)
+          f"(trial_id {summary['best']['trial_id']} in the leaderboard)", file=out)
     print(f"test (evaluated once): {metrics}", file=out)
     print(f"outputs: {summary['study_dir']}", file=out)
     if cfg.tracking.enabled:
