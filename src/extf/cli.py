@@ -181,9 +181,9 @@ def run_hydra(command: str, args: list[str]) -> int:
             from extf.commands import run_command
 
             # resolve=False: an override's text such as `key=${oc.env:X}` is not an interpolation to resolve here
-            overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
-            _set_env("HYDRA_FULL_ERROR", saved_full_error)  # the processes the command starts see the user's value
             hydra_cfg = HydraConfig.get()
+            overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+            _set_env("HYDRA_FULL_ERROR", saved_full_error)  # the processes the command starts see the user's value
             # a sweep's jobs may run at once (joblib launcher): each line says which job it comes from
             out = (_LinePrefix(sys.stdout, f"[job {hydra_cfg.job.num}] ")
                    if hydra_cfg.mode == RunMode.MULTIRUN else sys.stdout)

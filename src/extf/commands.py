@@ -66,14 +66,8 @@ def run_command(command: str, cfg: DictConfig, out=sys.stdout, overrides: list[s
     return summary
 
 
-def headline_metrics(metrics: dict) -> dict:
-    """The test metrics without the per-class sensitivity/specificity (their macro averages stay)."""
-    return {k: v for k, v in metrics.items()
-            if not k.startswith(("test_sensitivity_", "test_specificity_")) or k.endswith("_macro")}
-
-
 def report(cfg: DictConfig, summary: dict, out) -> None:
-    from extf.tracking.runs import format_table
+    from extf.tracking.runs import format_table, headline_metrics
 
     if len(summary["trials"]) > 1:
         shown = [{k: v for k, v in t.items() if k not in ("val_loss_min",)} for t in summary["trials"][:10]]

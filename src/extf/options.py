@@ -41,12 +41,9 @@ def store_uri(opts: dict, command: str) -> str:
     if not uri:
         return local_store_uri(opts["root"], command)
     if uri.startswith(("http://", "https://")):
-        from extf.server import healthy
+        from extf.server import require
 
-        if not healthy(uri, timeout=5):
-            raise ConfigError(f"Cannot reach the MLflow tracking server at {uri}. Expected a running server: start "
-                              f"it with `make server` (or `extf server start`), or leave tracking_uri out to read "
-                              f"this project's mlruns/. Received: tracking_uri={uri!r}")
+        require(uri, "tracking_uri", "or leave tracking_uri out to read this project's mlruns/")
         return uri
     if uri.startswith("sqlite:///"):
         if not Path(uri.removeprefix("sqlite:///")).is_file():

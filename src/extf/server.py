@@ -50,6 +50,13 @@ def healthy(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def require(uri: str, received: str, otherwise: str) -> None:
+    """One clear error when the MLflow server at `uri` does not answer; `otherwise`: the user's other way out."""
+    if not healthy(uri, timeout=5):
+        raise ConfigError(f"Cannot reach the MLflow tracking server at {uri}. Start it with `make server` (or `extf "
+                          f"server start`), {otherwise}. Received: {received}={uri!r}")
+
+
 def _run(cmd: list[str], what: str) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:

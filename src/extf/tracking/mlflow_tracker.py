@@ -344,13 +344,11 @@ def _example_dir_fix():
 
 def _check_server(uri: str) -> None:
     """Fail at once, with what to do, when the configured MLflow server does not answer."""
-    from extf.server import healthy
+    from extf.server import require
 
     _server["uri"], _server["lost"] = uri, None
-    if not healthy(uri, timeout=5):
-        raise ConfigError(f"Cannot reach the MLflow tracking server at {uri}. Start it with `make server` (or `extf "
-                          f"server start`), set tracking.tracking_uri to a running server, or log to the local store "
-                          f"with tracking=mlflow. Received: tracking.tracking_uri={uri!r}")
+    require(uri, "tracking.tracking_uri", "set tracking.tracking_uri to a running server, or log to the local store "
+                                          "with tracking=mlflow")
 
 
 def _param_value(value: Any) -> str:

@@ -11,10 +11,14 @@ def _client(tracking_uri: str):
     return MlflowClient(tracking_uri)
 
 
+def headline_metrics(metrics: dict) -> dict:
+    """The metrics without the per-class test sensitivity/specificity (their macro averages stay)."""
+    return {k: v for k, v in metrics.items()
+            if not k.startswith(("test_sensitivity_", "test_specificity_")) or k.endswith("_macro")}
+
+
 def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]:
     """One row per study parent run, newest first."""
-    from extf.commands import headline_metrics
-
     client = _client(tracking_uri)
     exps = client.search_experiments()
     if experiment is not None:

@@ -207,7 +207,7 @@ class Study:
     def _search_and_test(self, space) -> dict:
         import keras
 
-        from extf.tuning.tuner import make_tuner
+        from extf.tuning.tuner import drop_warm_starts, make_tuner
 
         cfg = self.cfg
         self._apply_determinism()
@@ -229,7 +229,7 @@ class Study:
             if self.best_trial is None and self.first_error is not None:
                 raise _as_user_error(self.first_error) from None
             raise ExtfError(f"The search stopped: {e} See the FAILED trial runs' extf.failure_reason tags.") from None
-        _drop_warm_starts(self.study_dir / "tuner")
+        drop_warm_starts(self.study_dir / "tuner")
         if self.best_trial is None:
             if self.first_error is not None:
                 raise _as_user_error(self.first_error) from None
@@ -332,18 +332,22 @@ class Study:
                 return {}
         return {}
 
+    def _logged_trials(self) -> dict[str, dict]:
+        """trials.jsonl (every worker appends to it), the last row of each trial; a line cut by a crash is skipped."""
+        by_id: dict[str, dict] = {}
+        log = self.study_dir / TRIALS_FILE
+        for line in (log.read_text(encoding="utf-8").splitlines() if log.exists() else []):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            by_id[row["trial_id"]] = row
+        return by_id
+
     def _restore_progress(self) -> None:
         """On resume: the trials recorded so far and the best one (its weights are in best/)."""
-        log = self.study_dir / TRIALS_FILE
-        if log.exists():
-            by_id: dict[str, dict] = {}
-            for line in log.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a crash
-                    continue
-                by_id[row["trial_id"]] = row
-            self.trials = list(by_id.values())
+        if (self.study_dir / TRIALS_FILE).exists():
+            self.trials = list(self._logged_trials().values())
         best = self.best_dir / "trial.json"
         if best.exists() and (self.best_dir / "model.weights.h5").exists():
             saved = json.loads(best.read_text(encoding="utf-8"))
@@ -370,10 +374,9 @@ class Study:
             f.write(json.dumps(row, default=str) + "\n")
         n_done, best_shown = len(self.trials), None
         if self.worker_id:  # other workers' trials count too, and so does their best
-            rows = [json.loads(line) for line in (self.study_dir / TRIALS_FILE).read_text(encoding="utf-8")
-                    .splitlines() if line.strip()]
-            n_done = len({r["trial_id"] for r in rows})
-            for r in rows:
+            rows = self._logged_trials()
+            n_done = len(rows)
+            for r in rows.values():
                 v = r.get(self.objective.name)
                 if r.get("status") == "FINISHED" and v is not None and (best_shown is None
                                                                         or self.objective.better(v, best_shown)):
@@ -483,16 +486,6 @@ class Study:
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
             self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
         self.model_dir = art / "model_files"
-
-
-def _drop_warm_starts(tuner_dir: Path) -> None:
-    """The search is over: no trial continues another any more, so hyperband's warm-start weights go (about one
-    model's weights per trial not promoted). A study resumed with a larger budget may still continue a bracket
-    whose next round had not started: those trials say so and train from scratch."""
-    from extf.tuning.tuner import WARM_START
-
-    for f in tuner_dir.glob(f"search/trial_*/{WARM_START}"):
-        f.unlink(missing_ok=True)
 
 
 def _open_tracker(cfg, experiment_name: str):

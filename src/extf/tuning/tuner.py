@@ -313,6 +313,14 @@ def _drop_warm_start(parent_dir: Path | None) -> None:
         (parent_dir / WARM_START).unlink(missing_ok=True)
 
 
+def drop_warm_starts(tuner_dir: Path) -> None:
+    """The search is over: no trial continues another any more, so every warm start goes (about one model's weights
+    per trial not promoted). A study resumed with a larger budget may still continue a bracket whose next round had
+    not started: those trials say so and train from scratch."""
+    for f in tuner_dir.glob(f"search/trial_*/{WARM_START}"):
+        f.unlink(missing_ok=True)
+
+
 def _say(study, text: str) -> None:
     """A note on the study's output, beside the trial lines (prefixed with the worker's id in a worker)."""
     who = f"[{study.worker_id}] " if getattr(study, "worker_id", None) else ""
