@@ -8,11 +8,13 @@ into a fixed part per study and a part per trial (a straight line through the tw
 Workload: the trials of P2 (digits, mlp, random, seed 42, callbacks=none, 5 trials x 5 epochs, and 20 x 5;
 --quick: 3 x 3 and 6 x 3).
 
-Where the time goes (pyinstrument, this machine): a fixed ~2 s per study, nearly all Python imports MLflow needs
+Where the time went (pyinstrument, this machine): a fixed ~2 s per study, nearly all Python imports MLflow needs
 (`import mlflow` 0.9 s: its pandas, genai and gateway modules; the SQLAlchemy store and ORM models 0.9 s), then
-logging the Keras model (0.5 s: MLflow saves it, loads it back and predicts the input example); each trial adds a
-few store writes (create run, params, metric batches, end). Importing MLflow in a thread beside TensorFlow's
-import does not hide it: both are Python work under the GIL (measured 0.5 s slower than one after the other).
+logging the Keras model (0.5 s: MLflow saved it, loaded it back and predicted the input example); each trial adds a
+few store writes (create run, params, metric batches, end). A thread beside TensorFlow's import did not hide the
+imports (both are Python work under the GIL: 0.5 s slower than one after the other). Now MLflow runs in a process
+of its own started before TensorFlow's import (extf.tracking.process), which hides the imports and the store's
+opening on the other core, and the model is logged from its saved .keras file without loading it back (0.14 s).
 """
 
 from __future__ import annotations

@@ -224,3 +224,54 @@ def test_output_dir_that_cannot_be_written_is_one_clear_error(tmp_path, where):
     assert_clean_error(proc, needle, "Not a directory", "paths.root_dir=")
     assert not (tmp_path / "mlruns" / "mlflow.db").exists() or trial_runs(tmp_path / "mlruns" / "mlflow.db") == []
     assert running_runs(tmp_path / "mlruns") == []
+
+
+def tracking_process_of(pid: int) -> int | None:
+    """pid of the MLflow tracking process (extf.tracking.process) started by process `pid`."""
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            cmd = (proc_dir / "cmdline").read_bytes()
+            ppid = int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"extf.tracking.process" in cmd:
+            return int(proc_dir.name)
+    return None
+
+
+def test_tracking_process_killed_is_one_clear_error_and_the_study_resumes(tmp_path):
+    """kill -9 of the study's MLflow tracking process mid-trial: one message saying what stopped and that the same
+    command resumes, no traceback; the re-run ends the runs left RUNNING and finishes the study."""
+    args = [*STUDY, "experiment_name=lost", "tuner.max_trials=3", "trainer.epochs=40"]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    proc = start(args, tmp_path)
+    wait_for(lambda: len(trial_runs(db, "RUNNING")) == 1, proc=proc)
+    os.kill(tracking_process_of(proc.pid), signal.SIGKILL)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert "The MLflow tracking process of this study stopped" in output and "re-run the same command" in output
+    again = run_extf(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resuming study" in again.stdout
+    assert_study_complete(tmp_path, 3)
+
+
+def test_terminal_ctrl_c_reaches_the_tracking_process_too(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group, the tracking process included: it keeps serving, so the
+    trial and the study still end KILLED; the process is gone afterwards."""
+    args = [*STUDY, "experiment_name=group", "tuner.max_trials=2", "trainer.epochs=60"]
+    db = tmp_path / "mlruns" / "mlflow.db"
+    proc = start(args, tmp_path, own_group=True)
+    wait_for(lambda: len(trial_runs(db, "RUNNING")) == 1, proc=proc)
+    tracker_pid = tracking_process_of(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output, output
+    assert [s for _, s, _, _ in trial_runs(db)] == ["KILLED"]
+    assert [s for _, s in study_runs(db)] == ["KILLED"]
+    assert running_runs(tmp_path / "mlruns") == []
+    assert tracker_pid is not None and not Path(f"/proc/{tracker_pid}").exists()

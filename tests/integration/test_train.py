@@ -75,6 +75,9 @@ def test_train_logs_study_trial_and_model(tmp_path):
         mlflow_model = mlflow.keras.load_model(f"runs:/{parent.info.run_id}/model")
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
     np.testing.assert_allclose(mlflow_model.predict(test.x, verbose=0), model.predict(test.x, verbose=0), atol=1e-6)
+    served = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")  # the generic loader, for serving
+    assert served.metadata.get_input_schema().input_types()[0] == np.float32
+    np.testing.assert_allclose(served.predict(test.x.astype(np.float32)), model.predict(test.x, verbose=0), atol=1e-6)
     keras.backend.clear_session()
 
 

@@ -7,11 +7,9 @@ A run this module starts always ends FINISHED, FAILED or KILLED.
 
 from __future__ import annotations
 
-import io
 import os
 import time
-import warnings
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +90,8 @@ class NullTracker:
     def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
         pass
 
-    def log_keras_model(self, run_id: str | None, model, x_example) -> None:
+    def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
+                        keras_version: str, keras_backend: str) -> None:
         pass
 
     def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
@@ -243,28 +242,27 @@ class MlflowTracker(NullTracker):
         if run_id is not None:
             _retry(self.client.log_artifacts, run_id, str(local_dir), artifact_path, attempts=1)
 
-    def log_keras_model(self, run_id: str | None, model, x_example) -> None:
-        """Log an MLflow Keras model with signature and input example (`runs:/<id>/model` resolves to it)."""
+    def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
+                        keras_version: str, keras_backend: str) -> None:
+        """Log the model saved in `keras_file` as an MLflow Keras model (`runs:/<id>/model`; mlflow.keras and
+        mlflow.pyfunc load it), with the signature of (x_example -> prediction) and x_example as input example.
+        Keras itself is not needed here (see keras_flavor); the caller predicted the example."""
         import mlflow
-        import mlflow.keras
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, infer_signature
+
+        from extf.tracking import keras_flavor
 
         if run_id is None:
             return
-        prediction = model.predict(x_example, verbose=0, batch_size=len(x_example))
-        signature = infer_signature(x_example, prediction)
-        # MLflow predicts on the input example: keep Keras' progress bars out of the user's terminal
-        with mlflow.start_run(run_id=run_id), _example_dir_fix(), _no_requirement_check(), \
-                warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            try:
-                mlflow.keras.log_model(model, name="model", signature=signature, input_example=x_example,
-                                       pip_requirements=_pip_requirements())
-            except Exception as e:
-                _raise_if_connection_lost(e)
-                raise
-        # leaving the block ended the run FINISHED: the caller sets the study's real final status afterwards
-        _retry(self.client.update_run, run_id, status="RUNNING")
+        # the logged model (MLflow 3's LoggedModel) belongs to the active experiment (fluent API), not the run's
+        _retry(mlflow.set_experiment, experiment_id=self.experiment_id)
+        # validate_serving_input=False: MLflow would load the model back with Keras to predict the example again;
+        # the caller's prediction of it already did
+        with _no_requirement_check():
+            _retry(Model.log, artifact_path=None, name="model", flavor=keras_flavor, flavor_name="mlflow.keras",
+                   run_id=run_id, keras_file=str(keras_file), keras_version=keras_version, keras_backend=keras_backend,
+                   signature=infer_signature(x_example, prediction), input_example=x_example,
+                   pip_requirements=_pip_requirements(), validate_serving_input=False, attempts=1)
 
 
 def _create_store(db: Path) -> None:
@@ -318,28 +316,12 @@ def _patched(module_name: str, attr: str, replace):
 @contextmanager
 def _no_requirement_check():
     """MLflow checks the model's pip requirements against the installed packages by scanning every installed
-    distribution's files, twice: when it writes them and when it loads the model back to validate the input example
-    (0.45 s each here). Ours are the installed versions themselves (`_pip_requirements`)."""
+    distribution's files (0.45 s here). Ours are the installed versions themselves (`_pip_requirements`)."""
     def skip(original):
         return lambda *args, **kwargs: None
 
-    with _patched("mlflow.utils.environment", "warn_dependency_requirement_mismatches", skip), \
-            _patched("mlflow.pyfunc", "warn_dependency_requirement_mismatches", skip):
+    with _patched("mlflow.utils.environment", "warn_dependency_requirement_mismatches", skip):
         yield
-
-
-def _example_dir_fix():
-    """mlflow.keras.save_model (MLflow 3.x) writes input_example.json before it creates the model directory, so
-    log_model(..., input_example=...) fails with FileNotFoundError. Create the directory first."""
-
-    def replace(original):
-        def save_example(mlflow_model, example, path, *args, **kwargs):
-            os.makedirs(path, exist_ok=True)
-            return original(mlflow_model, example, path, *args, **kwargs)
-
-        return save_example
-
-    return _patched("mlflow.keras.save", "_save_example", replace)
 
 
 def _check_server(uri: str) -> None:

@@ -320,9 +320,10 @@ def worker_main(args: list[str]) -> int:
     info = read_worker_file(study_dir, token, wait=READY_TIMEOUT if token else 0.0)  # local: written before spawn
     if os.environ.get("EXTF_PARENT_PID", "").isdigit():
         watch_parent(int(os.environ["EXTF_PARENT_PID"]))
+    study = Study(OmegaConf.create(info["config"]))
+    study.start_tracking()  # before TensorFlow's import (below), which it overlaps
     _set_threads()
     quiet_conditions()
-    study = Study(OmegaConf.create(info["config"]))
     # the slow part (TensorFlow, the data, the tracking store) runs before the chief is ready, then this waits
     study.work(os.environ[ENV_ID],
                lambda: read_worker_file(study_dir, info.get("token"), wait=READY_TIMEOUT, ready=True))

@@ -76,6 +76,7 @@ class Study:
         self.parent_id: str | None = None
         self.local_workers = None  # the worker processes of a distributed search, started early by run()
         self.token = f"{os.getpid()}-{time.time_ns()}"  # names this process's worker.json
+        self.tracking_process = None  # MLflow's own process (extf.tracking.process), started by run() / work()
 
     # ------------------------------------------------------------------ main path
     def _prepare_search(self):
@@ -96,9 +97,30 @@ class Study:
         self.objective = resolve_objective(cfg, meta)
         return space
 
+    def start_tracking(self) -> None:
+        """Tracking on: start the MLflow tracking process now, before TensorFlow's import, which its start-up
+        (importing MLflow, opening or creating the store) then overlaps on the other core; see extf.tracking.process.
+        A study that stops before `_open_tracker` (a data error, say) may leave a new, empty store behind."""
+        from extf.tracking.process import TrackerProcess
+
+        tcfg = self.cfg.tracking
+        if self.tracking_process is None and tcfg.enabled and tcfg.tracking_uri:
+            self.tracking_process = TrackerProcess(OmegaConf.to_container(tcfg, resolve=True), self.name)
+
+    def _stop_tracking(self) -> None:
+        if self.tracking_process is not None:
+            self.tracking_process.close()
+
     def work(self, worker_id: str, wait_ready) -> None:
         """A worker of a distributed search: load everything, wait until the chief serves its oracle (`wait_ready`
         returns the complete worker.json), then run the trials the oracle hands out until it says stop."""
+        self.start_tracking()
+        try:
+            self._work(worker_id, wait_ready)
+        finally:
+            self._stop_tracking()
+
+    def _work(self, worker_id: str, wait_ready) -> None:
         import keras_tuner as kt
 
         from extf.tuning.distributed import ENV_PORT
@@ -108,7 +130,7 @@ class Study:
         self.worker_id = worker_id
         self.best_dir = self.study_dir / "workers" / worker_id / "best"
         self.best_dir.mkdir(parents=True, exist_ok=True)
-        self.tracker = _open_tracker(self.cfg, self.name)
+        self.tracker = _open_tracker(self.cfg, self.name, self.tracking_process)
         self.tracker.worker_id = worker_id
         self._apply_determinism()
         info = wait_ready()
@@ -124,17 +146,20 @@ class Study:
 
     def run(self) -> dict:
         cfg = self.cfg
-        space = self._prepare_search()
-        meta = self.splits.meta
-        self._prepare_dir()
+        self.start_tracking()
         try:
-            self._start_workers()
-            return self._run(space, meta)
+            space = self._prepare_search()
+            self._prepare_dir()
+            try:
+                self._start_workers()
+                return self._run(space, self.splits.meta)
+            finally:
+                if self.local_workers is not None:
+                    self.local_workers.stop()
+                if cfg.tuner.workers:  # a worker started from now on is told there is no study to join
+                    (self.study_dir / "worker.json").unlink(missing_ok=True)
         finally:
-            if self.local_workers is not None:
-                self.local_workers.stop()
-            if cfg.tuner.workers:  # a worker started from now on is told there is no study to join
-                (self.study_dir / "worker.json").unlink(missing_ok=True)
+            self._stop_tracking()
 
     def _start_workers(self) -> None:
         """tuner.workers=N: start the N-1 worker processes now, so their start-up (TensorFlow, the data, the tracking
@@ -150,7 +175,7 @@ class Study:
     def _run(self, space, meta) -> dict:
         """Open the tracker, start (or continue) the parent run, search and test; the parent run always ends with
         the study's status (FINISHED, KILLED or FAILED with its reason), and so do its trial runs."""
-        self.tracker = _open_tracker(self.cfg, self.name)  # before init_from's lookup, which may create the store
+        self.tracker = _open_tracker(self.cfg, self.name, self.tracking_process)  # before init_from's lookup, which may create the store
         self._fetch_init_weights()
         state = self._load_state()
         self._restore_progress()
@@ -460,7 +485,7 @@ class Study:
 
             _, best_epoch = best_value(history, self.objective.name, self.objective.direction)
         learning_curves(history, art / "learning_curves.png", self.objective.name, best_epoch)
-        save_model_files(model, art / "model_files")
+        model_files = save_model_files(model, art / "model_files")
         if self.cfg.evaluation.plots:
             from extf.evaluation.evaluate import write_plots
 
@@ -483,21 +508,23 @@ class Study:
         self.tracker.replace_tags(self.parent_id, "best.", {f"best.{k}": v for k, v in self.best_hp.items()})
         self.tracker.log_artifacts(self.parent_id, art)
         if self.cfg.tracking.log_model:
+            import keras
+
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
-            self.tracker.log_keras_model(self.parent_id, model, self.splits.train.x[:n])
+            example = self.splits.train.x[:n]
+            prediction = model.predict(example, verbose=0, batch_size=len(example))
+            self.tracker.log_keras_model(self.parent_id, model_files["keras"], example, prediction,
+                                         keras.__version__, keras.backend.backend())
         self.model_dir = art / "model_files"
 
 
-def _open_tracker(cfg, experiment_name: str):
-    """MLflow's tracker, opened once TensorFlow is imported. Not in a thread beside TensorFlow's import: both imports
-    are Python work under the GIL, so a thread made them slower, not faster (measured: TensorFlow + MLflow + opening
-    the store, 3.9 s one after the other vs 4.4 s threaded; 4.7 vs 5.3 s when the store is new), and MLflow's import
-    is cheaper once TensorFlow has loaded the modules they share."""
+def _open_tracker(cfg, experiment_name: str, process=None):
+    """The study's tracker, opened once TensorFlow is imported (MLflow itself runs in `process` when given)."""
     import keras_tuner  # noqa: F401 - TensorFlow first
 
     from extf.tracking import make_tracker
 
-    return make_tracker(cfg, experiment_name)
+    return process.open() if process is not None else make_tracker(cfg, experiment_name)
 
 
 def _fatal_cause(e: BaseException) -> ExtfError:

@@ -1,0 +1,98 @@
+"""The MLflow tracking process (extf.tracking.process): calls carried out there, errors raised here, its end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from extf.errors import TrackingUnavailable
+from extf.tracking.process import TrackerProcess, _signals_deferred
+
+
+def tracking(tmp_path) -> dict:
+    return {"enabled": True, "tracking_uri": f"sqlite:///{tmp_path}/mlruns/mlflow.db",
+            "artifact_root": str(tmp_path / "mlruns" / "artifacts"), "request_retries": 2, "request_timeout": 5,
+            "log_model": True}
+
+
+def runs(tmp_path) -> list[tuple[str, str]]:
+    with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
+        return con.execute("select name, status from runs order by start_time").fetchall()
+
+
+def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
+    tracker = TrackerProcess(tracking(tmp_path), "proc").open()
+    try:
+        assert tracker.proc.pid != os.getpid() and tracker.proc.poll() is None
+        parent = tracker.start_study("proc", None, {"seed": 1}, {"dataset": "iris"})
+        assert tracker.parent_id == parent  # trials are nested under it
+        tracker.worker_id = "worker1"
+        trial = tracker.start_trial("00", {"units": 8})
+        tracker.log_metric_history(trial, [(0, {"loss": 1.0}), (1, {"loss": 0.5})])
+        tracker.end_run(trial, "FINISHED")
+        tracker.end_run(parent, "FINISHED")
+    finally:
+        tracker.close()
+    assert tracker.proc.returncode == 0
+    assert runs(tmp_path) == [("proc", "FINISHED"), ("trial-00", "FINISHED")]
+    with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
+        tags = dict(con.execute("select key, value from tags where run_uuid = ?", (trial,)).fetchall())
+        history = con.execute("select step, value from metrics where run_uuid = ? and key = 'loss' order by step",
+                              (trial,)).fetchall()
+    assert tags["mlflow.parentRunId"] == parent and tags["extf.worker"] == "worker1"
+    assert history == [(0, 1.0), (1, 0.5)]
+
+
+def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    tracker = TrackerProcess(tracking(tmp_path), "proc").open()
+    try:
+        with pytest.raises(MlflowException, match="not found|No run"):
+            tracker.end_run("0" * 32, "FINISHED")
+        parent = tracker.start_study("proc", None, {}, {})  # still serving
+        tracker.end_run(parent, "KILLED")
+    finally:
+        tracker.close()
+    assert runs(tmp_path) == [("proc", "KILLED")]
+
+
+def test_a_store_that_cannot_be_opened_fails_at_open(tmp_path):
+    (tmp_path / "mlruns").write_text("not a directory")
+    tracker = TrackerProcess(tracking(tmp_path), "proc")
+    try:
+        with pytest.raises(Exception, match="Cannot create the MLflow store directory"):
+            tracker.open()
+    finally:
+        tracker.close()
+
+
+def test_a_dead_tracking_process_is_tracking_unavailable(tmp_path):
+    tracker = TrackerProcess(tracking(tmp_path), "proc").open()
+    os.kill(tracker.proc.pid, signal.SIGKILL)
+    tracker.proc.wait()
+    with pytest.raises(TrackingUnavailable, match="tracking process of this study stopped .exit code -9"):
+        tracker.start_study("proc", None, {}, {})
+    tracker.close()
+
+
+def test_never_opened_is_stopped_at_once(tmp_path):
+    tracker = TrackerProcess(tracking(tmp_path), "proc")
+    started = time.monotonic()
+    tracker.close()
+    assert tracker.proc.poll() is not None and time.monotonic() - started < 5
+
+
+def test_signals_deferred_arrive_when_the_block_ends():
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # Python would run the handler here
+            reached_end = True
+    assert reached_end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
