@@ -5,11 +5,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from extf.errors import ConfigError
-from extf.tuning.study import Objective, resolve_objective
+from extf.tracking.runs import natural_key, objective_of, ranked_trial_runs
+from extf.tuning.study import Objective
 
 IMAGES = ("learning_curves.png", "plots")  # artifacts inlined in the report (plots/: every *.png)
 
@@ -67,37 +67,16 @@ def latest_tune_study(tracking_uri: str) -> str:
                       f"tune`) first, or pass run_id=ID of a study listed by `extf runs`. Received: no run_id")
 
 
-def objective_of(run) -> Objective:
-    """The objective the study optimised: the logged best_val_* metric, else the config's, with its direction."""
-    params = run.data.params
-    logged = next((k[len("best_"):] for k in sorted(run.data.metrics) if k.startswith("best_val_")), None)
-    name = logged or params.get("tuner.objective.name", "auto")
-    cfg = SimpleNamespace(tuner=SimpleNamespace(objective=SimpleNamespace(
-        name=name, direction=params.get("tuner.objective.direction", "auto"))))
-    return resolve_objective(cfg, SimpleNamespace(task=run.data.tags.get("task", "")))
-
-
-def natural_key(text: str):
-    """'2' < '10' < 'a': trial ids and class names in their natural order."""
-    return (0, int(text), "") if text.isdigit() else (1, 0, text)
-
-
 def trials_of(client, run, objective: Objective) -> list[Trial]:
     """The study's trial child runs, best first, then the failed / killed / unfinished ones by trial id."""
-    children = client.search_runs([run.info.experiment_id], max_results=5000,
-                                  filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     trials = []
-    for r in children:
-        value = r.data.metrics.get(f"{objective.name}_best")
+    for r in ranked_trial_runs(client, run, objective):
         epochs = r.data.metrics.get("epochs_trained")
         trials.append(Trial(trial_id=r.data.tags.get("extf.trial_id", r.info.run_name or "?"), status=r.info.status,
-                            value=value if r.info.status == "FINISHED" else None, params=dict(r.data.params),
-                            epochs=None if epochs is None else int(epochs),
+                            value=r.data.metrics.get(f"{objective.name}_best") if r.info.status == "FINISHED"
+                            else None, params=dict(r.data.params), epochs=None if epochs is None else int(epochs),
                             reason=r.data.tags.get("extf.failure_reason", "")))
-    trials.sort(key=lambda t: natural_key(t.trial_id))
-    done = [t for t in trials if t.value is not None]
-    done.sort(key=lambda t: t.value, reverse=objective.direction == "max")
-    return done + [t for t in trials if t.value is None]
+    return trials
 
 
 def images_of(client, run_id: str) -> list[tuple[str, bytes]]:

@@ -54,26 +54,55 @@ def _finished_trials(client, parent) -> int:
         f"tags.mlflow.parentRunId = '{parent.info.run_id}' and attributes.status = 'FINISHED'")))
 
 
+def objective_of(run):
+    """The objective a study (its parent run) optimised: the logged best_val_* metric, else the config's, with its
+    direction."""
+    from types import SimpleNamespace
+
+    from extf.tuning.study import resolve_objective
+
+    params = run.data.params
+    logged = next((k[len("best_"):] for k in sorted(run.data.metrics) if k.startswith("best_val_")), None)
+    name = logged or params.get("tuner.objective.name", "auto")
+    cfg = SimpleNamespace(tuner=SimpleNamespace(objective=SimpleNamespace(
+        name=name, direction=params.get("tuner.objective.direction", "auto"))))
+    return resolve_objective(cfg, SimpleNamespace(task=run.data.tags.get("task", "")))
+
+
+def natural_key(text: str):
+    """'2' < '10' < 'a': trial ids and class names in their natural order."""
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def ranked_trial_runs(client, parent, objective) -> list:
+    """The study's trial runs in the order of its leaderboard (Objective.rank: the objective, then the lower
+    val_loss_min), then the failed, killed and unfinished ones by trial id."""
+    children = client.search_runs([parent.info.experiment_id], max_results=10000,
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children.sort(key=lambda r: natural_key(r.data.tags.get("extf.trial_id", r.info.run_name or "?")))
+
+    def value(r):
+        return r.data.metrics.get(f"{objective.name}_best") if r.info.status == "FINISHED" else None
+
+    done = [r for r in children if value(r) is not None]
+    done.sort(key=lambda r: objective.rank(value(r), r.data.metrics.get("val_loss_min")))
+    return done + [r for r in children if value(r) is None]
+
+
 def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
     """The trials of one study, best objective first (FAILED / KILLED trials last)."""
     from extf.tracking.logged import get_run
 
     client = _client(tracking_uri)
     parent = get_run(client, run_id)
-    objective = next((k[len("best_"):] for k in parent.data.metrics if k.startswith("best_val_")), None)
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=5000)
+    objective = objective_of(parent)
     rows = []
-    for r in children:
-        value = r.data.metrics.get(f"{objective}_best") if objective else None
+    for r in ranked_trial_runs(client, parent, objective):
+        value = r.data.metrics.get(f"{objective.name}_best")
         rows.append({"trial": r.data.tags.get("extf.trial_id", ""), "status": r.info.status,
-                     objective or "objective": None if value is None else round(value, 4),
+                     objective.name: None if value is None else round(value, 4),
                      **r.data.params, "reason": r.data.tags.get("extf.failure_reason", "")[:60]})
-    descending = not (objective or "").endswith(("loss", "error", "mae", "mse"))
-    finished = [r for r in rows if r["status"] == "FINISHED" and r.get(objective) is not None]
-    others = [r for r in rows if r not in finished]
-    finished.sort(key=lambda r: r[objective], reverse=descending)
-    return finished + others
+    return rows
 
 
 def _short(value) -> str:

@@ -279,13 +279,7 @@ def collect_best(study_dir: Path, objective) -> bool:
                 candidates.append((d, trial))
     if not candidates:
         return False
-    best_dir, best = candidates[0]
-    for d, trial in candidates[1:]:
-        value, loss = trial[objective.name], trial.get("val_loss_min")
-        tie_break = (value == best[objective.name] and loss is not None and best.get("val_loss_min") is not None
-                     and loss < best["val_loss_min"])
-        if objective.better(value, best[objective.name]) or tie_break:
-            best_dir, best = d, trial
+    best_dir, _ = min(candidates, key=lambda c: objective.rank(c[1][objective.name], c[1].get("val_loss_min")))
     target = study_dir / "best"
     if best_dir != target:
         target.mkdir(exist_ok=True)

@@ -32,6 +32,11 @@ class Objective:
     def better(self, a: float, b: float | None) -> bool:
         return b is None or (a < b if self.direction == "min" else a > b)
 
+    def rank(self, value: float, val_loss: float | None = None) -> tuple[float, float]:
+        """Sort key, best first: the objective, then (ties are common for accuracies on small validation splits)
+        the lower minimum validation loss; a trial without one comes after those with one."""
+        return (value if self.direction == "min" else -value, float("inf") if val_loss is None else val_loss)
+
 
 def resolve_objective(cfg: DictConfig, meta) -> Objective:
     """`auto` picks val_accuracy (classification), val_mean_iou (segmentation: pixel accuracy is mostly background)
@@ -394,6 +399,8 @@ class Study:
                "seconds": round(seconds, 2), **hp_values}
         if reason:
             row["reason"] = reason
+        if history and "val_loss" in history and self.objective.name != "val_loss":  # the tie-break (rank)
+            row["val_loss_min"] = float(min(history["val_loss"]))
         self.trials = [t for t in self.trials if t["trial_id"] != trial_id] + [row]
         with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:  # one write: workers append too
             f.write(json.dumps(row, default=str) + "\n")
@@ -406,8 +413,6 @@ class Study:
                 if r.get("status") == "FINISHED" and v is not None and (best_shown is None
                                                                         or self.objective.better(v, best_shown)):
                     best_shown = v
-        if history and "val_loss" in history and self.objective.name != "val_loss":
-            row["val_loss_min"] = float(min(history["val_loss"]))
         if status == "FINISHED" and value is not None and self._improves(value, row.get("val_loss_min")):
             self.best_value = value
             self.best_trial = row
@@ -429,12 +434,9 @@ class Study:
               flush=True)
 
     def _improves(self, value: float, val_loss: float | None) -> bool:
-        """Better objective, or the same objective (accuracy ties are common on small validation splits) with a
-        lower validation loss."""
-        if self.objective.better(value, self.best_value):
-            return True
-        best_loss = (self.best_trial or {}).get("val_loss_min")
-        return value == self.best_value and val_loss is not None and best_loss is not None and val_loss < best_loss
+        """Ahead of the best trial so far in the leaderboard's order (Objective.rank)."""
+        return self.best_value is None or self.objective.rank(value, val_loss) < self.objective.rank(
+            self.best_value, (self.best_trial or {}).get("val_loss_min"))
 
     def _final_model(self):
         """The best trial's architecture with its saved weights (no retraining)."""
@@ -547,7 +549,7 @@ def _unless_server_lost(fn, *args, **kwargs) -> None:
 def _ranked(trials: list[dict], objective: Objective) -> list[dict]:
     """Finished trials best first, then the failed ones."""
     done = [t for t in trials if t.get(objective.name) is not None]
-    done.sort(key=lambda t: t[objective.name], reverse=objective.direction == "max")
+    done.sort(key=lambda t: objective.rank(t[objective.name], t.get("val_loss_min")))
     return done + [t for t in trials if t.get(objective.name) is None]
 
 

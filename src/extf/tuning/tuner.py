@@ -180,8 +180,10 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
         # the objective of a trial with several executions is their mean; the best execution's model is kept
         value = float(np.mean(values))
         _, model, history, best_epoch = best
-        tracker.log_metrics(run_id, {objective.name + "_best": value, "best_epoch": best_epoch,
-                                     "epochs_trained": epochs_done})
+        summary = {objective.name + "_best": value, "best_epoch": best_epoch, "epochs_trained": epochs_done}
+        if history.get("val_loss") and objective.name != "val_loss":  # the leaderboard's tie-break (Objective.rank)
+            summary["val_loss_min"] = float(min(history["val_loss"]))
+        tracker.log_metrics(run_id, summary)
         study.record_trial(trial.trial_id, hp_values, "FINISHED", value, epochs_done, time.time() - started,
                            model=model, history=history)
         if _may_be_continued(cfg, hp):
