@@ -17,8 +17,9 @@ import urllib.request
 from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
+from extf.options import parse_options
 
-DEFAULTS = {"port": "5001", "db": "extf", "root": None}
+DEFAULTS = {"port": "5001", "db": "extf"}
 ROLE = "extf"
 
 
@@ -27,18 +28,13 @@ def parse(args: list[str]) -> tuple[str, dict[str, str]]:
     rest = args[1:] if args and "=" not in args[0] else args
     if action not in ("start", "stop", "status"):
         raise ConfigError(f"extf server takes start, stop or status. Received: {action!r}")
-    opts = dict(DEFAULTS)
-    for a in rest:
-        key, sep, value = a.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise ConfigError(f"Unknown option {a!r} for extf server. Expected port=NUMBER, db=NAME or root=DIR. "
-                              f"Received: {a!r}")
-        opts[key] = value
+    opts = parse_options(rest, DEFAULTS, "server", "port=NUMBER, db=NAME or root=DIR (the project, for "
+                         "mlruns/server-artifacts)")
     if not opts["port"].isdigit() or not 0 < int(opts["port"]) < 65536:
         raise ConfigError(f"port must be a TCP port number (1-65535). Received: port={opts['port']!r}")
     if not opts["db"].replace("_", "").isalnum():
         raise ConfigError(f"db must be a database name of letters, digits and _. Received: db={opts['db']!r}")
-    opts["root"] = str(Path(opts["root"] or os.environ.get("EXTF_ROOT", ".")).resolve())
+    opts["root"] = str(Path(opts["root"] or ".").resolve())
     return action, opts
 
 

@@ -74,7 +74,7 @@ def test_worker_bad_input(monkeypatch, env, args, needle):
 
 @pytest.mark.parametrize("args, needle", [
     (["restart"], "start, stop or status"), (["start", "port=99999"], "TCP port"),
-    (["start", "db=x;drop"], "database name"), (["start", "host=0.0.0.0"], "Unknown option 'host=0.0.0.0'"),
+    (["start", "db=x;drop"], "database name"), (["start", "host=0.0.0.0"], "unknown option 'host=0.0.0.0'"),
 ])
 def test_server_bad_input(args, needle):
     from extf.server import parse

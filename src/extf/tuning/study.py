@@ -428,10 +428,13 @@ class Study:
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(hp_values.items(), key=lambda kv: order.get(kv[0], 1e9))
                          if not k.startswith("tuner/"))
         value_text = f"{self.objective.name}={_fmt(value)}" if value is not None else f"FAILED ({reason})"
-        who = f"[{self.worker_id}] " if self.worker_id else ""
-        print(f"{who}[trial {n_done}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
-              f"best={_fmt(self.best_value if best_shown is None else best_shown)}  epochs={epochs}  {time.time() - self.started:.1f}s", file=self.out,
-              flush=True)
+        self.say(f"[trial {n_done}/{n_max}] {shown or '(fixed config)'}  {value_text}  "
+                 f"best={_fmt(self.best_value if best_shown is None else best_shown)}  epochs={epochs}  "
+                 f"{time.time() - self.started:.1f}s")
+
+    def say(self, text: str) -> None:
+        """A line on the study's output (a trial line, a note); in a worker it starts with the worker's id."""
+        print(f"[{self.worker_id}] {text}" if self.worker_id else text, file=self.out, flush=True)
 
     def _improves(self, value: float, val_loss: float | None) -> bool:
         """Ahead of the best trial so far in the leaderboard's order (Objective.rank)."""

@@ -228,7 +228,7 @@ def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: i
         try:
             _load_weights(model, path)
         except (OSError, ValueError, KeyError) as e:  # unreadable: as if it were missing
-            _say(study, f"trial {_trial_id(trial_dir)}: cannot load {path} ({type(e).__name__}: {e}); it trains "
+            study.say(f"trial {_trial_id(trial_dir)}: cannot load {path} ({type(e).__name__}: {e}); it trains "
                         f"from scratch for {trial_cfg.trainer.epochs} epochs")
             model, initial_epoch = _build(study, trial_cfg, seed, init_from=True), 0
     callbacks = make_callbacks(trial_cfg.callbacks, trial_dir)
@@ -284,7 +284,7 @@ def _warm_start(study, trial, parent_dir: Path | None) -> tuple[Path, int] | Non
     path = parent_dir / WARM_START
     if path.is_file():
         return path, int(hp.get("tuner/initial_epoch") or 0)
-    _say(study, f"trial {trial.trial_id} continues hyperband trial {hp['tuner/trial_id']}, whose weights are "
+    study.say(f"trial {trial.trial_id} continues hyperband trial {hp['tuner/trial_id']}, whose weights are "
                 f"missing ({path}); it trains from scratch for {int(hp.get('tuner/epochs') or 0)} epochs")
     return None
 
@@ -306,7 +306,7 @@ def _save_warm_start(study, trial, model, trial_dir: Path) -> None:
         os.replace(tmp, trial_dir / WARM_START)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        _say(study, f"trial {trial.trial_id}: cannot save its weights for hyperband's next round ({e}); a trial "
+        study.say(f"trial {trial.trial_id}: cannot save its weights for hyperband's next round ({e}); a trial "
                     f"continuing it will train from scratch")
 
 
@@ -321,12 +321,6 @@ def drop_warm_starts(tuner_dir: Path) -> None:
     not started: those trials say so and train from scratch."""
     for f in tuner_dir.glob(f"search/trial_*/{WARM_START}"):
         f.unlink(missing_ok=True)
-
-
-def _say(study, text: str) -> None:
-    """A note on the study's output, beside the trial lines (prefixed with the worker's id in a worker)."""
-    who = f"[{study.worker_id}] " if getattr(study, "worker_id", None) else ""
-    print(f"{who}{text}", file=study.out, flush=True)
 
 
 def _trial_id(trial_dir: Path) -> str:
