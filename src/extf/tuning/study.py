@@ -180,7 +180,8 @@ class Study:
     def _run(self, space, meta) -> dict:
         """Open the tracker, start (or continue) the parent run, search and test; the parent run always ends with
         the study's status (FINISHED, KILLED or FAILED with its reason), and so do its trial runs."""
-        self.tracker = _open_tracker(self.cfg, self.name, self.tracking_process)  # before init_from's lookup, which may create the store
+        # before init_from's lookup, which may create the store
+        self.tracker = _open_tracker(self.cfg, self.name, self.tracking_process)
         self._fetch_init_weights()
         state = self._load_state()
         self._restore_progress()
