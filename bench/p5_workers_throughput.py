@@ -6,7 +6,9 @@ Workload: the default study's model (digits, cnn, random, seed 42, callbacks=non
 (--quick: 4 x 3): trials of a few seconds, as in `make tune`; with sub-second trials the fixed costs (start-up of the
 worker process, MLflow runs) dominate both sides. Finished trials are the FINISHED records of the study's trials.jsonl. A second row compares the search
 phase only (trials per minute between the first and the last trial's progress line), which is what long studies
-approach: the first row also pays the start-up of the worker processes and the final test. If this extf has no
+approach: the first row also pays the start-up of the worker processes and the final test. The first row's detail
+also compares the trials' own durations (the `seconds` of trials.jsonl; same seed, same trials): how much longer a
+trial takes on a worker's 1 thread than in-process on 2 bounds what 2 workers can reach at all. If this extf has no
 `tuner.workers` the rows say n/a.
 """
 
@@ -53,7 +55,7 @@ def measure(quick: bool = False) -> list[Row]:
         reason = "tuner.workers not available" if unknown_key(probe, "tuner.workers") else probe.error()
         return [na("P5", name, GOAL, reason)]
     warm_up()
-    rate, search, text = {}, {}, {}
+    rate, search, text, trial_seconds = {}, {}, {}, {}
     for label, extra in (("in-process", []), ("workers=2", ["tuner.workers=2"])):
         with project() as root:
             log(f"P5: extf tune {label}, {trials} trials x {epochs} epochs")
@@ -61,11 +63,18 @@ def measure(quick: bool = False) -> list[Row]:
             if result.returncode != 0:
                 reason = "tuner.workers not available" if unknown_key(result, "tuner.workers") else result.error()
                 return [na("P5", name, GOAL, f"{label}: {reason}")]
-            done = sum(t.get("status") == "FINISHED" for t in study_trials(root))
+            trials_done = [t for t in study_trials(root) if t.get("status") == "FINISHED"]
+            done = len(trials_done)
+            trial_seconds[label] = sum(t.get("seconds", 0) for t in trials_done)
             rate[label] = done / (result.seconds / 60)
             search[label] = search_rate(result)
             text[label] = f"{label} {done} trials in {result.seconds:.1f} s = {rate[label]:.1f}/min"
-    rows = [row("P5", name, rate["workers=2"] / rate["in-process"], GOAL, "; ".join(text.values()))]
+    # the same trials (same seed) on 1 thread (a worker) vs 2 threads (in-process): 2 workers can reach at most 2x
+    # their time ratio in trials per minute, before any start-up cost
+    slowdown = trial_seconds["workers=2"] / trial_seconds["in-process"] if trial_seconds["in-process"] else 0
+    ceiling = f"; a trial takes {slowdown:.2f}x as long on a worker's 1 thread, so 2 workers can reach at most " \
+              f"{2 / slowdown:.2f}" if slowdown else ""
+    rows = [row("P5", name, rate["workers=2"] / rate["in-process"], GOAL, "; ".join(text.values()) + ceiling)]
     if None in search.values():
         rows.append(na("P5", name_search, GOAL, "too few trial lines on stdout"))
     else:
