@@ -115,6 +115,7 @@ class MlpConf(ModelConf):
     kernel_initializer: str = "glorot_uniform"
     dropout: float = 0.0
     batch_norm: bool = False
+    batch_norm_momentum: float = 0.9  # moving statistics' momentum (Keras: 0.99, for large datasets)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class CnnConf(ModelConf):
     activation: str = "relu"
     kernel_initializer: str = "glorot_uniform"
     batch_norm: bool = False
+    batch_norm_momentum: float = 0.9  # moving statistics' momentum (Keras: 0.99, for large datasets)
     dense_units: int = 64
     dropout: float = 0.25
 
@@ -149,6 +151,7 @@ class FcnConf(ModelConf):
     kernel_size: int = 3
     activation: str = "relu"
     batch_norm: bool = True
+    batch_norm_momentum: float = 0.9  # moving statistics' momentum (Keras: 0.99, for large datasets)
     dropout: float = 0.0  # after each pooling and the bottleneck
     upsampling: str = "transpose"  # transpose (learned Conv2DTranspose) | nearest | bilinear (UpSampling2D)
 

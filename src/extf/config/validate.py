@@ -75,7 +75,7 @@ POSITIVE_INTS = [
 ]
 NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity", "tuner.workers", "tuner.oracle_port",
                      "tuner.max_worker_restarts", "tracking.request_retries"]
-FRACTIONS = ["model.dropout", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
+FRACTIONS = ["model.dropout", "model.batch_norm_momentum", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
 NON_NEGATIVE_NUMBERS = ["dataset.noise"]
 MINIMUMS = {"dataset.image_size": (8, "generated shapes need at least 8x8 pixels to be told apart"),
             "tuner.factor": (2, "hyperband keeps 1/factor of the trials in each round")}

@@ -49,7 +49,8 @@ def build(cfg, inputs):
         x = keras.layers.Conv2D(cfg.filters * 2**i, cfg.kernel_size, padding=cfg.padding, data_format=fmt,
                                 kernel_initializer=initializer(cfg.kernel_initializer), name=f"conv_{i}")(x)
         if cfg.batch_norm:
-            x = keras.layers.BatchNormalization(axis=1 if fmt == "channels_first" else -1, name=f"batch_norm_{i}")(x)
+            x = keras.layers.BatchNormalization(axis=1 if fmt == "channels_first" else -1,
+                                                momentum=cfg.batch_norm_momentum, name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(cfg.activation, name=f"activation_{i}")(x)
         x = keras.layers.MaxPooling2D(cfg.pool_size, data_format=fmt, name=f"pool_{i}")(x)
     x = keras.layers.Flatten(data_format=fmt, name="flatten")(x)

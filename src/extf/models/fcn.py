@@ -42,8 +42,6 @@ def _conv_block(x, filters: int, cfg, name: str):
         x = keras.layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
                                 name=f"{name}_conv_{j}")(x)
         if cfg.batch_norm:
-            # momentum 0.9 (Keras: 0.99): small segmentation sets give few updates per epoch, and statistics
-            # averaged over too many stale steps make inference (moving statistics) lag behind training
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_batch_norm_{j}")(x)
+            x = keras.layers.BatchNormalization(momentum=cfg.batch_norm_momentum, name=f"{name}_batch_norm_{j}")(x)
         x = keras.layers.Activation(cfg.activation, name=f"{name}_activation_{j}")(x)
     return x

@@ -17,7 +17,7 @@ def build(cfg, inputs):
         units = cfg.get(f"units_{i}") or cfg.units
         x = keras.layers.Dense(units, kernel_initializer=initializer(cfg.kernel_initializer), name=f"dense_{i}")(x)
         if cfg.batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=cfg.batch_norm_momentum, name=f"batch_norm_{i}")(x)
         x = keras.layers.Activation(cfg.activation, name=f"activation_{i}")(x)
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
