@@ -174,11 +174,11 @@ def test_extending_a_finished_study_tests_its_new_best(tmp_path):
 
     from mlflow import MlflowClient
 
-    study = ["tune", "dataset=iris", "model=mlp", "callbacks=none", "trainer.epochs=2", "evaluation.plots=false",
-             "tracking.log_model=false"]
+    study = ["tune", "dataset=breast_cancer", "model=mlp", "callbacks=none", "trainer.epochs=2",
+             "evaluation.plots=false", "tracking.log_model=false"]
     first = run_extf([*study, "tuner.max_trials=2"], cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    bigger = run_extf([*study, "tuner.max_trials=6"], cwd=tmp_path)  # seed 42: trial 4 becomes the best
+    bigger = run_extf([*study, "tuner.max_trials=6"], cwd=tmp_path)  # seed 42: trial 5 becomes the best
     assert bigger.returncode == 0, bigger.stdout + bigger.stderr
     (parent_id, status), = parent_runs(tmp_path / "mlruns" / "mlflow.db")
     assert status == "FINISHED" and len(child_runs(tmp_path / "mlruns" / "mlflow.db", "FINISHED")) == 6
