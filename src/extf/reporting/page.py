@@ -8,8 +8,8 @@ from html import escape
 
 from extf import __version__
 from extf.reporting.charts import importance, note, parallel_coordinates
-from extf.reporting.study import StudyReport, natural_key
-from extf.tracking.runs import _short
+from extf.reporting.study import StudyReport
+from extf.tracking.runs import _short, natural_key
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1f2328;

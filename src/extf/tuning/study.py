@@ -395,13 +395,15 @@ class Study:
     def record_trial(self, trial_id: str, hp_values: dict, status: str, value: float | None, epochs: int,
                      seconds: float, model=None, history: dict | None = None, reason: str | None = None) -> None:
         """Called by the tuner after each trial: keep the best weights, print one progress line."""
+        from extf.tuning.trial import val_loss_min
+
         self.new_trials += 1
         row = {"trial_id": trial_id, "status": status, self.objective.name: value, "epochs": epochs,
                "seconds": round(seconds, 2), **hp_values}
         if reason:
             row["reason"] = reason
-        if history and "val_loss" in history and self.objective.name != "val_loss":  # the tie-break (rank)
-            row["val_loss_min"] = float(min(history["val_loss"]))
+        if (loss_min := val_loss_min(history, self.objective.name)) is not None:  # the tie-break (rank)
+            row["val_loss_min"] = loss_min
         self.trials = [t for t in self.trials if t["trial_id"] != trial_id] + [row]
         with open(self.study_dir / TRIALS_FILE, "a", encoding="utf-8") as f:  # one write: workers append too
             f.write(json.dumps(row, default=str) + "\n")

@@ -121,6 +121,13 @@ def fit(model, cfg, splits, callbacks: list, initial_epoch: int = 0):
     )
 
 
+def val_loss_min(history: dict, objective_name: str) -> float | None:
+    """The lowest validation loss of a fit: the leaderboard's tie-break (Objective.rank); None when it is the
+    objective itself or was not logged."""
+    losses = history.get("val_loss") if history else None
+    return float(min(losses)) if losses and objective_name != "val_loss" else None
+
+
 def best_value(history: dict, name: str, direction: str) -> tuple[float, int]:
     """The best value of a per-epoch metric and its epoch (0-based)."""
     values = np.asarray(history[name], dtype="float64")

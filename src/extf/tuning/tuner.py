@@ -152,7 +152,7 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
     import keras_tuner as kt
 
     from extf.tuning.space import apply_hyperparameters
-    from extf.tuning.trial import best_value
+    from extf.tuning.trial import best_value, val_loss_min
 
     cfg, objective, tracker = study.cfg, study.objective, study.tracker
     hp = trial.hyperparameters
@@ -181,8 +181,8 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
         value = float(np.mean(values))
         _, model, history, best_epoch = best
         summary = {objective.name + "_best": value, "best_epoch": best_epoch, "epochs_trained": epochs_done}
-        if history.get("val_loss") and objective.name != "val_loss":  # the leaderboard's tie-break (Objective.rank)
-            summary["val_loss_min"] = float(min(history["val_loss"]))
+        if (loss_min := val_loss_min(history, objective.name)) is not None:  # the leaderboard's tie-break
+            summary["val_loss_min"] = loss_min
         tracker.log_metrics(run_id, summary)
         study.record_trial(trial.trial_id, hp_values, "FINISHED", value, epochs_done, time.time() - started,
                            model=model, history=history)
