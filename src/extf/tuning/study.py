@@ -498,7 +498,7 @@ class Study:
             from extf.evaluation.evaluate import write_plots
 
             write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
-                        self.cfg.evaluation.threshold, x=self.splits.test.x)
+                        self.cfg.evaluation.threshold, x=None if self.splits.streams else self.splits.test.x)
         meta = self.splits.meta
         write_json_atomic(art / "dataset.json", {
             "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
@@ -519,7 +519,7 @@ class Study:
             import keras
 
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
-            example = self.splits.train.x[:n]
+            example = self.splits.train.inputs(n)
             prediction = model.predict(example, verbose=0, batch_size=len(example))
             self.tracker.log_keras_model(self.parent_id, model_files["keras"], example, prediction,
                                          keras.__version__, keras.backend.backend())
