@@ -59,7 +59,7 @@ test: install ## Run the whole test suite (trainings, fault, server and browser 
 test-fast: install ## Run the tests that need no real training (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
-bench: install ## Benchmarks P1-P7: one table of ratios measured in this run (report only); ARGS="P2 P5 --quick"
+bench: install ## Benchmarks P1-P9: one table of ratios measured in this run (report only); ARGS="P2 P5 --quick"
 	$(BIN)/python bench/run.py $(ARGS)
 
 lint: install ## ruff

@@ -1,7 +1,7 @@
 """`make bench`: run the benchmark figures and print one table of the ratios measured in this run, each beside its
 goal and whether it is met. Benchmarks report; they never fail (exit code 0 whatever the figures say).
 
-    python bench/run.py                 # every figure (P1 ... P7), about 10 minutes on 2 idle cores
+    python bench/run.py                 # every figure (P1 ... P9), about 15 minutes on 2 idle cores
     python bench/run.py P2 P5           # a subset
     python bench/run.py --quick         # smaller workloads: a rough reading in a few minutes
     make bench ARGS="P3 --quick"

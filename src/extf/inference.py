@@ -145,7 +145,7 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
 
         if logged_shape:
             ImageReader.for_shape(logged_shape)  # a model that takes images at all
-        files, _ = folder_images(source)
+        files = folder_images(source)
     elif logged_shape:  # a bad input is refused before TensorFlow is imported to load the model
         x = read_input(str(cfg.input), logged.dataset, logged_shape)
         check_input_shape(logged_shape, x.shape[1:], f"input {source.name}")

@@ -31,6 +31,12 @@ def png(path: Path) -> None:
     Image.fromarray(np.zeros((8, 8), dtype="uint8"), mode="L").save(path)
 
 
+def cut_png(path: Path) -> None:
+    png(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 12])  # an interrupted copy: no IEND chunk
+
+
 def npz(**arrays):
     def write(path: Path) -> None:
         np.savez(path, **arrays)
@@ -279,6 +285,15 @@ CASES = [
      ["Class folder 'dogs' has no images", "Received:"]),
     ("image-dir-broken-image", ["train", "dataset=image_dir", "dataset.path=imgs"],
      {"imgs/cats/a.png": png, "imgs/dogs/b.png": b"not a png"}, ["Cannot read image", "Received: b.png"]),
+    ("image-dir-cut-image", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/cats/a.png": png, "imgs/cats/b.png": png, "imgs/dogs/c.png": cut_png},
+     ["Cannot read image", "c.png", "cut or damaged PNG", "dataset.skip_bad_files=true", "Received: c.png"]),
+    ("image-dir-empty-class-folder", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/cats/a.png": png, "imgs/dogs": FOLDER}, ["Class folder 'dogs' has no images", "Received:"]),
+    ("image-dir-only-bad-files-skipped", ["train", "dataset=image_dir", "dataset.path=imgs",
+                                          "dataset.skip_bad_files=true"],
+     {"imgs/cats/a.png": png, "imgs/dogs/b.png": b"junk"},
+     ["Class folder 'dogs' has only unreadable images (1, skipped)", "Received:"]),
     # ---- inference without a study
     ("evaluate-without-run-id", ["evaluate"], {}, ["`run_id` is required", "Received: run_id=None"]),
     ("predict-without-input", ["predict", "run_id=abc"], {}, ["needs input=", "Received: input=None"]),

@@ -66,9 +66,11 @@ def _decode_problem(path: Path, kind: str) -> str | None:
     return None
 
 
-def check_images(paths: list[Path], skip_bad_files: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
+def check_images(paths: list[Path], skip_bad_files: bool = False,
+                 skip_hint: str | None = "set dataset.skip_bad_files=true to leave such files out"
+                 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """(the files that decode, the others with their problem). A bad file is an error naming it, unless
-    `skip_bad_files`: then it is left out and returned with its reason."""
+    `skip_bad_files`: then it is left out and returned with its reason. `skip_hint`: how the user can skip them."""
     good, bad = [], []
     for path in paths:
         problem = image_problem(path)
@@ -76,9 +78,9 @@ def check_images(paths: list[Path], skip_bad_files: bool = False) -> tuple[list[
             good.append(path)
             continue
         if not skip_bad_files:
+            fix = f"remove or replace it, or {skip_hint}" if skip_hint else "remove or replace it"
             raise DataError(f"Cannot read image {str(path)!r}: it {problem}. Expected a PNG, JPEG, GIF or BMP file; "
-                            f"remove or replace it, or set dataset.skip_bad_files=true to leave such files out. "
-                            f"Received: {path.name}")
+                            f"{fix}. Received: {path.name}")
         bad.append((path, problem))
     return good, bad
 
@@ -135,11 +137,11 @@ class ImageReader:
         return np.concatenate([np.asarray(b) for b in self.dataset(files, batch_size=64)]).astype("float32")
 
 
-def folder_images(folder: Path, skip_bad_files: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The images of a prediction folder, checked: (readable files in name order, skipped files with reasons)."""
+def folder_images(folder: Path) -> list[Path]:
+    """The images of a prediction folder in name order, each checked (one error names a file that cannot be read)."""
     files = list_images(folder)
     if not files:
         others = sorted(p.name for p in folder.iterdir())[:3]
         raise DataError(f"No images found in {str(folder)!r}: expected files ending in {', '.join(IMAGE_SUFFIXES)}. "
                         f"Received: {len(list(folder.iterdir()))} entries, e.g. {others}")
-    return check_images(files, skip_bad_files)
+    return check_images(files, skip_hint=None)[0]
