@@ -115,7 +115,7 @@ def fit(model, cfg, splits, callbacks: list, initial_epoch: int = 0, seed: int |
     train, val = splits.train, splits.val
     if splits.streams:  # tf.data pipelines, batched and prefetched; the files are read as the epochs go
         data = {"x": train.dataset(batch_size, shuffle=shuffle, seed=cfg.seed if seed is None else seed),
-                "validation_data": val.dataset(batch_size)}
+                "validation_data": val.dataset(batch_size), "shuffle": False}  # the pipeline shuffles itself
     else:
         data = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": shuffle,
                 "validation_data": (val.x, val.y)}
