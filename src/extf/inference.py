@@ -152,8 +152,11 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
     model = load_logged_model(logged, cfg)
     shape = tuple(model.input_shape[1:])
     if folder:  # streamed in batches: converted and resized to the model's input as in training
+        from extf.data.images import decode_errors_named
+
         n = len(files)
-        probs = model.predict(ImageReader.for_shape(shape).dataset(files, batch_size=64), verbose=0)
+        with decode_errors_named(files):
+            probs = model.predict(ImageReader.for_shape(shape).dataset(files, batch_size=64), verbose=0)
     else:
         if not logged_shape:
             x = read_input(str(cfg.input), logged.dataset, shape)

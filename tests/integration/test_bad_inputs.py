@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.unit.test_image_folders import damaged_inside
 
 IRIS_MLP = ["dataset=iris", "model=mlp"]
 TUNE_IRIS = ["tune", *IRIS_MLP, "trainer.epochs=1", "tuner.max_trials=1", "evaluation.plots=false"]
@@ -297,6 +298,11 @@ CASES = [
     ("image-dir-cut-image", ["train", "dataset=image_dir", "dataset.path=imgs"],
      {"imgs/cats/a.png": png, "imgs/cats/b.png": png, "imgs/dogs/c.png": cut_png},
      ["Cannot read image", "c.png", "cut or damaged PNG", "dataset.skip_bad_files=true", "Received: c.png"]),
+    # found while the first epoch reads it (its ends look complete): a real (1-epoch) start of training
+    ("image-dir-damaged-inside", ["train", "dataset=image_dir", "dataset.path=imgs", "dataset.height=8",
+                                  "dataset.width=8", "trainer.epochs=1"],
+     {**{f"imgs/{c}/{i}.png": png for c in ("cats", "dogs") for i in range(6)}, "imgs/dogs/z.png": damaged_inside},
+     ["Cannot decode image", "z.png", "data is damaged", "Received: z.png"], {"slow": True}),
     ("image-dir-empty-class-folder", ["train", "dataset=image_dir", "dataset.path=imgs"],
      {"imgs/cats/a.png": png, "imgs/dogs": FOLDER}, ["Class folder 'dogs' has no images", "Received:"]),
     ("image-dir-only-bad-files-skipped", ["train", "dataset=image_dir", "dataset.path=imgs",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from extf.data import load_dataset
-from extf.data.images import ImageReader, check_images, image_problem, list_images
+from extf.data.images import ImageReader, check_images, decode_errors_named, image_problem, list_images
 from extf.data.splits import FileSplit
 from extf.errors import DataError
 
@@ -158,3 +158,24 @@ def test_an_empty_class_folder_is_one_error(tmp_path):
     (root / "c" / "bad.png").write_bytes(b"junk")
     with pytest.raises(DataError, match=r"Class folder 'c' has only unreadable images \(1, skipped\)"):
         load_dataset(folder_cfg(root, skip_bad_files=True), seed=0)
+
+
+def damaged_inside(path) -> None:
+    """A PNG with its signature and IEND intact but its pixel data overwritten: it passes the fast check."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype="uint8")).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[len(data) // 2: len(data) // 2 + 200] = bytes(200)
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_damaged_inside_is_named_when_it_is_read(tmp_path):
+    root = write_folder(tmp_path / "photos", {"a": 6, "b": 6})
+    damaged_inside(root / "b" / "damaged.png")
+    assert image_problem(root / "b" / "damaged.png") is None  # the fast check cannot see it
+    files = [p for c in ("a", "b") for p in list_images(root / c)]
+    with pytest.raises(DataError, match=r"Cannot decode image .*damaged\.png.*data is damaged.*Received: damaged\.png"):
+        with decode_errors_named(files):
+            list(ImageReader(8, 8, 3).dataset(files, batch_size=4))

@@ -8,11 +8,14 @@ batches and prefetches. Pixel values stay 0..255: the model rescales them.
 A file that cannot be decoded must not stop training in the middle of an epoch, so every file is checked when the
 folder is listed (`check_images`): its first bytes must be a PNG, JPEG, GIF or BMP signature and its last bytes the
 format's end marker (a cut file lacks it). That reads about 30 bytes a file; a file without the end marker at the
-very end (data appended after it, as some cameras do) is decoded with Pillow to be sure.
+very end (data appended after it, as some cameras do) is decoded with Pillow to be sure. A file complete at both
+ends but damaged inside makes TensorFlow's decoder fail while it is read: `decode_errors_named` then finds it
+(decoding the files one by one) and the run stops with its name.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +138,37 @@ class ImageReader:
         if not files:
             return np.zeros((0, *self.shape), dtype="float32")
         return np.concatenate([np.asarray(b) for b in self.dataset(files, batch_size=64)]).astype("float32")
+
+
+@contextmanager
+def decode_errors_named(files, skip_hint: str | None = None):
+    """Turn TensorFlow's decoding failure in a pipeline over `files` (it does not say which file) into one error
+    naming the files its decoder refuses."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError:
+        bad = undecodable(files)
+        if not bad:
+            raise
+        fix = f"remove or replace it ({skip_hint} does not find such files)" if skip_hint else "remove or replace it"
+        raise DataError(f"Cannot decode image {bad[0]!r}: its first and last bytes look right, but its data is "
+                        f"damaged ({len(bad)} such file(s): {', '.join(Path(b).name for b in bad[:5])}). Expected a "
+                        f"PNG, JPEG, GIF or BMP file; {fix}. Received: {Path(bad[0]).name}") from None
+
+
+def undecodable(files) -> list[str]:
+    """The files TensorFlow's image decoder refuses, one by one (only after a pipeline failed: it is slow)."""
+    import tensorflow as tf
+
+    bad = []
+    for path in map(str, files):
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            bad.append(path)
+    return bad
 
 
 def folder_images(folder: Path) -> list[Path]:

@@ -28,8 +28,11 @@ def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch
                 model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
 
     if split.streams:  # read from the files in their order, so the outputs line up with the labels
-        outputs = model.predict(split.dataset(batch_size), verbose=0)
-        keras_metrics = model.evaluate(split.dataset(batch_size), verbose=0, return_dict=True)
+        from extf.data.images import decode_errors_named
+
+        with decode_errors_named(split.files):
+            outputs = model.predict(split.dataset(batch_size), verbose=0)
+            keras_metrics = model.evaluate(split.dataset(batch_size), verbose=0, return_dict=True)
     else:
         start_state()
         outputs = model.predict(split.x, batch_size=batch_size, verbose=0)

@@ -113,14 +113,16 @@ def fit(model, cfg, splits, callbacks: list, initial_epoch: int = 0, seed: int |
     shuffle = bool(cfg.trainer.shuffle) and not stateful
     batch_size = cfg.trainer.batch_size
     train, val = splits.train, splits.val
+    common = {"epochs": cfg.trainer.epochs, "initial_epoch": initial_epoch, "verbose": cfg.trainer.verbosity,
+              "callbacks": callbacks}
     if splits.streams:  # tf.data pipelines, batched and prefetched; the files are read as the epochs go
-        data = {"x": train.dataset(batch_size, shuffle=shuffle, seed=cfg.seed if seed is None else seed),
-                "validation_data": val.dataset(batch_size), "shuffle": False}  # the pipeline shuffles itself
-    else:
-        data = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": shuffle,
-                "validation_data": (val.x, val.y)}
-    return model.fit(**data, epochs=cfg.trainer.epochs, initial_epoch=initial_epoch, verbose=cfg.trainer.verbosity,
-                     callbacks=callbacks)
+        from extf.data.images import decode_errors_named
+
+        with decode_errors_named(train.files + val.files, "dataset.skip_bad_files=true"):
+            return model.fit(train.dataset(batch_size, shuffle=shuffle, seed=cfg.seed if seed is None else seed),
+                             validation_data=val.dataset(batch_size), shuffle=False, **common)  # shuffled already
+    return model.fit(train.x, train.y, batch_size=batch_size, shuffle=shuffle, validation_data=(val.x, val.y),
+                     **common)
 
 
 def val_loss_min(history: dict, objective_name: str) -> float | None:
