@@ -100,7 +100,9 @@ class ImageReader:
     def for_shape(cls, shape) -> ImageReader:
         shape = tuple(int(d) for d in shape)
         if len(shape) != 3 or shape[-1] not in (1, 3):
-            raise DataError(f"Images need a model input of shape (height, width, 1 or 3). Received: {shape}")
+            raise DataError(f"Images need a model that takes images of shape (height, width, 1 or 3), but this "
+                            f"model takes inputs of shape {shape}. Give it a .csv or .npy file instead, or use a "
+                            f"model trained on images. Received: input shape {shape}")
         return cls(*shape)
 
     @property
