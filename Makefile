@@ -34,6 +34,7 @@ train: install ## Train the default experiment (digits + cnn) and log it to MLfl
 
 tune: install ## Tune the default study (digits + cnn + its search space) and log it to MLflow; ARGS="..."
 	$(BIN)/extf tune $(ARGS)
+	@echo "extf and mlflow are installed in $(VENV)/bin: run \`source $(VENV)/bin/activate\` to use them as \`extf ...\`"
 
 runs: install ## List the studies and their test metrics; RUN=<run_id> shows that study's leaderboard
 	$(BIN)/extf runs $(if $(RUN),run_id=$(RUN),)

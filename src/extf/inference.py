@@ -50,8 +50,10 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
 
 def load_logged_model(logged, cfg: DictConfig):
     """The study's .keras model, with safe_mode unless the user set unsafe_load=true."""
+    from extf.console import import_tensorflow
     from extf.models.io import load_model
 
+    import_tensorflow()
     return load_model(logged.model_path, unsafe=bool(cfg.get("unsafe_load")), source=f"run {logged.run_id}")
 
 
