@@ -59,8 +59,8 @@ test: install ## Run the whole test suite (trainings, fault, server and browser 
 test-fast: install ## Run the tests that need no real training (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
-bench: install ## Benchmarks P1-P7: one table of ratios measured in this run (report only); ARGS="P2 P5 --quick"
-	$(BIN)/python bench/run.py $(ARGS)
+bench: install ## Benchmarks: median, range and verdict of each figure over alternated runs; log in bench/last-run.log; ARGS="P2 --reps 5"
+	$(BIN)/python bench/run.py $(ARGS) 2>&1 | tee bench/last-run.log
 
 lint: install ## ruff
 	$(BIN)/ruff check src tests
