@@ -1,6 +1,6 @@
 """The `extf` command: `extf train | tune | ui [overrides...]`.
 
-Hydra composes conf/ (overrides, `-m` sweeps, `--cfg job`, `--help`, tab completion). Nothing here imports
+Hydra composes extf's conf/ (overrides, `-m` sweeps, `--cfg job`, `--help`, tab completion). Nothing here imports
 TensorFlow at module level, so `extf --help` and `--cfg job` stay fast. User errors print one message and exit
 non-zero; `EXTF_DEBUG=1` adds the traceback.
 """
@@ -47,14 +47,23 @@ COMMANDS = ("train", "tune", "evaluate", "predict", "runs", "ui", "worker", "rep
 
 
 def conf_dir() -> Path:
-    """conf/ of the checkout extf runs from (editable install), or $EXTF_CONFIG_DIR, or ./conf."""
-    candidates = [os.environ.get("EXTF_CONFIG_DIR"), Path(__file__).resolve().parents[2] / "conf", Path.cwd() / "conf"]
-    for c in candidates:
-        if c and (Path(c) / "config.yaml").is_file():
-            return Path(c).resolve()
-    raise SystemExit("extf: error: cannot find the config directory (conf/ with config.yaml). Expected it next to "
-                     "src/ in the extf checkout; set EXTF_CONFIG_DIR=/path/to/conf. Received: looked in "
-                     + ", ".join(str(c) for c in candidates if c))
+    """extf's base config tree: $EXTF_CONFIG_DIR, or the `conf/` package data shipped inside extf (importlib.resources,
+    so an installed wheel needs no checkout)."""
+    override = os.environ.get("EXTF_CONFIG_DIR")
+    if override:
+        if not (Path(override) / "config.yaml").is_file():
+            raise SystemExit(f"extf: error: EXTF_CONFIG_DIR has no config.yaml. Expected a directory like extf's "
+                             f"own conf/ (config.yaml and one folder per group), or unset it to use extf's. "
+                             f"Received: EXTF_CONFIG_DIR={override!r}")
+        return Path(override).resolve()
+    from importlib.resources import files
+
+    base = Path(str(files("extf") / "conf"))
+    if not (base / "config.yaml").is_file():  # a broken install (package data left out of the wheel)
+        raise SystemExit(f"extf: error: extf's base config is missing from the installed package. Expected "
+                         f"config.yaml in {base}; reinstall extf (pip install --force-reinstall extf). "
+                         f"Received: {sorted(p.name for p in base.iterdir()) if base.is_dir() else 'no such folder'}")
+    return base
 
 
 def _environment_defaults() -> None:
