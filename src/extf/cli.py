@@ -312,8 +312,10 @@ def hydra_error_message(e: Exception, args: list[str] = ()) -> str:
                 f"https://hydra.cc/docs/advanced/override_grammar/basic. Received: {e.override}")
     if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options is not None:
         group, _, name = e.missing_cfg_file.rpartition("/")
+        hint = (f" The search space follows the model: add conf/search_space/{name}.yaml (what extf tune "
+                f"searches for model={name}), or set search_space=none." if group == "search_space" else "")
         return (f"no {group} named {name!r}. Expected one of: {', '.join(e.options)} (the files in "
-                f"conf/{group}/ of extf and of the project). Received: {group}={name}")
+                f"conf/{group}/ of extf and of the project).{hint} Received: {group}={name}")
     problem_mark = getattr(e, "problem_mark", None) or getattr(e.__cause__, "problem_mark", None)
     if problem_mark is not None:  # yaml's parser and scanner errors name the file and the line
         return (f"a config file is not valid YAML: {one_line(e)}. Fix the YAML at that line. "
