@@ -50,15 +50,17 @@ def check_defined_in_allowlist(key: str, target: Any, allow_targets=()) -> None:
     to: a module's imports (`extf.cli.os.system`) must not reach callables outside it."""
     import inspect
 
-    from hydra.utils import get_object
-
     prefixes = allowed_prefixes(allow_targets)
     if not isinstance(target, str) or not target.startswith(prefixes):
         raise ConfigError(outside_allowlist(key, target, allow_targets))
     try:
-        obj = get_object(target)
-    except Exception:  # not found: Hydra's own error, with the config key, comes from instantiate below
+        obj = _locate(target)
+    except ImportError:  # a module on the path failed to import: Hydra's own error, with the key, comes later
         return
+    except AttributeError:
+        raise ConfigError(f"`{key}` names nothing that can be imported: {target!r} is not a module, class or "
+                          f"function. Name a callable where it is defined, e.g. keras.callbacks.EarlyStopping. "
+                          f"Received: {key}={target!r}") from None
     module = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
     if not (isinstance(module, str) and f"{module}.".startswith(prefixes)):
         allowed = ", ".join(p + "*" for p in prefixes)
@@ -71,7 +73,8 @@ def resolve(target: str, key: str, allow_targets=()):
     """The project's callable `target` (imported; checked where it is defined)."""
     import importlib
 
-    check_defined_in_allowlist(key, target, allow_targets)
+    if not target.startswith(allowed_prefixes(allow_targets)):  # nothing outside the allowlist is imported
+        raise ConfigError(outside_allowlist(key, target, allow_targets))
     module_name, _, name = target.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -84,6 +87,7 @@ def resolve(target: str, key: str, allow_targets=()):
         raise user_error(e, target, key, f"importing {module_name}") from e
     except Exception as e:  # the module itself raised while importing
         raise user_error(e, target, key, f"importing {module_name}") from e
+    check_defined_in_allowlist(key, target, allow_targets)
     fn = getattr(module, name, None)
     if not callable(fn):
         raise ConfigError(f"`{key}` names {target}, but {module_name} has no function {name!r}. Expected a callable "
@@ -128,3 +132,23 @@ def user_error(e: BaseException, target: str, key: str, doing: str) -> UserCodeE
     message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     return UserCodeError(f"the project's {target} ({key}) failed while {doing}: {message}{where}Fix it in "
                           f"{target} (EXTF_DEBUG=1 shows the whole traceback). Received: {key}={target!r}")
+
+
+def _locate(path: str) -> Any:
+    """The object a dotted path names: the longest importable module prefix, then attributes. Unlike Hydra's
+    `_locate`, a module reached as an attribute (`keras.src.utils.io_utils.os`) is followed, so what it resolves
+    to can be checked. AttributeError when nothing of that name exists."""
+    import importlib
+
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError as e:
+            if e.name and not ".".join(parts[:cut]).startswith(e.name):
+                raise ImportError(str(e)) from e  # the module exists but one of its own imports is missing
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise AttributeError(path)
