@@ -96,7 +96,7 @@ class Study:
         cfg = self.cfg
         import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
         space = parse_space(cfg.search_space, cfg)
-        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed))
+        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
         meta = self.splits.meta
         check_fits_data(cfg.model, meta)
         check_stateful_batches(cfg, self.splits)
