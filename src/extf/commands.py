@@ -30,7 +30,7 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
 
 
 # keys that do not change what a study computes: re-running with other values resumes the same study
-NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load")
+NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load", "allow_targets")
 NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
                        "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
 
