@@ -1,4 +1,6 @@
-"""Generated image folders for P8 and P9: N PNG images, 64x64 RGB, in 10 class folders, made once per bench call.
+"""Generated image folders for P8 and P9 (N PNG images, 64x64 RGB, in 10 class folders, made once per bench call),
+and the trainings both figures read (each run once per repetition, shared: P8's wall-time and peak-RSS figures
+read the same runs, P9's 10,000-image side reads P8's extf runs when both run in one bench call).
 
 Each image is a class colour plus strong per-pixel noise (so a CNN has something to learn and the PNG files are
 about 12 KB each, as photos of that size: 10,000 images ~ 120 MB). A larger folder is the smaller one plus more files
@@ -16,6 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import PYTHON, Failed, Run, project, run, run_extf
+
+PLAIN = Path(__file__).resolve().parent / "plain_image_folder.py"
 
 CLASSES = 10
 SIZE = 64
@@ -71,3 +76,35 @@ def image_folder(n: int) -> Path:
                 os.link(path, tmp / f"class_{label}" / path.name)
         tmp.rename(view)
     return view
+
+
+_RUNS: dict[tuple, Run] = {}
+
+
+def extf_args(folder: Path, epochs: int) -> list[str]:
+    return ["train", "dataset=image_dir", f"dataset.path={folder}", "dataset.height=64", "dataset.width=64",
+            "dataset.color_mode=rgb", "model=cnn", "callbacks=none", f"trainer.epochs={epochs}", "seed=42"]
+
+
+def train_run(side: str, n: int, epochs: int, rep: int) -> Run:
+    """Repetition `rep` of `extf train` (side "extf") or of the plain Keras script (side "plain") on `n` images,
+    its RSS sampled every 0.5 s; run on first use, then shared."""
+    key = (side, n, epochs, rep)
+    if key not in _RUNS:
+        folder = image_folder(n)
+        with project() as root:
+            if side == "extf":
+                result = run_extf(extf_args(folder, epochs), root, rss_every=0.5, timeout=3600)
+            else:
+                result = run([PYTHON, str(PLAIN), "--data", str(folder), "--epochs", str(epochs), "--seed", "42"],
+                             cwd=root, rss_every=0.5, timeout=3600)
+        if not result.ok:
+            raise Failed(f"{side} on {n} images failed: {result.error()}")
+        if not result.rss:
+            raise Failed(f"{side} on {n} images: no RSS samples")
+        _RUNS[key] = result
+    return _RUNS[key]
+
+
+def peak_mb(result: Run) -> float:
+    return max(rss for _, rss in result.rss) / 2**20
