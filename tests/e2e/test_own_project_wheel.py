@@ -60,7 +60,8 @@ def test_wheel_in_a_fresh_virtualenv_runs_a_project_of_ones_own(tmp_path):
     assert "[trial 2/2]" in tune and "study myproj:" in tune and "test (evaluated once): test_accuracy=" in tune, tune
     run_id = re.search(r"MLflow: parent run (\w+)", tune).group(1)
 
-    sweep = run([extf, "tune", "-m", "model=mynet,myconv", "tuner.max_trials=1", *QUICK], cwd=demo, env=env).stdout
+    sweep = run([extf, "tune", "-m", "model=mynet,myconv", "tuner.max_trials=1", "seed=7", *QUICK], cwd=demo,
+                env=env).stdout
     assert "[job 0]" in sweep and "[job 1]" in sweep and sweep.count("test (evaluated once)") == 2, sweep
 
     report = run([extf, "report", f"run_id={run_id}"], cwd=demo, env=env).stdout
