@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 XDIST ?= -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast lint bench clean
+.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast lint bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: install ## Benchmarks P1-P7: one table of ratios measured in this run (re
 
 lint: install ## ruff
 	$(BIN)/ruff check src tests
+
+dist: install ## Build extf's wheel and sdist into dist/ (python -m build); pip install dist/extf-*.whl anywhere
+	$(BIN)/python -m build --outdir dist .
 
 clean: ## Remove run outputs (outputs/, multirun/, mlruns/) and caches
 	rm -rf outputs multirun mlruns .pytest_cache .ruff_cache
