@@ -51,6 +51,7 @@ def test_wheel_in_a_fresh_virtualenv_runs_a_project_of_ones_own(tmp_path):
     demo = tmp_path / "demo"
     where = run([venv / "bin" / "python", "-c", "import extf; print(extf.__file__)"], cwd=demo, env=env).stdout
     assert str(venv) in where and str(ROOT) not in where, where  # the wheel's extf, not the checkout's
+    assert run([extf, "--version"], cwd=demo, env=env).stdout.strip() == f"extf {wheel.name.split('-')[1]}"
 
     listing = run([extf, "tune", "--help"], cwd=demo, env=env).stdout
     assert re.search(r"^model: .*\bmyconv\b.*\bmynet\b", listing, re.M), listing
