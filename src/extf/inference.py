@@ -54,8 +54,10 @@ def load_logged_model(logged, cfg: DictConfig):
     """The study's .keras model, with safe_mode unless the user set unsafe_load=true. A model built by the
     project's own function: its module is imported first (when this project's allow_targets allow it), so the
     custom layers it registers with keras.saving.register_keras_serializable load."""
+    from extf.console import import_tensorflow
     from extf.models.io import load_model
 
+    import_tensorflow()
     target = logged.config.model.get("_target_") if "model" in logged.config else None
     if target and str(target).startswith(allowed_prefixes(cfg.allow_targets)):
         from extf.config.instantiate import resolve

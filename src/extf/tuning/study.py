@@ -86,6 +86,7 @@ class Study:
     # ------------------------------------------------------------------ main path
     def _prepare_search(self):
         """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
+        from extf.console import import_tensorflow
         from extf.data import load_dataset
         from extf.models import check_fits_data, prepare_splits
         from extf.models.augmentation import check_augmentation
@@ -93,6 +94,7 @@ class Study:
         from extf.tuning.trial import check_stateful_batches
 
         cfg = self.cfg
+        import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
         space = parse_space(cfg.search_space, cfg)
         self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
         meta = self.splits.meta

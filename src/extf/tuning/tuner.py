@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from extf.console import quiet_stdout
 from extf.errors import ConfigError, ExtfError, UserCodeError
 
 
@@ -67,7 +68,8 @@ def make_tuner(cfg, specs, objective, study, directory: Path, overwrite: bool):
             return run_trial(study, trial, self.get_trial_dir(trial.trial_id), trial_dir_of=self.get_trial_dir)
 
     oracle = make_oracle(cfg, specs, objective)
-    return StudyTuner(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
+    with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
+        return StudyTuner(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
 
 
 def _save_json_atomic(path, obj) -> str:
