@@ -91,7 +91,7 @@ class NullTracker:
         pass
 
     def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
-                        keras_version: str, keras_backend: str) -> None:
+                        keras_version: str, keras_backend: str, table: dict | None = None) -> None:
         pass
 
     def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
@@ -243,12 +243,14 @@ class MlflowTracker(NullTracker):
             _retry(self.client.log_artifacts, run_id, str(local_dir), artifact_path, attempts=1)
 
     def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
-                        keras_version: str, keras_backend: str) -> None:
+                        keras_version: str, keras_backend: str, table: dict | None = None) -> None:
         """Log the model saved in `keras_file` as an MLflow Keras model (`runs:/<id>/model`; mlflow.keras and
         mlflow.pyfunc load it), with the signature of (x_example -> prediction) and x_example as input example.
-        Keras itself is not needed here (see keras_flavor); the caller predicted the example."""
+        Keras itself is not needed here (see keras_flavor); the caller predicted the example. `table`: the model
+        takes a table's raw rows (extf.data.rows): its python_function flavor takes them, with a signature that
+        names every column and its type."""
         import mlflow
-        from mlflow.models import Model, infer_signature
+        from mlflow.models import Model
 
         from extf.tracking import keras_flavor
 
@@ -261,8 +263,26 @@ class MlflowTracker(NullTracker):
         with _no_requirement_check():
             _retry(Model.log, artifact_path=None, name="model", flavor=keras_flavor, flavor_name="mlflow.keras",
                    run_id=run_id, keras_file=str(keras_file), keras_version=keras_version, keras_backend=keras_backend,
-                   signature=infer_signature(x_example, prediction), input_example=x_example,
+                   signature=_signature(x_example, prediction, table), input_example=x_example, table=table,
                    pip_requirements=_pip_requirements(), validate_serving_input=False, attempts=1)
+
+
+def _signature(x_example, prediction, table: dict | None):
+    """(x -> prediction); for a table, every feature column by name: numbers as double (a missing cell is NaN,
+    whatever the column's type in the file), categories as string."""
+    import warnings
+
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    with warnings.catch_warnings():  # "integer columns cannot represent missing values": class_index, an output
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        inferred = infer_signature(x_example, prediction)
+    if table is None:
+        return inferred
+    inputs = Schema([ColSpec("double" if c["kind"] == "numeric" else "string", c["name"], required=True)
+                     for c in table["columns"]])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
 def _create_store(db: Path) -> None:

@@ -500,10 +500,11 @@ class Study:
             write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
                         self.cfg.evaluation.threshold, x=self.splits.test.x)
         meta = self.splits.meta
+        table = table_spec(meta, self.cfg.evaluation.threshold)
         write_json_atomic(art / "dataset.json", {
             "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
             "class_names": list(meta.class_names), "threshold": self.cfg.evaluation.threshold,
-            "feature_names": meta.extra.get("feature_names")})
+            "feature_names": meta.extra.get("feature_names"), **({"table": table} if table else {})})
         metrics = {**test_metrics, f"best_{self.objective.name}": self.best_value,
                    "finished_trials": sum(t["status"] == "FINISHED" for t in self.trials)}
         self.tracker.log_metrics(self.parent_id, metrics)
@@ -519,11 +520,26 @@ class Study:
             import keras
 
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
-            example = self.splits.train.x[:n]
-            prediction = model.predict(example, verbose=0, batch_size=len(example))
+            if table:  # the raw rows the logged model takes, and the predictions table it answers with
+                from extf.data.rows import TableModel
+                from extf.data.tables import head_frame
+
+                example = head_frame(self.splits.train, n, table)
+                prediction = TableModel(model, table).predict(example)
+            else:
+                example = self.splits.train.x[:n]
+                prediction = model.predict(example, verbose=0, batch_size=len(example))
             self.tracker.log_keras_model(self.parent_id, model_files["keras"], example, prediction,
-                                         keras.__version__, keras.backend.backend())
+                                         keras.__version__, keras.backend.backend(), table=table)
         self.model_dir = art / "model_files"
+
+
+def table_spec(meta, threshold: float) -> dict | None:
+    """What the logged model of a table needs to take raw rows (extf.data.rows), or None for other data."""
+    if "table" not in meta.extra:
+        return None
+    return {**meta.extra["table"], "task": meta.task, "class_names": list(meta.class_names),
+            "threshold": float(threshold)}
 
 
 def _open_tracker(cfg, experiment_name: str, process=None):
