@@ -97,6 +97,9 @@ class NullTracker:
     def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
         pass
 
+    def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
+        pass
+
 
 class MlflowTracker(NullTracker):
     enabled = True
@@ -241,6 +244,31 @@ class MlflowTracker(NullTracker):
     def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
         if run_id is not None:
             _retry(self.client.log_artifacts, run_id, str(local_dir), artifact_path, attempts=1)
+
+    def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
+        """The data the run saw, as MLflow dataset inputs (what mlflow.log_input logs; the UI's Dataset column):
+        one per split (`extf.data.lineage.dataset_inputs`), its context tag train / validation / test. Logging the
+        same ones again (a resumed study) adds nothing."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.types import ColSpec, Schema
+
+        if run_id is None or not inputs:
+            return
+        datasets = []
+        for item in inputs:
+            schema = None
+            if item.get("columns"):
+                colspec = Schema([ColSpec(kind, name) for name, kind in item["columns"]]).to_dict()
+                schema = json.dumps({"mlflow_colspec": colspec})
+            profile = json.dumps({"num_rows": item["rows"], "data_digest": item["data_digest"],
+                                  "input_shape": item.get("shape")})
+            dataset = Dataset(name=item["name"], digest=item["digest"],
+                              source_type="local" if "uri" in item["source"] else "code",
+                              source=json.dumps(item["source"]), schema=schema, profile=profile)
+            datasets.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", item["context"])]))
+        _retry(self.client.log_inputs, run_id, datasets=datasets)
 
     def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
                         keras_version: str, keras_backend: str, table: dict | None = None) -> None:
