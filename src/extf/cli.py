@@ -172,6 +172,10 @@ def run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig
 
+    from extf.config.validate import register_resolvers
+
+    register_resolvers()
+
     def task(cfg: DictConfig):
         try:
             from hydra.core.hydra_config import HydraConfig
@@ -246,6 +250,13 @@ def hydra_error_message(e: Exception, args: list[str] = ()) -> str:
     def one_line(text: str) -> str:
         return " ".join(str(text).split())
 
+    from extf.errors import ExtfError
+
+    cause = e
+    while cause is not None:  # an extf check inside Hydra's composition (a resolver): its own message
+        if isinstance(cause, ExtfError):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
     unknown = re.match(r"Could not override '([^']+)'\.\s+To append to your config use \+(\S+)", str(e))
     if unknown and "not in struct" in f"{e} {e.__cause__}":
         return _unknown_key_message(unknown.group(1), unknown.group(2), args)

@@ -199,6 +199,15 @@ CASES = [
      {"secret.txt": "secret"}, ["resolves to copy from module 'shutil'", "allowlist",
                                 "Received: callbacks.evil._target_='keras.src.utils.file_utils.shutil.copy'"],
      {"slow": True}),
+    ("target-attribute-of-no-module", ["train", *IRIS_MLP, "trainer.epochs=1",
+                                       "+callbacks.x._target_=keras.src.utils.io_utils.os.system"], {},
+     ["names nothing that can be imported", "Received: callbacks.x._target_='keras.src.utils.io_utils.os.system'"],
+     {"slow": True}),
+    # ---- names that become folders must stay in them (outputs/<experiment_name>/, outputs/studies/...)
+    ("experiment-name-leaves-outputs", ["train", *IRIS_MLP, "experiment_name=../../escaped"], {},
+     ["`experiment_name` becomes a folder name", "Received: experiment_name='../../escaped'"]),
+    ("experiment-name-separator-sweep", ["tune", "-m", *IRIS_MLP, "experiment_name=a/b,c"], {},
+     ["`experiment_name` becomes a folder name", "Received: experiment_name='a/b'"]),
     # ---- search spaces (extf tune)
     ("space-unknown-path", [*TUNE_IRIS, "+search_space.model.unitz={type:int,low:1,high:4}"], {},
      ["search_space.model.unitz", "not a key of the composed config", "Received: 'model.unitz'"]),
@@ -436,6 +445,7 @@ def test_bad_input(corpus, case):
     # (cases that share the study's store never start a run themselves, so another case cannot show up here)
     assert running_runs(cwd / "mlruns") == []
     assert not (values["tmp"] / "PWNED").exists()  # target-reexported-os-system
+    assert not (values["tmp"].parent / "escaped").exists()  # experiment-name-leaves-outputs
     assert not (values["tmp"] / "p.csv").exists()  # predict writes nothing when it refuses
 
 

@@ -46,18 +46,40 @@ def check_defined_in_allowlist(key: str, target: Any) -> None:
     to: a module's imports (`extf.cli.os.system`) must not reach callables outside it."""
     import inspect
 
-    from hydra.utils import get_object
-
     allowed = ", ".join(p + "*" for p in TARGET_ALLOWLIST)
     if not isinstance(target, str) or not target.startswith(TARGET_ALLOWLIST):
         raise ConfigError(f"`{key}` names a callable outside the allowlist. Only targets under {allowed} may be "
                           f"instantiated from a config. Received: {key}={target!r}")
     try:
-        obj = get_object(target)
-    except Exception:  # not found: Hydra's own error, with the config key, comes from instantiate below
+        obj = _locate(target)
+    except ImportError:  # a module on the path failed to import: Hydra's own error, with the key, comes later
         return
+    except AttributeError:
+        raise ConfigError(f"`{key}` names nothing that can be imported: {target!r} is not a module, class or "
+                          f"function. Name a callable where it is defined, e.g. keras.callbacks.EarlyStopping. "
+                          f"Received: {key}={target!r}") from None
     module = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
     if not (isinstance(module, str) and f"{module}.".startswith(TARGET_ALLOWLIST)):
         raise ConfigError(f"`{key}` resolves to {getattr(obj, '__qualname__', obj)!s} from module {module!r}, "
                           f"outside the allowlist: only callables defined under {allowed} may be instantiated from "
                           f"a config. Name the callable where it is defined. Received: {key}={target!r}")
+
+
+def _locate(path: str) -> Any:
+    """The object a dotted path names: the longest importable module prefix, then attributes. Unlike Hydra's
+    `_locate`, a module reached as an attribute (`keras.src.utils.io_utils.os`) is followed, so what it resolves
+    to can be checked. AttributeError when nothing of that name exists."""
+    import importlib
+
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError as e:
+            if e.name and not ".".join(parts[:cut]).startswith(e.name):
+                raise ImportError(str(e)) from e  # the module exists but one of its own imports is missing
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise AttributeError(path)

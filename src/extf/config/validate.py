@@ -23,6 +23,25 @@ from extf.errors import ConfigError
 
 # `_target_` may only name callables from these packages (see DESIGN.md, Security).
 TARGET_ALLOWLIST = ("keras.", "extf.", "sklearn.")
+# config values that become folder names (outputs/<experiment_name>/..., outputs/studies/<experiment_name>-<hash>)
+PATH_NAMES = ("experiment_name",)
+
+
+def check_path_name(key: str, value: Any) -> str:
+    """A name that becomes one folder must stay in its parent folder: no separators, no `.` / `..`, not empty."""
+    text = str(value)
+    if not text.strip() or text in (".", "..") or any(sep in text for sep in ("/", "\\", "\0")):
+        raise ConfigError(f"`{key}` becomes a folder name (outputs/<{key}>/...), so it must be one name that stays "
+                          f"inside its folder: no '/' or '\\', not '.' or '..', not empty. Use letters, digits, "
+                          f"'-', '_' or '.', e.g. {key}=my-study. Received: {key}={value!r}")
+    return text
+
+
+def register_resolvers() -> None:
+    """`${extf_path_name:${experiment_name}}` in conf/hydra: Hydra's run directory refuses names that would
+    leave outputs/ before it is created."""
+    if not OmegaConf.has_resolver("extf_path_name"):
+        OmegaConf.register_new_resolver("extf_path_name", lambda v: check_path_name("experiment_name", v))
 # targets whose modules import without TensorFlow are resolved here too (keras.* ones when instantiated): a name
 # under the allowlist may still reach a callable outside it through a module's imports (`extf.cli.os.system`)
 RESOLVED_WHEN_VALIDATED = ("extf.", "sklearn.")
@@ -116,6 +135,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         out[section] = _merge(cls, plain.get(section) or {}, prefix=section)
 
     result = OmegaConf.create(out)
+    for key in PATH_NAMES:
+        check_path_name(key, OmegaConf.select(result, key))
     _check_missing(result)
     _check_values(result)
     _check_targets(result)
