@@ -1,8 +1,8 @@
 """A table's preprocessing as layers of the model: one input per column, one feature vector out.
 
-Numeric column: missing cells (NaN) -> the training split's mean (keras.ops.isnan / where, serialized with the
-model), then standardized (Normalization with the training split's mean and variance), plus a 0/1 missing-indicator
-when the training split had missing cells in that column. Category column: StringLookup over the training split's
+Numeric columns (together, as one vector): missing cells (NaN) -> the training split's mean (keras.ops.isnan /
+where, serialized with the model), then standardized (Normalization with the training split's mean and variance),
+plus a 0/1 missing-indicator for each column whose training split had missing cells. Category column: StringLookup over the training split's
 vocabulary with one out-of-vocabulary bucket (values never seen in training), one-hot encoded up to
 extf.data.tables.ONE_HOT_MAX categories, else a learned Embedding; a hashed column (dataset.hash_buckets): Hashing
 into a fixed number of buckets + Embedding. Only built-in Keras layers and ops: the saved model loads with
@@ -34,23 +34,32 @@ def table_inputs(spec: dict) -> dict:
 
 
 def encode_table(inputs: dict, spec: dict):
-    """The columns' encodings, concatenated into one feature vector per row."""
+    """The columns' encodings, concatenated into one feature vector per row. The numeric columns are imputed and
+    standardized together (one vector of means): a few ops per step however many columns there are."""
     import keras
+    import numpy as np
     from keras import ops
 
     parts = []
+    numeric = [c for c in spec["columns"] if c["kind"] == "numeric"]
+    if numeric:
+        x = _joined([inputs[c["name"]] for c in numeric], "numeric_columns")
+        missing = ops.isnan(x)
+        means = np.asarray([c["mean"] for c in numeric], dtype="float32")
+        x = ops.where(missing, means, x)
+        if numeric[0].get("standardize", True):
+            stds = np.asarray([c["std"] for c in numeric], dtype="float32")
+            x = keras.layers.Normalization(mean=means, variance=stds**2, name="standardize")(x)
+        parts.append(x)
+        flagged = [c for c in numeric if c.get("missing_indicator")]
+        if flagged:  # 1 where the cell was missing, for the columns whose training split had missing cells
+            parts.append(ops.cast(ops.isnan(_joined([inputs[c["name"]] for c in flagged], "missing_columns")),
+                                  "float32"))
     for col in spec["columns"]:
         x, name = inputs[col["name"]], layer_name(col["name"])
         if col["kind"] == "numeric":
-            missing = ops.isnan(x)
-            filled = ops.where(missing, ops.cast(col["mean"], x.dtype), x)
-            if col.get("standardize", True):
-                filled = keras.layers.Normalization(mean=[col["mean"]], variance=[col["std"] ** 2],
-                                                    name=f"standardize_{name}")(filled)
-            parts.append(filled)
-            if col.get("missing_indicator"):
-                parts.append(ops.cast(missing, "float32"))
-        elif col["encoding"] == "hash":
+            continue
+        if col["encoding"] == "hash":
             index = keras.layers.Hashing(col["hash_bins"], name=f"hash_{name}")(x)
             parts.append(_embedded(index, col["hash_bins"], col["embedding_dim"], name))
         elif col["encoding"] == "one_hot":
@@ -60,9 +69,13 @@ def encode_table(inputs: dict, spec: dict):
             index = keras.layers.StringLookup(vocabulary=col["vocabulary"], num_oov_indices=1,
                                               name=f"lookup_{name}")(x)
             parts.append(_embedded(index, len(col["vocabulary"]) + 1, col["embedding_dim"], name))
-    if len(parts) == 1:
-        return parts[0]
-    return keras.layers.Concatenate(name="table_features")(parts)
+    return _joined(parts, "table_features")
+
+
+def _joined(tensors: list, name: str):
+    import keras
+
+    return tensors[0] if len(tensors) == 1 else keras.layers.Concatenate(name=name)(tensors)
 
 
 def _embedded(index, n: int, dim: int, name: str):
