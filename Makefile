@@ -11,9 +11,12 @@ SERVER_PORT ?= 5001
 # `slow` and `e2e` (about 2 min). PYTEST_ARGS="tests/unit -x" runs a part.
 PYTEST_ARGS ?=
 XDIST ?= -n 2 --dist loadfile
+# Debian packages of the programs some tests drive for real (they skip without them; `make test` lists them at the end)
+TEST_DEBS ?= graphviz chromium postgresql zsh
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast lint bench clean
+.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast test-deps lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +37,7 @@ train: install ## Train the default experiment (digits + cnn) and log it to MLfl
 
 tune: install ## Tune the default study (digits + cnn + its search space) and log it to MLflow; ARGS="..."
 	$(BIN)/extf tune $(ARGS)
+	@echo "extf and mlflow are installed in $(VENV)/bin: run \`source $(VENV)/bin/activate\` to use them as \`extf ...\`"
 
 runs: install ## List the studies and their test metrics; RUN=<run_id> shows that study's leaderboard
 	$(BIN)/extf runs $(if $(RUN),run_id=$(RUN),)
@@ -59,8 +63,12 @@ test: install ## Run the whole test suite (trainings, fault, server and browser 
 test-fast: install ## Run the tests that need no real training (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
-bench: install ## Benchmarks P1-P7: one table of ratios measured in this run (report only); ARGS="P2 P5 --quick"
-	$(BIN)/python bench/run.py $(ARGS)
+test-deps: ## Install the Debian packages the skipped tests need: Graphviz, Chromium, PostgreSQL, zsh (sudo when not root)
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y $(TEST_DEBS)
+
+bench: install ## Benchmarks: median, range and verdict of each figure over alternated runs; log in bench/last-run.log; ARGS="P2 --reps 5"
+	$(BIN)/python bench/run.py $(ARGS) 2>&1 | tee bench/last-run.log
 
 lint: install ## ruff
 	$(BIN)/ruff check src tests

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,26 +36,85 @@ MLP_DIGITS = ["dataset=digits", "model=mlp", "tuner=random", "callbacks=none", "
 CNN_DIGITS = ["dataset=digits", "model=cnn", "tuner=random", "callbacks=none", "seed=42"]
 
 
-# ---------------------------------------------------------------------------------------------------- results
+# ---------------------------------------------------------------------------------------------------- the harness
+class Failed(Exception):
+    """A side could not be measured (its command failed, the sides did not do the same work...): the figure's row
+    says n/a with this message as the reason."""
+
+
+@dataclass
+class Sample:
+    """The number read from one run of a side, what to show of it in the detail, and anything a figure's `detail`
+    hook needs later (trial durations, hyperparameters...)."""
+
+    value: float
+    note: str = ""
+    data: dict = field(default_factory=dict)
+
+
+# One run of a side: called with the repetition index (0, 1, ...; P4 derives its seed from it), returns its number.
+Side = Callable[[int], "float | Sample"]
+
+
+@dataclass
+class Figure:
+    """A benchmark figure: what to run on each side, how to read a number from a run, and the goal.
+
+    With `b`, the figure is the ratio a / b, measured pair by pair (A B A B ...): each pair gives one ratio and the
+    row shows the median and the range of those ratios. Without `b`, the figure is A's number itself (MB, MB/trial)
+    over its repetitions. The goal ("<= 1.10", ">= 1.4") carries the direction. See bench/README.md."""
+
+    figure: str                 # "P2"
+    measure: str                # what the number is: "extf tune / plain keras-tuner + MLflow, wall time"
+    workload: str               # what both sides run: "digits mlp, 12 trials x 10 epochs"
+    goal: str                   # "<= 1.10" or ">= 1.4"
+    a: Side
+    b: Side | None = None       # None: not a ratio
+    unit: str = "ratio"         # "ratio", "MB", "MB/trial"...
+    detail: Callable[[list[Sample], list[Sample]], str] | None = None  # more text from all samples (A's, B's); may
+    #                                                                    raise Failed to void the figure
+    min_reps: int = 1           # at least this many repetitions whatever --reps says (P4: its 7 seeds)
+    jobs: int = 1               # 2: run two sides at a time (only figures that count epochs or bytes, not seconds)
+    setup: Callable[[], None] | None = None  # once before the first run (warm-up, a probe that raises Failed)
+
+
 @dataclass
 class Row:
-    """One figure of the table. `value` None means "not measured" (the reason is in `detail`)."""
+    """One line of the table: a figure's median and range over its repetitions, and the verdict. `value` None means
+    "not measured" (the reason is in `detail`)."""
 
     figure: str            # P1, P2, ...
     name: str              # what was measured
-    value: float | None
-    unit: str              # "ratio", "MB", "x"...
+    value: float | None    # the median
+    unit: str              # "ratio", "MB", ...
     goal: str              # e.g. "<= 1.10"
-    met: bool | None       # None: not measured
+    verdict: str           # "yes", "NO", "undecided" (the range straddles the goal), "-" (not measured)
     detail: str = ""
+    workload: str = ""
+    low: float | None = None
+    high: float | None = None
+    n: int = 0             # repetitions (pairs for a ratio)
+
+    @property
+    def met(self) -> bool | None:
+        return {"yes": True, "NO": False}.get(self.verdict)
+
+    def _number(self, x: float | None) -> str:
+        if x is None:
+            return "n/a"
+        return f"{x:.{2 if abs(x) < 100 else 0}f}"
 
     @property
     def value_text(self) -> str:
         if self.value is None:
             return "n/a"
-        digits = 2 if abs(self.value) < 100 else 0
-        unit = "" if self.unit == "ratio" else f" {self.unit}"
-        return f"{self.value:.{digits}f}{unit}"
+        return self._number(self.value) + ("" if self.unit == "ratio" else f" {self.unit}")
+
+    @property
+    def range_text(self) -> str:
+        if self.value is None or self.low is None:
+            return "-"
+        return f"{self._number(self.low)}-{self._number(self.high)}"
 
 
 def check(value: float | None, goal: str) -> bool | None:
@@ -62,23 +122,89 @@ def check(value: float | None, goal: str) -> bool | None:
     if value is None:
         return None
     op, threshold = goal.split()[:2]
+    if op not in ("<=", ">="):
+        raise ValueError(f"a goal is '<= X' or '>= X'. Received: goal={goal!r}")
     return value <= float(threshold) if op == "<=" else value >= float(threshold)
 
 
-def row(figure: str, name: str, value: float | None, goal: str, detail: str = "", unit: str = "ratio") -> Row:
-    return Row(figure, name, value, unit, goal, check(value, goal), detail)
+def verdict(values: list[float], goal: str) -> str:
+    """yes: every repetition meets the goal; NO: none does; undecided: the range straddles it."""
+    met = [check(v, goal) for v in values]
+    if not met:
+        return "-"
+    return "yes" if all(met) else "NO" if not any(met) else "undecided"
 
 
-def na(figure: str, name: str, goal: str, reason: str, unit: str = "ratio") -> Row:
-    return Row(figure, name, None, unit, goal, None, reason)
+def summarise(figure: str, name: str, values: list[float], goal: str, detail: str = "", unit: str = "ratio",
+              workload: str = "") -> Row:
+    """A row from the numbers of all repetitions: median, range, verdict."""
+    return Row(figure, name, statistics.median(values), unit, goal, verdict(values, goal), detail, workload,
+               min(values), max(values), len(values))
+
+
+def row(figure: str, name: str, value: float | None, goal: str, detail: str = "", unit: str = "ratio",
+        workload: str = "") -> Row:
+    """A row of one number (a single measurement)."""
+    if value is None:
+        return na(figure, name, goal, detail, unit, workload)
+    return summarise(figure, name, [value], goal, detail, unit, workload)
+
+
+def na(figure: str, name: str, goal: str, reason: str, unit: str = "ratio", workload: str = "") -> Row:
+    return Row(figure, name, None, unit, goal, "-", reason, workload)
+
+
+def _sample(x: float | Sample) -> Sample:
+    return x if isinstance(x, Sample) else Sample(float(x))
+
+
+def _note(s: Sample) -> str:
+    return s.note or f"{s.value:.3g}"
+
+
+def measure_figure(fig: Figure, reps: int = 3) -> Row:
+    """Run a figure `max(reps, fig.min_reps)` times, alternating its sides (A B A B ...), and summarise it."""
+    n = max(reps, fig.min_reps)
+    log(f"{fig.figure}: {fig.measure} -- {fig.workload}: {n} {'pairs' if fig.b else 'runs'}")
+    try:
+        if fig.setup is not None:
+            fig.setup()
+        calls = [(i, side) for i in range(n) for side in ((fig.a, fig.b) if fig.b else (fig.a,))]
+
+        def call(job):
+            i, side = job
+            log(f"{fig.figure}: {'A' if side is fig.a else 'B'} {i + 1}/{n}")
+            return _sample(side(i))
+
+        samples = parallel([lambda job=job: call(job) for job in calls], fig.jobs) if fig.jobs > 1 \
+            else [call(job) for job in calls]
+        a_s = samples[::2] if fig.b else samples
+        b_s = samples[1::2] if fig.b else []
+        for s in b_s:
+            if s.value == 0:
+                raise Failed(f"side B read 0 (cannot divide by it): {_note(s)}")
+        values = [a.value / b.value for a, b in zip(a_s, b_s)] if fig.b else [a.value for a in a_s]
+        runs = ", ".join(f"{_note(a)} / {_note(b)}" for a, b in zip(a_s, b_s)) if fig.b \
+            else ", ".join(_note(a) for a in a_s)
+        detail = (f"A / B per pair: {runs}" if fig.b else f"per run: {runs}")
+        if fig.detail is not None:
+            detail += "; " + fig.detail(a_s, b_s)
+    except Failed as e:
+        return na(fig.figure, fig.measure, fig.goal, str(e), fig.unit, fig.workload)
+    return summarise(fig.figure, fig.measure, values, fig.goal, detail, fig.unit, fig.workload)
+
+
+def measure(figures: list[Figure], reps: int = 3) -> list[Row]:
+    return [measure_figure(f, reps) for f in figures]
 
 
 def format_table(rows: list[Row]) -> str:
-    head = ("figure", "measure", "value", "goal", "met", "detail")
-    body = [(r.figure, r.name, r.value_text, r.goal, {True: "yes", False: "NO", None: "-"}[r.met], r.detail)
+    head = ("figure", "measure", "workload", "median", "range", "n", "goal", "verdict", "detail")
+    body = [(r.figure, r.name, r.workload, r.value_text, r.range_text, str(r.n or "-"), r.goal, r.verdict, r.detail)
             for r in rows]
-    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(5)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line[:5], widths)) + "  " + line[5] for line in [head, *body]]
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head) - 1)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line[:-1], widths)) + "  " + line[-1]
+             for line in [head, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 6)
     return "\n".join(line.rstrip() for line in lines)
 
@@ -88,13 +214,20 @@ def log(msg: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def script_main(measure, doc: str) -> int:
-    """The `main()` of every pNN script: --quick, measure, print its rows."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller, faster version")
-    args = parser.parse_args()
-    rows = measure(quick=args.quick)
-    print(format_table(rows))
+def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every entry point shares: --quick, --reps."""
+    parser.add_argument("--quick", action="store_true", help="smaller workloads: a rough reading, not a verdict")
+    parser.add_argument("--reps", type=int, default=3, metavar="N",
+                        help="repetitions of each figure: pairs A B for a ratio (default 3; a figure may need more)")
+    return parser
+
+
+def script_main(figures, doc: str) -> int:
+    """The `main()` of every pNN script: --quick, --reps, measure its figures, print their rows."""
+    args = arguments(argparse.ArgumentParser(description=doc.split("\n\n")[0])).parse_args()
+    if args.reps < 1:
+        raise SystemExit(f"--reps must be at least 1. Received: --reps={args.reps}")
+    print(format_table(measure(figures(quick=args.quick), args.reps)))
     return 0
 
 
@@ -183,10 +316,16 @@ def median_seconds(cmd: list[str], repeats: int, cwd: Path | str = ROOT) -> floa
     return statistics.median(times)
 
 
+_warmed = False
+
+
 def warm_up() -> None:
-    """Load TensorFlow, Keras, keras-tuner and MLflow once, so the first timed process does not pay the cold disk
-    cache on its own."""
-    run([PYTHON, "-c", "import keras, keras_tuner, mlflow, sklearn"], timeout=300)
+    """Load TensorFlow, Keras, keras-tuner and MLflow once per bench process, so the first timed process does not pay
+    the cold disk cache on its own."""
+    global _warmed
+    if not _warmed:
+        run([PYTHON, "-c", "import keras, keras_tuner, mlflow, sklearn"], timeout=300)
+        _warmed = True
 
 
 def extf_cmd(*args: str) -> list[str]:
@@ -217,6 +356,36 @@ def run_extf(args: list[str], root: Path, **kwargs) -> Run:
     result = run(extf_cmd(*args), cwd=root, extra_env={"EXTF_ROOT": str(root)}, **kwargs)
     result.root = root
     return result
+
+
+# ---------------------------------------------------------------------------------------------------- sides
+def wall(result: Run) -> Sample:
+    """The reader of timed figures: the run's wall time, end to end."""
+    return Sample(result.seconds, f"{result.seconds:.{2 if result.seconds < 10 else 1}f} s")
+
+
+def command_side(cmd: list[str], read: Callable[[Run], float | Sample] = wall, cwd: Path | str = ROOT,
+                 **run_kwargs) -> Side:
+    """A side that runs `cmd` (in the checkout by default) and reads its number from the finished run."""
+    def side(_rep: int) -> float | Sample:
+        result = run(cmd, cwd=cwd, **run_kwargs)
+        if not result.ok:
+            raise Failed(f"{' '.join(cmd[-3:])} failed: {result.error()}")
+        return read(result)
+    return side
+
+
+def extf_side(args: list[str], read: Callable[[Run], float | Sample] = wall, store: bool = False,
+              **run_kwargs) -> Side:
+    """A side that runs `extf <args>` in a fresh throw-away project (with an MLflow store already there if `store`)
+    and reads its number from the finished run; `read` can look into the project (`result.root`) before it goes."""
+    def side(_rep: int) -> float | Sample:
+        with project(store=store) as root:
+            result = run_extf(args, root, **run_kwargs)
+            if not result.ok:
+                raise Failed(f"extf {' '.join(args[:1])} failed: {result.error()}")
+            return read(result)
+    return side
 
 
 def trial_lines(result: Run) -> list[tuple[float, str]]:

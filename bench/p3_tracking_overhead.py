@@ -1,12 +1,11 @@
 """P3: the cost of MLflow tracking: `extf tune` with tracking=mlflow (the default) divided by the same study with
-tracking=none, timed end to end as subprocesses in fresh project directories. Goal: <= 1.05.
+tracking=none, pair by pair, timed end to end as subprocesses in fresh project directories. Goal: <= 1.05.
 
 Rows: the project's first study (extf creates the MLflow store: its SQLite schema and migrations, once per
 project), a project whose store already exists (created beforehand, untimed), as for every later study, and the
-same for a study of 4x the trials, whose ratio shows how the cost amortises. The detail splits the tracking cost
-into a fixed part per study and a part per trial (a straight line through the two existing-store studies).
-Workload: the trials of P2 (digits, mlp, random, seed 42, callbacks=none, 5 trials x 5 epochs, and 20 x 5;
---quick: 3 x 3 and 6 x 3).
+same for a study of 4x the trials, whose ratio shows how the cost amortises. Workload: the trials of P2's quick
+size (digits, mlp, random, seed 42, callbacks=none, 5 trials x 5 epochs, and 20 x 5; --quick: 3 x 3 and 6 x 3).
+The detail gives the CPU ratio (user + system of the process tree) beside the wall ratio.
 
 Where the time went (pyinstrument, this machine): a fixed ~2 s per study, nearly all Python imports MLflow needs
 (`import mlflow` 0.9 s: its pandas, genai and gateway modules; the SQLAlchemy store and ORM models 0.9 s), then
@@ -21,46 +20,35 @@ from __future__ import annotations
 
 import sys
 
-from common import MLP_DIGITS, Row, log, na, project, row, run_extf, script_main, warm_up
+from common import MLP_DIGITS, Figure, Sample, extf_side, script_main, warm_up
 
 GOAL = "<= 1.05"
 
 
-def measure(quick: bool = False) -> list[Row]:
+def timed(result) -> Sample:
+    return Sample(result.seconds, f"{result.seconds:.1f} s", {"cpu": result.cpu})
+
+
+def cpu_ratios(a: list[Sample], b: list[Sample]) -> str:
+    return "CPU ratio per pair " + ", ".join(f"{x.data['cpu'] / y.data['cpu']:.2f}" for x, y in zip(a, b))
+
+
+def figures(quick: bool = False) -> list[Figure]:
     small, large, epochs = (3, 6, 3) if quick else (5, 20, 5)
-    cases = {"none": ("none", False, small), "new store": ("mlflow", False, small),
-             "existing store": ("mlflow", True, small), "none, longer": ("none", False, large),
-             "existing store, longer": ("mlflow", True, large)}
-    names = {case: f"tracking=mlflow ({case.split(',')[0]}) / tracking=none ({trials} trials x {epochs} epochs)"
-             for case, (tracking, _, trials) in cases.items() if tracking == "mlflow"}
-    warm_up()
-    results = {}
-    for case, (tracking, store, trials) in cases.items():
-        with project(store=store) as root:
-            log(f"P3: extf tune tracking={tracking} ({case}), {trials} trials x {epochs} epochs")
-            result = run_extf(["tune", *MLP_DIGITS, f"tracking={tracking}", f"tuner.max_trials={trials}",
-                               f"trainer.epochs={epochs}"], root)
-            if result.returncode != 0:
-                return [na("P3", name, GOAL, f"extf tune tracking={tracking} failed: {result.error()}")
-                        for name in names.values()]
-            results[case] = result
-    extra = {n: results[c].seconds - results[b].seconds
-             for n, c, b in ((small, "existing store", "none"), (large, "existing store, longer", "none, longer"))}
-    per_trial = (extra[large] - extra[small]) / (large - small)
-    rows = []
-    for case, name in names.items():
-        base = results["none, longer" if case.endswith("longer") else "none"]
-        detail = (f"wall: {results[case].seconds:.1f} s vs {base.seconds:.1f} s; CPU: {results[case].cpu:.1f} s vs "
-                  f"{base.cpu:.1f} s (ratio {results[case].cpu / base.cpu:.2f})")
-        if case.endswith("longer"):
-            detail += (f"; tracking cost ~ {extra[small] - small * per_trial:.1f} s per study + "
-                       f"{per_trial * 1000:.0f} ms per trial (from the two existing-store studies; noisy)")
-        rows.append(row("P3", name, results[case].seconds / base.seconds, GOAL, detail))
-    return rows
+    figs = []
+    for case, store, trials in (("new store", False, small), ("existing store", True, small),
+                                ("existing store", True, large)):
+        args = ["tune", *MLP_DIGITS, f"tuner.max_trials={trials}", f"trainer.epochs={epochs}"]
+        figs.append(Figure("P3", f"tracking=mlflow ({case}) / tracking=none, wall time",
+                           f"digits mlp, random search, {trials} trials x {epochs} epochs, callbacks=none", GOAL,
+                           a=extf_side([*args, "tracking=mlflow"], read=timed, store=store),
+                           b=extf_side([*args, "tracking=none"], read=timed),
+                           detail=cpu_ratios, setup=warm_up))
+    return figs
 
 
 def main() -> int:
-    return script_main(measure, __doc__)
+    return script_main(figures, __doc__)
 
 
 if __name__ == "__main__":

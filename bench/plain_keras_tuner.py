@@ -7,7 +7,8 @@ Same data (scikit-learn's load_digits, stratified split 64 / 16 / 20 with the sa
 and names as conf/search_space/mlp.yaml, declared in the same order (keras-tuner's RandomSearch with the same seed
 then draws the same trials), Adam, batch 32, shuffled, the same per-trial seeding. MLflow: a parent run, one nested
 run per trial with its parameters and per-epoch metrics, in a SQLite store under <root>/mlruns; then the best
-model is evaluated once on the test split and its metrics logged on the parent run.
+model is evaluated once on the test split and its metrics logged on the parent run. It writes the hyperparameters
+each trial trained (active ones, in trial order) to <root>/trials.json, so P2 can check both sides trained the same.
 
     python bench/plain_keras_tuner.py --root DIR [--trials N] [--epochs E] [--seed S]
 """
@@ -15,6 +16,7 @@ model is evaluated once on the test split and its metrics logged on the parent r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -37,6 +39,30 @@ def load_splits(seed: int):
     rest, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=y)
     train, val = train_test_split(rest, test_size=n_val, random_state=seed, stratify=y[rest])
     return (x[train], y[train]), (x[val], y[val]), (x[test], y[test])
+
+
+def build_mlp(values: dict, seed: int):
+    """The MLP extf builds for these hyperparameters (model=mlp, digits), compiled as extf compiles it."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    num_layers = values["model.num_layers"]
+    sizes = [values["model.units"], values.get("model.units_1"), values.get("model.units_2")][:num_layers]
+    inputs = keras.Input(shape=(8, 8, 1))
+    x = keras.layers.Rescaling(1.0 / 16.0)(inputs)
+    x = keras.layers.Flatten()(x)
+    for size in sizes:
+        x = keras.layers.Dense(size)(x)
+        if values["model.batch_norm"]:
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)  # extf's model.batch_norm_momentum
+        x = keras.layers.Activation(values["model.activation"])(x)
+        if values["model.dropout"] > 0:
+            x = keras.layers.Dropout(values["model.dropout"])(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(values["optimizer.learning_rate"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 
 
 def main() -> int:
@@ -63,33 +89,17 @@ def main() -> int:
     class MLP(kt.HyperModel):
         def build(self, hp):
             # the order of conf/search_space/mlp.yaml as extf declares it: unconditional first, then conditional
-            num_layers = hp.Int("model.num_layers", 1, 3)
-            units = hp.Int("model.units", 32, 256, step=32)
-            activation = hp.Choice("model.activation", ["relu", "tanh", "elu"])
-            dropout = hp.Float("model.dropout", 0.0, 0.5, step=0.1)
-            batch_norm = hp.Boolean("model.batch_norm")
-            learning_rate = hp.Float("optimizer.learning_rate", 1e-4, 1e-2, sampling="log")
+            hp.Int("model.num_layers", 1, 3)
+            hp.Int("model.units", 32, 256, step=32)
+            hp.Choice("model.activation", ["relu", "tanh", "elu"])
+            hp.Float("model.dropout", 0.0, 0.5, step=0.1)
+            hp.Boolean("model.batch_norm")
+            hp.Float("optimizer.learning_rate", 1e-4, 1e-2, sampling="log")
             with hp.conditional_scope("model.num_layers", [2, 3]):
-                units_1 = hp.Int("model.units_1", 16, 128, step=16)
+                hp.Int("model.units_1", 16, 128, step=16)
             with hp.conditional_scope("model.num_layers", [3]):
-                units_2 = hp.Int("model.units_2", 16, 128, step=16)
-            keras.utils.set_random_seed(seed)
-            sizes = [units, units_1, units_2][:num_layers]
-            inputs = keras.Input(shape=(8, 8, 1))
-            x = keras.layers.Rescaling(1.0 / 16.0)(inputs)
-            x = keras.layers.Flatten()(x)
-            for size in sizes:
-                x = keras.layers.Dense(size)(x)
-                if batch_norm:
-                    x = keras.layers.BatchNormalization()(x)
-                x = keras.layers.Activation(activation)(x)
-                if dropout > 0:
-                    x = keras.layers.Dropout(dropout)(x)
-            outputs = keras.layers.Dense(10, activation="softmax")(x)
-            model = keras.Model(inputs, outputs)
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"])
-            return model
+                hp.Int("model.units_2", 16, 128, step=16)
+            return build_mlp({k: v for k, v in hp.values.items() if hp.is_active(k)}, seed)
 
         def fit(self, hp, model, *fit_args, **kwargs):
             with mlflow.start_run(run_name="trial", nested=True):
@@ -114,6 +124,9 @@ def main() -> int:
         test = best.evaluate(x_test, y_test, batch_size=32, verbose=0, return_dict=True)
         mlflow.log_metrics({f"test_{k}": float(v) for k, v in test.items()})
         mlflow.log_params({f"best.{k}": v for k, v in tuner.get_best_hyperparameters(1)[0].values.items()})
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    (root / "trials.json").write_text(json.dumps(
+        [{k: v for k, v in t.hyperparameters.values.items() if t.hyperparameters.is_active(k)} for t in trials]))
     for trial in tuner.oracle.get_best_trials(args.trials):
         print(f"trial {trial.trial_id}: {trial.hyperparameters.values}  val_accuracy={trial.score:.4f}")
     print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test.items()))

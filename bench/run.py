@@ -1,13 +1,14 @@
-"""`make bench`: run the benchmark figures and print one table of the ratios measured in this run, each beside its
-goal and whether it is met. Benchmarks report; they never fail (exit code 0 whatever the figures say).
+"""`make bench`: run the benchmark figures and print one table: each figure's median and range over its repetitions
+(the two sides of a ratio alternate, A B A B ...), its goal and the verdict (yes / NO / undecided). Benchmarks
+report; they never fail (exit code 0 whatever the figures say).
 
-    python bench/run.py                 # every figure (P1 ... P7), about 10 minutes on 2 idle cores
-    python bench/run.py P2 P5           # a subset
-    python bench/run.py --quick         # smaller workloads: a rough reading in a few minutes
-    make bench ARGS="P3 --quick"
+    python bench/run.py                 # every figure, 3 pairs each
+    python bench/run.py P2 P5 --reps 5  # a subset, 5 pairs each
+    python bench/run.py --quick         # smaller workloads: a rough reading, not a verdict
+    make bench ARGS="P3 --quick --reps 1"
 
-Each figure is a script bench/p<N>_<name>.py with `measure(quick) -> list[Row]`; run one alone with
-`python bench/p<N>_<name>.py [--quick]`. EXTF_BENCH_KEEP=1 keeps the throw-away project directories.
+Each script bench/p<N>_<name>.py defines `figures(quick) -> list[Figure]` (see bench/README.md); run one alone with
+`python bench/p<N>_<name>.py [--quick] [--reps N]`. EXTF_BENCH_KEEP=1 keeps the throw-away project directories.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Row, format_table, na  # noqa: E402
+from common import Row, arguments, format_table, measure, na  # noqa: E402
 
 
 def figures() -> dict[str, str]:
@@ -42,9 +43,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("figures", nargs="*", metavar="PN", help=f"figures to run ({', '.join(available)}); all "
                                                                   f"by default")
-    parser.add_argument("--quick", action="store_true", help="smaller workloads")
-    args = parser.parse_args()
-    chosen = [f.upper() for f in args.figures] or list(available)
+    args = arguments(parser).parse_args()
+    if args.reps < 1:
+        parser.error(f"--reps must be at least 1. Received: --reps={args.reps}")
+    chosen = list(dict.fromkeys(f.upper().rstrip("'") for f in args.figures)) or list(available)  # P2' is in P2
     unknown = [f for f in chosen if f not in available]
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}. Expected some of: {', '.join(available)}")
@@ -53,11 +55,11 @@ def main() -> int:
     rows: list[Row] = []
     for fig in chosen:
         module_name = available[fig]
-        print(f"\n== {fig}: bench/{module_name}.py{' --quick' if args.quick else ''}", flush=True)
+        print(f"\n== {fig}: bench/{module_name}.py{' --quick' if args.quick else ''} --reps {args.reps}", flush=True)
         t0 = time.perf_counter()
         try:
             module = importlib.import_module(module_name)
-            got = module.measure(quick=args.quick)
+            got = measure(module.figures(quick=args.quick), args.reps)
         except Exception as e:  # report, never fail
             traceback.print_exc()
             got = [na(fig, module_name, "-", f"the benchmark itself failed: {type(e).__name__}: {e}")]
@@ -68,14 +70,15 @@ def main() -> int:
     minutes = (time.perf_counter() - started) / 60
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    print(f"\nextf benchmarks{' (--quick)' if args.quick else ''}: {len(chosen)} figure(s), {len(rows)} row(s) "
-          f"measured in this run, "
-          f"{minutes:.1f} min, {cores} cores, load average now {load}. Ratios compare runs of this same session; "
-          f"they report and never fail.")
+    print(f"\nextf benchmarks{' (--quick)' if args.quick else ''}: {len(chosen)} script(s), {len(rows)} row(s) "
+          f"measured in this run, --reps {args.reps}, {minutes:.1f} min, {cores} cores, load average now {load}. "
+          f"Median and range over the repetitions (ratios pair by pair, sides alternating); verdict yes: every "
+          f"repetition meets the goal, NO: none does, undecided: the range straddles it. Benchmarks report and never "
+          f"fail.")
     print(format_table(rows))
-    missed = [r.figure for r in rows if r.met is False]
-    print(f"goals met: {sum(r.met is True for r in rows)}/{len(rows)}"
-          + (f"; missed: {', '.join(dict.fromkeys(missed))}" if missed else ""))
+    counts = {v: [r.figure for r in rows if r.verdict == v] for v in ("yes", "NO", "undecided", "-")}
+    print("verdicts: " + ", ".join(f"{v} {len(f)}" + (f" ({', '.join(dict.fromkeys(f))})" if f and v != "yes" else "")
+                                   for v, f in counts.items() if f))
     return 0
 
 

@@ -1,4 +1,6 @@
-"""Shared fixtures: compose the real conf/ tree with Hydra's compose API, run the CLI in a subprocess."""
+"""Shared fixtures: compose the real conf/ tree with Hydra's compose API, run the CLI in a subprocess; tests that
+need a program this machine lacks skip through `needs()`, and the run ends with the list of them and the one
+command that installs what they need (`make test-deps`)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,51 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "src" / "extf" / "conf"  # extf's base config tree (package data)
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+# The programs some tests drive for real, by the Debian package `make test-deps` installs them from.
+DEBIAN_PACKAGES = {"Chromium": "chromium", "PostgreSQL": "postgresql", "Graphviz dot": "graphviz", "zsh": "zsh",
+                   "bash": "bash"}
+NOT_ON_THIS_MACHINE = "not on this machine: "  # how a skip reason from needs() starts (the closing block finds it)
+
+
+def needs(what: str, require_env: str | None = None, hint: str = "") -> None:
+    """Skip the calling test (or fixture): `what` (a key of DEBIAN_PACKAGES) is missing here. When `require_env` is
+    set in the environment (CI sets EXTF_REQUIRE_BROWSER / EXTF_REQUIRE_SERVER), fail instead."""
+    reason = f"{NOT_ON_THIS_MACHINE}{what} (Debian package {DEBIAN_PACKAGES[what]}){': ' + hint if hint else ''}"
+    if require_env and os.environ.get(require_env, "") not in ("", "0"):
+        pytest.fail(f"{require_env} is set but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The last block of the run (after pytest's short summary): every test skipped because this machine lacks a
+    program, grouped by program, and the command that installs them all."""
+    yield
+    missing: dict[str, list[str]] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(NOT_ON_THIS_MACHINE):
+            what = reason[len(NOT_ON_THIS_MACHINE):].split(" (", 1)[0]
+            missing.setdefault(what, []).append(report.nodeid)
+    if not missing:
+        return
+    n = sum(len(ids) for ids in missing.values())
+    terminalreporter.section(f"NOT TESTED on this machine: {n} test(s)", sep="=", yellow=True, bold=True)
+    for what, ids in missing.items():
+        terminalreporter.write_line(f"{what} missing (Debian package {DEBIAN_PACKAGES.get(what, '?')}): "
+                                    f"{len(ids)} test(s)")
+        for nodeid in ids:
+            terminalreporter.write_line(f"    {nodeid}")
+    terminalreporter.write_line("Install them all with `make test-deps` (apt-get, with sudo when not root), then "
+                                "run `make test` again.", yellow=True, bold=True)
 
 
 def compose(overrides: list[str] | None = None, output_dir: str | Path = "/tmp/extf-test-out"):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from extf.config.validate import allowed_prefixes
 from extf.data.rows import prediction_table
 from extf.errors import ConfigError, DataError
 
@@ -26,7 +27,8 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
     logged = fetch(cfg.tracking.tracking_uri, cfg.run_id)
     study_cfg = logged.config
     ds_cfg = cfg.dataset if dataset_overridden else study_cfg.dataset
-    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed))
+    # the allow_targets of this project's extf.yaml, not the logged ones: a stored config cannot widen them
+    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed, cfg.allow_targets))
     if logged.dataset.get("input_shape"):  # before TensorFlow is imported to load the model
         check_input_shape(logged.dataset["input_shape"], splits.meta.input_shape, f"dataset '{splits.meta.name}'")
     model = load_logged_model(logged, cfg)
@@ -51,9 +53,18 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
 
 
 def load_logged_model(logged, cfg: DictConfig):
-    """The study's .keras model, with safe_mode unless the user set unsafe_load=true."""
+    """The study's .keras model, with safe_mode unless the user set unsafe_load=true. A model built by the
+    project's own function: its module is imported first (when this project's allow_targets allow it), so the
+    custom layers it registers with keras.saving.register_keras_serializable load."""
+    from extf.console import import_tensorflow
     from extf.models.io import load_model
 
+    import_tensorflow()
+    target = logged.config.model.get("_target_") if "model" in logged.config else None
+    if target and str(target).startswith(allowed_prefixes(cfg.allow_targets)):
+        from extf.config.instantiate import resolve
+
+        resolve(str(target), "model._target_ (of the logged study)", tuple(cfg.allow_targets))
     return load_model(logged.model_path, unsafe=bool(cfg.get("unsafe_load")), source=f"run {logged.run_id}")
 
 

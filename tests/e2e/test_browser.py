@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_extf
+from tests.conftest import ROOT, needs, run_extf
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +36,7 @@ N_TRIALS = 3
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        reason = (f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does) "
-                  f"or point EXTF_CHROMIUM at one")
-        if os.environ.get("EXTF_REQUIRE_BROWSER", "") not in ("", "0"):
-            pytest.fail(f"EXTF_REQUIRE_BROWSER is set but {reason}")
-        pytest.skip(reason)
+        needs("Chromium", "EXTF_REQUIRE_BROWSER", f"none at {CHROMIUM} (EXTF_CHROMIUM points at another)")
     return CHROMIUM
 
 

@@ -68,6 +68,53 @@ BROKEN_EXPERIMENT = "# @package _global_\ntrainer:\n  epochs: [1, 2\n"
 UNPACKAGED_EXPERIMENT = "trainer:\n  epochs: 3\n"
 SEARCH_PATH = "hydra.searchpath=[file://{tmp}/myconf]"
 
+# a project of one's own (extf.yaml, conf/, its package myproj/): docs/own-project.md
+ALLOW_MYPROJ = {"extf.yaml": "allow_targets: [myproj]\n", "myproj/__init__.py": ""}
+MYPROJ_MODELS = """\
+import keras
+
+
+def build(cfg, meta):
+    inputs = keras.Input(shape=tuple(meta.input_shape))
+    return keras.Model(inputs, keras.layers.Dense(meta.n_classes, activation="softmax")(inputs))
+
+
+def not_a_model(cfg, meta):
+    return "a model"
+
+
+def broken(cfg, meta):
+    return helper(cfg.units)
+
+
+def helper(units):
+    raise ValueError(f"boom: units={units}")
+"""
+MYPROJ_DATA = """\
+import numpy as np
+
+
+def tuple_only():
+    return np.zeros((40, 3)), np.arange(40) % 2
+
+
+def mismatched():
+    return {"x": np.zeros((40, 3)), "y": np.arange(30) % 2, "task": "binary"}
+"""
+
+
+def project(model: str | None = None, dataset: str | None = None, allow: bool = True) -> dict:
+    """The files of a project whose model=mine / dataset=mine are functions of its package myproj."""
+    files = {**(ALLOW_MYPROJ if allow else {"myproj/__init__.py": ""}),
+             "myproj/models.py": MYPROJ_MODELS, "myproj/data.py": MYPROJ_DATA}
+    if model:
+        files["conf/model/mine.yaml"] = f"_target_: myproj.models.{model}\nname: mine\nunits: 4\n"
+        files["conf/search_space/mine.yaml"] = "model.units: {type: choice, values: [4, 8]}\n"
+    if dataset:
+        files["conf/dataset/mine.yaml"] = f"_target_: myproj.data.{dataset}\nname: mine\n"
+    return files
+
+
 
 def make_files(root: Path, files: dict) -> None:
     for name, content in files.items():
@@ -199,6 +246,42 @@ CASES = [
      {"secret.txt": "secret"}, ["resolves to copy from module 'shutil'", "allowlist",
                                 "Received: callbacks.evil._target_='keras.src.utils.file_utils.shutil.copy'"],
      {"slow": True}),
+    # ---- a project of one's own: its config folder, extf.yaml, its own code (docs/own-project.md)
+    ("project-target-not-allowed", ["train", "model=mine"], project(model="build", allow=False),
+     ["`model._target_` names a callable outside the allowlist", "allow_targets in the project's extf.yaml",
+      "Received: model._target_='myproj.models.build'"]),
+    ("project-allow-targets-on-the-command-line", ["train", "+allow_targets=[myproj]"], {},
+     ["a command-line override cannot widen", "extf.yaml", "Received: +allow_targets=[myproj]"]),
+    ("project-allow-targets-widened-by-a-config-file", ["train"],
+     {**ALLOW_MYPROJ, "conf/project/default.yaml": "# @package _global_\nallow_targets: [myproj, other]\n"},
+     ["allow_targets comes from the project's extf.yaml only", "Received: allow_targets=['myproj', 'other']"]),
+    ("project-allow-targets-standard-library", ["train"], {"extf.yaml": "allow_targets: [subprocess]\n"},
+     ["Python's standard library", "Received: allow_targets=['subprocess']"]),
+    ("project-config-dir-missing", ["train", "--config-dir", "nope"], {},
+     ["the config folder given by --config-dir does not exist", "Received: --config-dir='nope'"]),
+    ("project-config-dir-of-extf-yaml-missing", ["train"], {"extf.yaml": "config_dir: nope\n"},
+     ["the config folder given by config_dir in extf.yaml does not exist", "Received: config_dir='nope'"]),
+    ("project-extf-yaml-unknown-key", ["train"], {"extf.yaml": "allow_target: [myproj]\n"},
+     ["unknown key(s) in extf.yaml: allow_target", "Expected: config_dir, allow_targets",
+      "Received: allow_target=['myproj']"]),
+    ("project-config-yaml-replacing-extf-s", ["train"], {"conf/config.yaml": "seed: 1\n"},
+     ["would replace extf's whole base config", "project/default.yaml", "Received: {tmp}/conf/config.yaml"]),
+    ("project-model-named-like-extf-s", ["train", "model=mine"],
+     {**project(model="build"), "conf/model/mine.yaml": "_target_: myproj.models.build\nname: cnn\n"},
+     ["needs a `name:` of its own ('cnn' is extf's own model)", "Received: model.name='cnn'"]),
+    ("project-build-returns-no-model", ["train", "dataset=iris", "model=mine"], project(model="not_a_model"),
+     ["myproj.models.not_a_model (model._target_) returned str, not a keras.Model", "Received: builtins.str"]),
+    ("project-build-raises", ["train", "dataset=iris", "model=mine", "model.units=3"], project(model="broken"),
+     ["the project's myproj.models.broken (model._target_) failed", "ValueError: boom: units=3",
+      "myproj/models.py\", line 14, in broken", "myproj/models.py\", line 18, in helper",
+      "Received: model._target_='myproj.models.broken'"]),
+    ("project-dataset-without-metadata", ["train", "dataset=mine", "model=mlp"], project(dataset="tuple_only"),
+     ["myproj.data.tuple_only (dataset._target_) returned a tuple without metadata", "and task", "Received: tuple"]),
+    ("project-dataset-length-mismatch", ["train", "dataset=mine", "model=mlp"], project(dataset="mismatched"),
+     ["returned x and y of different lengths", "Received: len(x)=40, len(y)=30"]),
+    ("project-target-module-missing", ["train", "dataset=iris", "model=mine"],
+     {**project(model="build"), "conf/model/mine.yaml": "_target_: myproj.nomodule.build\nname: mine\n"},
+     ["its module 'myproj.nomodule' cannot be imported", "Received: model._target_='myproj.nomodule.build'"]),
     ("target-attribute-of-no-module", ["train", *IRIS_MLP, "trainer.epochs=1",
                                        "+callbacks.x._target_=keras.src.utils.io_utils.os.system"], {},
      ["names nothing that can be imported", "Received: callbacks.x._target_='keras.src.utils.io_utils.os.system'"],

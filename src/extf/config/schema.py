@@ -323,5 +323,6 @@ class TopConf:
     input: str | None = None  # predict: a .csv, a .npy or a folder of images
     output: str | None = None  # predict: where the predictions CSV goes
     unsafe_load: bool = False  # evaluate / predict: load .keras files with safe_mode=False (Lambda layers run code)
+    allow_targets: list[str] = field(default_factory=list)  # the project's packages `_target_` may name (extf.yaml)
     search_space: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)

@@ -22,10 +22,11 @@ NABIYA_DURATIONS = "48"
 NABIYA_VOCAB = tuple(p + d for p in NABIYA_PITCHES for d in NABIYA_DURATIONS)  # c4 c8 d4 d8 ... b8: 14 classes
 
 
-def load_dataset(ds_cfg, seed: int) -> Splits:
-    """Load the dataset a (validated) `dataset` config names and split it; cached per config and seed."""
+def load_dataset(ds_cfg, seed: int, allow_targets=()) -> Splits:
+    """Load the dataset a (validated) `dataset` config names and split it; cached per config and seed.
+    `allow_targets`: the project's packages, for a dataset given as its own callable (`_target_`)."""
     plain = ds_cfg if isinstance(ds_cfg, dict) else _to_dict(ds_cfg)
-    return _load_cached(json.dumps(plain, sort_keys=True), int(seed))
+    return _load_cached(json.dumps(plain, sort_keys=True), int(seed), tuple(allow_targets))
 
 
 def _to_dict(cfg) -> dict:
@@ -35,8 +36,12 @@ def _to_dict(cfg) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(key: str, seed: int) -> Splits:
+def _load_cached(key: str, seed: int, allow_targets: tuple = ()) -> Splits:
     cfg = json.loads(key)
+    if "_target_" in cfg:  # the project's own loader
+        from extf.data import user
+
+        return user.load(cfg, seed, allow_targets)
     name = cfg["name"]
     loader = LOADERS.get(name)
     if loader is None:

@@ -30,6 +30,8 @@ def prepare_splits(model_cfg, splits):
 
 def check_fits_data(model_cfg, meta, batch_size: int | None = None) -> None:
     """Refuse a model family that cannot take this dataset's inputs, before TensorFlow is imported."""
+    if "_target_" in model_cfg:  # the project's model: extf.models.user checks what it returns
+        return
     name = model_cfg.name
     shape = tuple(meta.input_shape)
     check_takes_table(model_cfg, meta)
@@ -114,6 +116,15 @@ def build_model(cfg, meta, hp=None):
 
         cfg = apply_hyperparameters(cfg, hp)
     model_cfg = cfg.model
+    allow_targets = tuple(cfg.get("allow_targets") or ())
+    if "_target_" in model_cfg:  # the project's own model function (extf.models.user)
+        from extf.models import user
+
+        def compile_like_extf(model):
+            loss, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+            model.compile(optimizer=make_optimizer(cfg.optimizer, allow_targets), loss=loss, metrics=metrics)
+
+        return user.build(cfg, meta, compile_like_extf)
     check_fits_data(model_cfg, meta)
     if model_cfg.name not in FAMILIES:  # validated earlier; kept for direct callers
         raise ConfigError(f"Unknown model family. Expected one of: {', '.join(FAMILIES)}. "
@@ -130,8 +141,8 @@ def build_model(cfg, meta, hp=None):
         features = build(model_cfg, preprocessing(_augmented(inputs, cfg, meta), meta))
     outputs = add_output(features, meta)
     model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
-    loss, metrics = loss_and_metrics(model_cfg, meta)
-    model.compile(optimizer=make_optimizer(cfg.optimizer), loss=loss, metrics=metrics)
+    loss, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+    model.compile(optimizer=make_optimizer(cfg.optimizer, allow_targets), loss=loss, metrics=metrics)
     return model
 
 
@@ -199,7 +210,9 @@ def output_layer(meta):
     return keras.layers.Dense(1, activation="linear", name="output")
 
 
-def loss_and_metrics(model_cfg, meta):
+def loss_and_metrics(model_cfg, meta, allow_targets=()):
+    """The task's loss and metrics, or model.loss / model.metrics (names, or `_target_` specs of metric classes,
+    the project's own ones included)."""
     import keras
 
     defaults = {
@@ -217,11 +230,17 @@ def loss_and_metrics(model_cfg, meta):
     if model_cfg.get("loss"):
         loss = model_cfg.loss
     if model_cfg.get("metrics"):
-        metrics = list(model_cfg.metrics)
+        from omegaconf import OmegaConf
+
+        from extf.config.instantiate import instantiate
+
+        given = OmegaConf.to_container(model_cfg.metrics, resolve=True)
+        metrics = [instantiate(m, where=f"model.metrics[{i}]", allow_targets=allow_targets)
+                   if isinstance(m, dict) else m for i, m in enumerate(given)]
     return loss, metrics
 
 
-def make_optimizer(opt_cfg):
+def make_optimizer(opt_cfg, allow_targets=()):
     """Instantiate the optimizer's allowlisted `_target_` with the remaining keys as arguments."""
     from omegaconf import OmegaConf
 
@@ -229,7 +248,7 @@ def make_optimizer(opt_cfg):
 
     spec = OmegaConf.to_container(opt_cfg, resolve=True)
     spec.pop("name", None)
-    return instantiate(spec, where="optimizer")
+    return instantiate(spec, where="optimizer", allow_targets=allow_targets)
 
 
 def initializer(name: str):

@@ -151,6 +151,11 @@ def serve(fd: int) -> int:
     os.dup2(2, 1)  # the study's stdout is its report (and may be a pipe with [job N] prefixes): MLflow writes to stderr
     conn = Connection(fd)
     _preload()
+    if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
+        import logging
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from omegaconf import OmegaConf
 
     from extf.tracking.mlflow_tracker import make_tracker

@@ -55,7 +55,7 @@ def resolve_objective(cfg: DictConfig, meta) -> Objective:
 
 
 # keys that do not change what a study computes: re-running with other values resumes the same study
-NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load")
+NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load", "allow_targets")
 NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
                        "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
 
@@ -113,6 +113,7 @@ class Study:
     # ------------------------------------------------------------------ main path
     def _prepare_search(self):
         """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
+        from extf.console import import_tensorflow
         from extf.data import load_dataset
         from extf.models import check_fits_data, prepare_splits
         from extf.models.augmentation import check_augmentation
@@ -120,8 +121,9 @@ class Study:
         from extf.tuning.trial import check_stateful_batches
 
         cfg = self.cfg
+        import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
         space = parse_space(cfg.search_space, cfg)
-        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed))
+        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
         meta = self.splits.meta
         check_fits_data(cfg.model, meta)
         check_stateful_batches(cfg, self.splits)

@@ -1,0 +1,58 @@
+"""The benchmark harness (bench/common.py): sides alternate, ratios pair by pair, median, range and verdict."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import Failed, Figure, Sample, measure_figure, verdict  # noqa: E402
+
+
+@pytest.mark.parametrize("values, goal, expected", [
+    ([0.9, 1.0, 1.04], "<= 1.05", "yes"),
+    ([1.06, 1.2, 1.1], "<= 1.05", "NO"),
+    ([1.0, 1.07, 1.02], "<= 1.05", "undecided"),
+    ([1.5, 1.41], ">= 1.4", "yes"),
+    ([1.3, 1.39], ">= 1.4", "NO"),
+    ([1.3, 1.5], ">= 1.4", "undecided"),
+    ([1.4], ">= 1.4", "yes"),
+])
+def test_verdict(values, goal, expected):
+    assert verdict(values, goal) == expected
+
+
+def test_sides_alternate_and_ratios_are_taken_pair_by_pair():
+    order = []
+
+    def side(name, values):
+        def run(rep):
+            order.append(f"{name}{rep}")
+            return Sample(values[rep], f"{values[rep]} s")
+        return run
+
+    fig = Figure("P0", "a / b", "toy", "<= 1.05", a=side("A", [10, 11, 12]), b=side("B", [10, 10, 10]))
+    row = measure_figure(fig, reps=3)
+    assert order == ["A0", "B0", "A1", "B1", "A2", "B2"]
+    assert (row.value, row.low, row.high, row.n) == (1.1, 1.0, 1.2, 3)
+    assert row.verdict == "undecided" and row.workload == "toy"
+    assert row.detail.startswith("A / B per pair: 10 s / 10 s, 11 s / 10 s, 12 s / 10 s")
+
+
+def test_a_figure_of_one_side_and_its_own_minimum_of_repetitions():
+    fig = Figure("P0", "MB", "toy", "<= 50 MB", a=lambda rep: 10.0 * rep, unit="MB", min_reps=4)
+    row = measure_figure(fig, reps=2)
+    assert (row.n, row.value, row.low, row.high, row.verdict) == (4, 15.0, 0.0, 30.0, "yes")
+    assert row.value_text == "15.00 MB" and row.range_text == "0.00-30.00"
+
+
+def test_a_side_that_fails_makes_the_row_not_measured():
+    def broken(rep):
+        raise Failed("extf tune failed: boom")
+
+    row = measure_figure(Figure("P0", "a / b", "toy", "<= 1.05", a=lambda rep: 1.0, b=broken), reps=2)
+    assert row.value is None and row.verdict == "-" and row.detail == "extf tune failed: boom"
