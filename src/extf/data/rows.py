@@ -30,18 +30,18 @@ class RowsError(ValueError):
 
 def category_strings(values) -> np.ndarray:
     """A column's values as category strings: missing -> "", integral numbers without ".0" (a column read with a
-    missing cell becomes float: 3.0 must stay the category "3")."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
-            out[i] = MISSING_CATEGORY
-        elif isinstance(v, (float, np.floating)) and float(v).is_integer():
-            out[i] = str(int(v))
-        elif isinstance(v, (bool, np.bool_)):
-            out[i] = str(bool(v))
-        else:
-            out[i] = str(v)
-    return out
+    missing cell becomes float: 3.0 must stay the category "3"). Each distinct value is converted once."""
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object), dtype=object), use_na_sentinel=True)
+    names = np.array([_category(v) for v in uniques] + [MISSING_CATEGORY], dtype=object)
+    return names[codes]  # code -1 (missing) -> the last name
+
+
+def _category(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def numeric_values(series: pd.Series, column: str, where: str) -> np.ndarray:

@@ -130,19 +130,19 @@ def _column_kinds(df, features: list[str], cfg: dict, where: str) -> dict[str, s
         elif pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             kinds[c] = "numeric"
         else:
-            present = series.dropna()
-            parsed = pd.to_numeric(present.astype(str), errors="coerce")
-            n_numbers = int(parsed.notna().sum())
+            counts = series.dropna().astype(str).value_counts(sort=False)  # each distinct value parsed once
+            is_number = pd.to_numeric(pd.Series(counts.index), errors="coerce").notna().to_numpy()
+            n_numbers, n_present = int(counts[is_number].sum()), int(counts.sum())
             if n_numbers == 0:
                 kinds[c] = "category"
-            elif n_numbers == len(present):
+            elif n_numbers == n_present:
                 kinds[c] = "numeric"
             else:
-                numbers = list(dict.fromkeys(present[parsed.notna()].astype(str)))[:3]
-                text = list(dict.fromkeys(present[parsed.isna()].astype(str)))[:3]
+                numbers = list(counts.index[is_number][:3])
+                text = list(counts.index[~is_number][:3])
                 raise DataError(
                     f"Column {c!r} of {where} mixes numbers and text ({n_numbers} numbers such as {numbers}, "
-                    f"{len(present) - n_numbers} text cells such as {text}); expected one type per column. If the "
+                    f"{n_present - n_numbers} text cells such as {text}); expected one type per column. If the "
                     f"text marks missing values, name it in dataset.na_values (e.g. dataset.na_values=[{text[0]}]); "
                     f"if the column is a category, list it in dataset.categorical=[{c}]; or leave it out with "
                     f"dataset.drop=[{c}]. Received: {c}={numbers[:2] + text[:2]}")
