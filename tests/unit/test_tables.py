@@ -104,6 +104,25 @@ def test_very_many_categories_are_refused_or_hashed(tmp_path):
     assert user["encoding"] == "hash" and user["hash_bins"] == 64
 
 
+def test_a_hashed_column_and_parquet(tmp_path, make_cfg):
+    from extf.data.rows import TableModel
+    from extf.models import build_model
+
+    path = tmp_path / "ids.parquet"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"user": [f"u{i}" for i in range(300)], "x": rng.normal(size=300),
+                  "species": ["a", "b", "c"] * 100}).to_parquet(path)
+    cfg = make_cfg(["dataset=csv", f"dataset.path={path}", "dataset.target=species", "model=mlp",
+                    "dataset.max_categories=100", "dataset.hash_buckets={user: 16}"])
+    splits = load_dataset(cfg.dataset, cfg.seed)
+    assert splits.meta.extra["table"]["columns"][0]["encoding"] == "hash"
+    model = build_model(cfg, splits.meta)
+    assert "hash_user" in [layer.name for layer in model.layers]
+    spec = {**splits.meta.extra["table"], "task": "multiclass", "class_names": ["a", "b", "c"]}
+    answer = TableModel(model, spec).predict(pd.DataFrame({"user": ["u1", "never-seen"], "x": [0.1, None]}))
+    assert np.isfinite(answer.filter(like="prob_").to_numpy()).all() and len(answer) == 2
+
+
 def test_a_target_with_no_values_is_refused(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"a": np.arange(40.0), "species": [None] * 40}).to_csv(path, index=False)

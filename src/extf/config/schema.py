@@ -67,7 +67,7 @@ class CsvConf(DatasetConf):
     categorical: list[str] | None = None  # columns that are categories even if they hold numbers (text always is)
     na_values: list[str] = field(default_factory=list)  # more cell values that mean "missing" (besides NA, empty...)
     max_categories: int = 10000  # a category column with more distinct values is an error: drop or hash it
-    hash_buckets: dict[str, int] = field(default_factory=dict)  # column: buckets, for very many categories
+    hash_buckets: dict[str, int] | None = None  # column: buckets, for very many categories
 
 
 @dataclass

@@ -74,7 +74,8 @@ def dataset_inputs(ds_cfg: dict, splits, digest: str | None) -> list[dict]:
     if digest is None:
         digest = array_digest(*(getattr(splits, s).x for s, _ in CONTEXTS), *(getattr(splits, s).y for s, _ in CONTEXTS))
     name = p.name if p is not None else meta.name
-    source = {"uri": p.resolve().as_uri()} if p is not None else {"extf.dataset": meta.name}
+    # MLflow's LocalArtifactDatasetSource ("local") and CodeDatasetSource ("code") JSON
+    source = {"uri": p.resolve().as_uri()} if p is not None else {"tags": {"extf.dataset": meta.name}}
     columns = None
     if "table" in meta.extra:
         columns = [(c["name"], "double" if c["kind"] == "numeric" else "string") for c in meta.extra["table"]["columns"]]

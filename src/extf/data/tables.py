@@ -171,6 +171,10 @@ def _check_cardinality(df, categories: list[str], cfg: dict, where: str) -> None
     large as the data; it must be hashed into a fixed number of buckets or left out."""
     limit = int(cfg.get("max_categories") or 0)
     hashed = cfg.get("hash_buckets") or {}
+    for c, bins in hashed.items():
+        if int(bins) < 2:
+            raise DataError(f"dataset.hash_buckets.{c} must be a number of buckets of at least 2 (e.g. 1024; more "
+                            f"buckets, fewer values sharing one). Received: dataset.hash_buckets.{c}={bins}")
     for c in categories:
         n = int(df[c].nunique(dropna=True))
         if limit and n > limit and c not in hashed:
