@@ -63,14 +63,14 @@ def load_csv(cfg: dict, seed: int, infer_task):
     df = _rows_with_a_target(df, target, where)
     features = _feature_columns(df, cfg, where)
     kinds = _column_kinds(df, features, cfg, where)
-    features = _drop_uninformative(df, [c for c in features], where)
+    features = _drop_uninformative(df, features, where)
     if not features:
         raise DataError(f"{where} has no feature column left (every one is constant or empty); expected at least "
                         f"one column that varies besides the target. Received: columns {list(df.columns)}")
     y, task, classes = infer_task(df[target].to_numpy(), cfg["task"], f"csv:{where}")
     numbers_only = all(kinds[c] == "numeric" for c in features) and not cfg.get("categorical")
     if numbers_only:
-        x = df[features].to_numpy(dtype="float64")
+        x = df[features].to_numpy(dtype="float64", na_value=np.nan)
         if np.isfinite(x).all():  # as before: one array, standardized by the model's Normalization layer
             meta = Meta("csv", task, "tabular", (len(features),), classes, extra={"feature_names": features})
             return x.astype("float32"), y, meta
