@@ -5,8 +5,8 @@ One definition: trials per minute from the study's start to its end, as the user
 trials of the study's trials.jsonl divided by the wall time of the whole `extf tune` command (start-up, the search,
 the final test and the logged model). Workload: the default study's model (digits, cnn, random, seed 42,
 callbacks=none, tracking on), 24 trials x 8 epochs, sized so that the in-process study takes at least 2 minutes
-(10 x 8 took about a minute) and the fixed costs weigh what they weigh in a real study (--quick: 4 x 3, a smoke
-test only). The detail compares the trials'
+on 2 idle cores (the detail prints both sides' durations) and the fixed costs weigh what they weigh in a real
+study (--quick: 4 x 3, a smoke test only). The detail compares the trials'
 own durations (the `seconds` of trials.jsonl; same seed, same trials): how much longer a trial takes on a worker's
 1 thread than in-process on 2 bounds what 2 workers can reach at all (the ceiling, 2 / slowdown). If this extf has
 no `tuner.workers` the row says n/a.

@@ -46,6 +46,7 @@ experiments/ come before extf's own options, and its packages listed in extf.yam
 --config-dir DIR names another config folder. See docs/own-project.md.
 
 Tab completion of commands and overrides: eval "$(extf --shell-completion bash)"   (or zsh)
+extf --version prints the installed version.
 Set EXTF_DEBUG=1 to see tracebacks.
 """
 
@@ -114,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from extf import __version__
+
+        print(f"extf {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command in ("--shell-completion", "-sc") or (command in COMMANDS and {"--shell-completion", "-sc"} & set(rest)):

@@ -1,5 +1,6 @@
-"""Acceptance of issue 18, as a new user would: extf's wheel in a fresh virtualenv outside the checkout, `extf init`,
-then a study of the project's own model, a sweep over the project's own options, a report and predictions.
+"""Acceptance of issue 18, as a new user would: extf's wheel (`python -m build`: the sdist, then a wheel built from
+it) in a fresh virtualenv outside the checkout, `extf init`, then a study of the project's own model, a sweep over
+the project's own options, a report and predictions.
 
 The virtualenv has no system site-packages: pip installs the wheel and its dependencies (from pip's cache when they
 are there). Nothing here imports extf from the checkout.
@@ -12,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -37,8 +39,10 @@ def test_wheel_in_a_fresh_virtualenv_runs_a_project_of_ones_own(tmp_path):
            if k not in ("PYTHONPATH", "EXTF_ROOT", "EXTF_DEBUG", "EXTF_CONFIG_DIR", "VIRTUAL_ENV")
            and not k.startswith("EXTF_PROJECT")}
     dist, venv = tmp_path / "dist", tmp_path / "venv"
-    run([sys.executable, "-m", "build", "--wheel", "--outdir", dist, ROOT], cwd=tmp_path, env=env)
-    (wheel,) = dist.glob("extf-*.whl")
+    run([sys.executable, "-m", "build", "--outdir", dist, ROOT], cwd=tmp_path, env=env)  # sdist, then its wheel
+    (wheel,), (sdist,) = dist.glob("extf-*.whl"), dist.glob("extf-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        assert f"{sdist.name[:-len('.tar.gz')]}/src/extf/conf/config.yaml" in tar.getnames()
     run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)  # its own site-packages only
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel],
@@ -51,6 +55,7 @@ def test_wheel_in_a_fresh_virtualenv_runs_a_project_of_ones_own(tmp_path):
     demo = tmp_path / "demo"
     where = run([venv / "bin" / "python", "-c", "import extf; print(extf.__file__)"], cwd=demo, env=env).stdout
     assert str(venv) in where and str(ROOT) not in where, where  # the wheel's extf, not the checkout's
+    assert run([extf, "--version"], cwd=demo, env=env).stdout.strip() == f"extf {wheel.name.split('-')[1]}"
 
     listing = run([extf, "tune", "--help"], cwd=demo, env=env).stdout
     assert re.search(r"^model: .*\bmyconv\b.*\bmynet\b", listing, re.M), listing
@@ -60,7 +65,8 @@ def test_wheel_in_a_fresh_virtualenv_runs_a_project_of_ones_own(tmp_path):
     assert "[trial 2/2]" in tune and "study myproj:" in tune and "test (evaluated once): test_accuracy=" in tune, tune
     run_id = re.search(r"MLflow: parent run (\w+)", tune).group(1)
 
-    sweep = run([extf, "tune", "-m", "model=mynet,myconv", "tuner.max_trials=1", *QUICK], cwd=demo, env=env).stdout
+    sweep = run([extf, "tune", "-m", "model=mynet,myconv", "tuner.max_trials=1", "seed=7", *QUICK], cwd=demo,
+                env=env).stdout
     assert "[job 0]" in sweep and "[job 1]" in sweep and sweep.count("test (evaluated once)") == 2, sweep
 
     report = run([extf, "report", f"run_id={run_id}"], cwd=demo, env=env).stdout

@@ -335,18 +335,27 @@ CASES = [
     ("csv-missing-feature-column", ["train", "dataset=csv", "dataset.path=data.csv", "dataset.target=y",
                                     "dataset.features=[a,zz]"], {"data.csv": GOOD_CSV},
      ["Feature column(s) ['zz'] are not in data.csv", "Received: dataset.features="]),
-    ("csv-non-numeric-features", ["train", "dataset=csv", "dataset.path=text.csv", "dataset.target=y"],
-     {"text.csv": csv_rows("a,colour,y", [f"{i},{'red' if i % 2 else 'blue'},{i % 2}" for i in range(40)])},
-     ["Feature column(s) ['colour'] in text.csv are not numeric", "Received: dtypes"]),
+    ("csv-mixed-types", ["train", "dataset=csv", "dataset.path=mixed.csv", "dataset.target=y"],
+     {"mixed.csv": csv_rows("a,age,y", [f"{i},{'unknown' if i % 9 == 0 else i + 20},{i % 2}" for i in range(40)])},
+     ["Column 'age' of mixed.csv mixes numbers and text", "dataset.na_values=[unknown]",
+      "dataset.categorical=[age]", "Received: age="]),
+    ("csv-too-many-categories", ["train", "dataset=csv", "dataset.path=ids.csv", "dataset.target=y"],
+     {"ids.csv": csv_rows("user,a,y", [f"u{i},{i % 7},{i % 2}" for i in range(100_000)])},
+     ["Category column 'user' of ids.csv has 100000 distinct values", "dataset.drop=[user]",
+      "dataset.hash_buckets={user: 1024}", "Received: 100000 distinct values in 'user'"]),
     ("csv-one-class", ["train", "dataset=csv", "dataset.path=one.csv", "dataset.target=y"],
      {"one.csv": csv_rows("a,b,y", [f"{i},{i},cat" for i in range(40)])},
      ["single class", "Received: classes=['cat']"]),
     ("csv-too-few-rows", ["train", "dataset=csv", "dataset.path=tiny.csv", "dataset.target=y"],
      {"tiny.csv": csv_rows("a,b,y", ["1,2,0", "3,4,1", "5,6,0"])},
      ["too few samples (3)", "Received: n_samples=3"]),
-    ("csv-missing-target-values", ["train", "dataset=csv", "dataset.path=gaps.csv", "dataset.target=y"],
-     {"gaps.csv": csv_rows("a,b,y", [f"{i},{i},{'' if i == 5 else i % 2}" for i in range(40)])},
-     ["Target column 'y' in gaps.csv has 1 missing value(s)", "Received: first at row 5"]),
+    ("csv-target-all-missing", ["train", "dataset=csv", "dataset.path=gaps.csv", "dataset.target=y"],
+     {"gaps.csv": csv_rows("a,b,y", [f"{i},{i % 3},NA" for i in range(40)])},
+     ["Target column 'y' in gaps.csv has no values", "Received: dataset.target='y'"]),
+    ("csv-single-class-string-categories", ["train", "dataset=csv", "dataset.path=one.csv", "dataset.target=y"],
+     {"one.csv": csv_rows("island,a,y", [f"{'Dream' if i % 2 else 'Biscoe'},{'' if i == 3 else i},Adelie"
+                                         for i in range(40)])},
+     ["single class", "Received: classes=['Adelie']"]),
     ("csv-binary-with-three-classes", ["train", "dataset=csv", "dataset.path=three.csv", "dataset.target=y",
                                        "dataset.task=binary"],
      {"three.csv": csv_rows("a,b,y", [f"{i},{i},{i % 3}" for i in range(40)])},
@@ -441,6 +450,12 @@ RUN_CASES = [
     ("lambda-layer-refused-evaluate", ["evaluate", "run_id={lambda_run}"], {},
      ["Refused to load the model of run {lambda_run}", "Lambda layer", "unsafe_load=true",
       "Received: run {lambda_run}"]),
+    # a table model (string categories, NA cells) takes its training columns: one missing or unknown is refused
+    ("predict-table-column-missing", ["predict", "run_id={table_run}", "input={tmp}/rows.csv", "output={tmp}/p.csv"],
+     {"rows.csv": "island,bill\nDream,40.1\n"}, ["rows.csv lacks column(s) ['sex']", "Received: columns"]),
+    ("predict-table-extra-column", ["predict", "run_id={table_run}", "input={tmp}/rows.csv", "output={tmp}/p.csv"],
+     {"rows.csv": "island,bill,sex,colour\nDream,,male,red\n"},
+     ["rows.csv has column(s) ['colour'] that the training data did not have", "Received: columns"]),
     ("lambda-layer-refused-predict", ["predict", "run_id={lambda_run}", "input={tmp}/x.csv", "output={tmp}/p.csv"],
      {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["Refused to load the model of run {lambda_run}", "unsafe_load=true",
                                         "Received: run {lambda_run}"]),
@@ -490,7 +505,22 @@ def make_study(root: Path) -> dict:
     (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
     (trial,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'trial'")
     lambda_run = _lambda_copy(client, parent, root / "lambda")
-    return {"root": root, "run": parent.info.run_id, "trial": trial.info.run_id, "lambda_run": lambda_run}
+    return {"root": root, "run": parent.info.run_id, "trial": trial.info.run_id, "lambda_run": lambda_run,
+            "table_run": _table_study(root, client)}
+
+
+def _table_study(root: Path, client) -> str:
+    """A tiny study of a table with a string category column, NA cells and a string target."""
+    rows = [f"{'Dream' if i % 3 else 'Biscoe'},{'' if i % 7 == 0 else 35 + i % 11},{'' if i % 5 == 0 else 'male'},"
+            f"{'Adelie' if i % 2 else 'Gentoo'}" for i in range(60)]
+    (root / "table.csv").write_text(csv_rows("island,bill,sex,species", rows))
+    proc = run_extf(["train", "dataset=csv", "dataset.path=table.csv", "dataset.target=species", "model=mlp",
+                     "trainer.epochs=1", "evaluation.plots=false", "tracking.log_model=false",
+                     "experiment_name=tables"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exp = client.get_experiment_by_name("tables")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    return parent.info.run_id
 
 
 def _lambda_copy(client, parent, workdir: Path) -> str:

@@ -55,6 +55,15 @@ def test_init_bad_input(tmp_path, args, needles):
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine" and not (tmp_path / "x").exists()
 
 
+def test_version_comes_from_one_place(tmp_path):
+    from importlib.metadata import version
+
+    import extf as package
+
+    assert extf(["--version"], cwd=tmp_path).stdout.strip() == f"extf {package.__version__}"
+    assert version("extf") == package.__version__  # pyproject's version is read from extf.__version__
+
+
 def test_help_lists_the_projects_options_beside_extfs(demo):
     out = extf(["tune", "--help"], cwd=demo).stdout
     lines = {line.split(":")[0]: line for line in out.splitlines() if ": " in line}

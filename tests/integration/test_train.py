@@ -121,13 +121,54 @@ def test_diverging_training_ends_failed(tmp_path):
     assert running_runs(tmp_path / "mlruns") == []
 
 
-def test_stateful_lstm_trains_in_order(make_cfg):
+def test_stateful_lstm_trains_in_order(make_cfg, monkeypatch):
+    """A stateful LSTM carries its state from one batch to the next, so it must get the training windows in time
+    order, one per batch, and start every epoch from a zero state: Keras' fit is watched to check that it gets
+    shuffle=False, chronological windows (each one the previous one moved by a note), and a state that is zero at
+    the start of each epoch and not at its end.
+
+    Mutation check (2026-12-01): passing shuffle=True for stateful models in tuning/trial.fit, dropping its
+    StateResetter, or building the RNN with stateful=False each fail this test."""
+    import keras
+    import numpy as np
+
     from extf.tuning.study import Study
 
-    cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=1",
-                    "trainer.epochs=2", "tracking=none"])
+    calls, states = [], []
+
+    class Probe(keras.callbacks.Callback):  # last in the list: runs after extf's own callbacks
+        def _state(self):
+            return sum(float(np.abs(np.asarray(v)).sum()) for layer in self.model.layers
+                       if getattr(layer, "stateful", False) for v in layer.states)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            states.append(("begin", epoch, self._state()))
+
+        def on_epoch_end(self, epoch, logs=None):
+            states.append(("end", epoch, self._state()))
+
+    real_fit = keras.Model.fit
+
+    def watched_fit(model, x=None, y=None, **kwargs):
+        calls.append({"x": np.asarray(x), "shuffle": kwargs.get("shuffle"), "batch_size": kwargs.get("batch_size"),
+                      "stateful": [layer.name for layer in model.layers if getattr(layer, "stateful", False)]})
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), Probe()]
+        return real_fit(model, x, y, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", watched_fit)
+    cfg = make_cfg(["dataset=nabiya", "model=rnn", "model.cell=lstm", "model.stateful=true", "trainer.batch_size=1",
+                    "trainer.epochs=2", "tracking=none", "evaluation.plots=false"])
     summary = Study(cfg, out=io.StringIO()).run()
-    assert 0.0 <= summary["test_metrics"]["test_accuracy"] <= 1.0
+    assert "test_accuracy" in summary["test_metrics"]
+    (call,) = calls
+    assert call["stateful"], "the RNN layers are not stateful"
+    assert call["shuffle"] is False and call["batch_size"] == 1
+    x = call["x"]
+    assert len(x) > 10 and np.array_equal(x[1:, :-1], x[:-1, 1:]), "the training windows are not in time order"
+    begins = [v for kind, _, v in states if kind == "begin"]
+    ends = [v for kind, _, v in states if kind == "end"]
+    assert len(begins) == 2 and all(v == 0.0 for v in begins), states
+    assert all(v > 0.0 for v in ends), states
 
 
 def test_default_train_reaches_095(tmp_path):

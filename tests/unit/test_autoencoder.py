@@ -51,6 +51,7 @@ def test_targets_are_what_the_model_sees_after_its_preprocessing(make_cfg):
     assert model.get_layer("output").get_config()["activation"] == "linear"
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 @pytest.mark.parametrize("dataset, extra, output_shape, activation", [
     ("digits", ["model.kind=dense"], (None, 8, 8, 1), "sigmoid"),
     ("digits", ["model.kind=conv", "model.num_layers=3"], (None, 8, 8, 1), "sigmoid"),
@@ -76,6 +77,7 @@ def test_autoencoder_builds_and_trains_one_epoch(make_cfg, tmp_path, dataset, ex
     assert {"mse", "mae", "val_loss", "val_mse", "val_mae"} <= set(history)
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 def test_loss_decreases_over_a_few_epochs(make_cfg):
     import keras
 

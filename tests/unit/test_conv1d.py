@@ -19,6 +19,7 @@ CASES = [  # dataset, overrides, layers that must be there
 ]
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 @pytest.mark.parametrize("dataset, overrides, layers", CASES, ids=[f"{d}-{' '.join(o)}" for d, o, _ in CASES])
 def test_conv1d_builds_and_trains_one_epoch(make_cfg, tmp_path, dataset, overrides, layers):
     import keras

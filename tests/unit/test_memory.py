@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pytest
 
 from extf.tuning.tuner import _gradient_registry, released_custom_gradients
 
@@ -24,6 +25,7 @@ def _custom_gradients(registry) -> set:
     return {k for k in registry if str(k).startswith("CustomGradient-")}
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 def test_trial_leaves_no_custom_gradients_behind():
     registry = _gradient_registry()
     assert registry is not None, "TensorFlow's gradient registry moved: released_custom_gradients is now a no-op"
@@ -36,6 +38,7 @@ def test_trial_leaves_no_custom_gradients_behind():
     assert _custom_gradients(registry) == start
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 def test_traced_graphs_are_freed_after_each_trial():
     from tensorflow.python.framework.func_graph import FuncGraph
 

@@ -27,6 +27,7 @@ CASES = [  # overrides, dataset
 ]
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 @pytest.mark.parametrize("overrides, dataset", CASES, ids=[f"{d}-{' '.join(o)}" for o, d in CASES])
 def test_family_builds_and_trains_one_epoch(make_cfg, tmp_path, overrides, dataset):
     import keras
@@ -117,6 +118,7 @@ def test_model_standardizes_and_rescales_raw_inputs(make_cfg):
     assert rescaled.max() <= 1.0
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 def test_tensorboard_callbacks_write_logs_in_the_trial_dir(make_cfg, tmp_path):
     cfg = make_cfg(["dataset=iris", "model=mlp", "trainer.epochs=1", "callbacks=tensorboard"])
     splits = load_dataset(cfg.dataset, cfg.seed)

@@ -84,6 +84,7 @@ def test_bad_shapes_and_fcn_values_are_refused(make_cfg, override, needle):
     assert needle in str(info.value)
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 @pytest.mark.parametrize("extra", [[], ["model.upsampling=bilinear", "model.batch_norm=false",
                                         "model.dropout=0.2", "model.depth=1"]])
 def test_fcn_builds_and_trains_one_epoch(make_cfg, tmp_path, extra):
@@ -103,6 +104,7 @@ def test_fcn_builds_and_trains_one_epoch(make_cfg, tmp_path, extra):
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-5)  # a distribution over classes per pixel
 
 
+@pytest.mark.slow  # trains: not in make test-fast
 def test_keras_mean_iou_is_the_test_mean_iu(make_cfg):
     """Keras' MeanIoU on softmax outputs (sparse_y_pred=False) and the notes' mean IU agree on the same data."""
     import keras

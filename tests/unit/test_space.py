@@ -25,6 +25,8 @@ def test_bad_specs_fail_naming_the_key(make_cfg, spec, needle):
 
 
 def test_space_declares_and_applies(make_cfg):
+    """Mutation check (2026-12-01): apply_hyperparameters writing into `cfg` instead of a copy fails the last
+    assert; skipping its OmegaConf.update fails the one before."""
     cfg = make_cfg(["model=mlp"])
     specs = parse_space({
         "model.units": {"type": "int", "low": 32, "high": 64, "step": 32},
@@ -38,6 +40,8 @@ def test_space_declares_and_applies(make_cfg):
     assert specs[-1].path == "model.dropout"  # conditional parameters come after their parents
     hp = declare(specs)
     assert set(hp.values) >= {"model.units", "optimizer.learning_rate", "trainer.batch_size"}
-    out = apply_hyperparameters(cfg, {"model.units": 64, "trainer.batch_size": 16})
-    assert out.model.units == 64 and out.trainer.batch_size == 16 and cfg.model.units != 64 or True
-    assert apply_hyperparameters(cfg, {"model.units": 64}).model.units == 64
+    before = (cfg.model.units, cfg.trainer.batch_size)
+    assert before[0] != 32 and before[1] != 16  # so the checks below see whether the trial's values landed
+    out = apply_hyperparameters(cfg, {"model.units": 32, "trainer.batch_size": 16})
+    assert (out.model.units, out.trainer.batch_size) == (32, 16)
+    assert (cfg.model.units, cfg.trainer.batch_size) == before  # a trial's config is a copy: the study's stays

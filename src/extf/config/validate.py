@@ -93,7 +93,7 @@ POSITIVE_INTS = [
     "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
     "tuner.max_consecutive_failed_trials", "tuner.threads_per_worker", "tracking.request_timeout",
 ]
-NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity", "tuner.workers", "tuner.oracle_port",
+NON_NEGATIVE_INTS = ["model.dense_units", "dataset.max_categories", "trainer.verbosity", "tuner.workers", "tuner.oracle_port",
                      "tuner.max_worker_restarts", "tracking.request_retries"]
 FRACTIONS = ["model.dropout", "model.batch_norm_momentum", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
 NON_NEGATIVE_NUMBERS = ["dataset.noise"]

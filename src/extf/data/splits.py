@@ -32,17 +32,17 @@ class Meta:
 class Split:
     """A split held in memory: Keras batches and shuffles its arrays itself."""
 
-    x: np.ndarray
+    x: np.ndarray | dict  # an array, or a table's raw columns {column: values} (extf.data.tables)
     y: np.ndarray
     index: np.ndarray  # row numbers in the loaded dataset, for tracing samples back
     streams = False
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.y)
 
-    def inputs(self, n: int) -> np.ndarray:
+    def inputs(self, n: int) -> np.ndarray | dict:
         """The first `n` inputs (an input example for the logged model)."""
-        return self.x[:n]
+        return _take(self.x, np.arange(min(n, len(self))))
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,10 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
                 standardize: bool = False) -> Splits:
     """Split into train / validation / test: seeded, stratified for classification, chronological when
     `meta.ordered`. Segmentation and regression splits are random (a mask or a value has no single class)."""
-    check_finite(x, y, meta.name)
+    check_finite(x if isinstance(x, np.ndarray) else np.zeros(1), y, meta.name)  # a table's model imputes
     train_idx, val_idx, test_idx = split_indices(y, meta, val_fraction, test_fraction, seed)
-    train, val, test = (Split(x[i], y[i], i) for i in (train_idx, val_idx, test_idx))
-    if standardize and x.ndim == 2:
+    train, val, test = (Split(_take(x, i), y[i], i) for i in (train_idx, val_idx, test_idx))
+    if standardize and isinstance(x, np.ndarray) and x.ndim == 2:
         # the statistics of the training split only; the model applies them (a Normalization layer), so a saved
         # model takes raw features, as `extf predict` and `mlflow models predict` give it
         mean = train.x.mean(axis=0)
@@ -141,6 +141,11 @@ def split_indices(y: np.ndarray, meta: Meta, val_fraction: float, test_fraction:
     strat_rest = y[rest_idx] if strat is not None else None
     train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
     return train_idx, val_idx, test_idx
+
+
+def _take(x, index: np.ndarray):
+    """Rows `index` of an array or of a table's columns."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
 
 
 def _stratifiable(y: np.ndarray, n_test: int, n_val: int) -> bool:

@@ -26,7 +26,7 @@ from extf.errors import ExtfError, TrackingUnavailable
 from extf.tracking.mlflow_tracker import NullTracker
 
 CALLS = ("start_study", "start_trial", "end_stale_trials", "end_run", "log_params", "log_metrics",
-         "log_metric_history", "set_tags", "replace_tags", "log_artifacts", "log_keras_model")
+         "log_metric_history", "set_tags", "replace_tags", "log_artifacts", "log_keras_model", "log_dataset_inputs")
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
 
