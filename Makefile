@@ -16,7 +16,7 @@ TEST_DEBS ?= graphviz chromium postgresql zsh
 SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast test-deps lint bench clean
+.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast test-deps lint bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,7 @@ train: install ## Train the default experiment (digits + cnn) and log it to MLfl
 
 tune: install ## Tune the default study (digits + cnn + its search space) and log it to MLflow; ARGS="..."
 	$(BIN)/extf tune $(ARGS)
+	@echo "extf and mlflow are installed in $(VENV)/bin: run \`source $(VENV)/bin/activate\` to use them as \`extf ...\`"
 
 runs: install ## List the studies and their test metrics; RUN=<run_id> shows that study's leaderboard
 	$(BIN)/extf runs $(if $(RUN),run_id=$(RUN),)
@@ -71,6 +72,9 @@ bench: install ## Benchmarks: median, range and verdict of each figure over alte
 
 lint: install ## ruff
 	$(BIN)/ruff check src tests
+
+dist: install ## Build extf's wheel and sdist into dist/ (python -m build); pip install dist/extf-*.whl anywhere
+	$(BIN)/python -m build --outdir dist .
 
 clean: ## Remove run outputs (outputs/, multirun/, mlruns/) and caches
 	rm -rf outputs multirun mlruns .pytest_cache .ruff_cache

@@ -1,6 +1,6 @@
 """The `extf` command: `extf train | tune | ui [overrides...]`.
 
-Hydra composes conf/ (overrides, `-m` sweeps, `--cfg job`, `--help`, tab completion). Nothing here imports
+Hydra composes extf's conf/ (overrides, `-m` sweeps, `--cfg job`, `--help`, tab completion). Nothing here imports
 TensorFlow at module level, so `extf --help` and `--cfg job` stay fast. User errors print one message and exit
 non-zero; `EXTF_DEBUG=1` adds the traceback.
 """
@@ -28,6 +28,8 @@ commands:
   ui      serve the MLflow UI for mlruns/ on 127.0.0.1 (options: port=5000 root=.)
   server  start|stop|status an MLflow tracking server on 127.0.0.1 with a PostgreSQL store (port=5001 db=extf);
           studies log to it with tracking=mlflow_server
+  init    write a new project of your own (its conf/, a package with a model and a data function, an
+          experiment, README, Makefile): extf init DIR [name=PACKAGE]; then cd DIR && extf tune
   worker  join a distributed search as a worker: KERASTUNER_TUNER_ID=ID KERASTUNER_ORACLE_IP=HOST
           KERASTUNER_ORACLE_PORT=PORT extf worker STUDY_DIR  (`extf tune tuner.workers=N` starts local ones)
 
@@ -39,22 +41,36 @@ examples:
   extf train --help                    config groups and their options
   extf tune -m dataset=digits,iris model=mlp optimizer=adam,sgd
 
+In a project (a folder with extf.yaml, conf/ or experiments/; `extf init` writes one), the project's conf/ and
+experiments/ come before extf's own options, and its packages listed in extf.yaml's allow_targets may be _target_s;
+--config-dir DIR names another config folder. See docs/own-project.md.
+
 Tab completion of commands and overrides: eval "$(extf --shell-completion bash)"   (or zsh)
+extf --version prints the installed version.
 Set EXTF_DEBUG=1 to see tracebacks.
 """
 
-COMMANDS = ("train", "tune", "evaluate", "predict", "runs", "ui", "worker", "report", "server")
+COMMANDS = ("train", "tune", "evaluate", "predict", "runs", "ui", "worker", "report", "server", "init")
 
 
 def conf_dir() -> Path:
-    """conf/ of the checkout extf runs from (editable install), or $EXTF_CONFIG_DIR, or ./conf."""
-    candidates = [os.environ.get("EXTF_CONFIG_DIR"), Path(__file__).resolve().parents[2] / "conf", Path.cwd() / "conf"]
-    for c in candidates:
-        if c and (Path(c) / "config.yaml").is_file():
-            return Path(c).resolve()
-    raise SystemExit("extf: error: cannot find the config directory (conf/ with config.yaml). Expected it next to "
-                     "src/ in the extf checkout; set EXTF_CONFIG_DIR=/path/to/conf. Received: looked in "
-                     + ", ".join(str(c) for c in candidates if c))
+    """extf's base config tree: $EXTF_CONFIG_DIR, or the `conf/` package data shipped inside extf (importlib.resources,
+    so an installed wheel needs no checkout)."""
+    override = os.environ.get("EXTF_CONFIG_DIR")
+    if override:
+        if not (Path(override) / "config.yaml").is_file():
+            raise SystemExit(f"extf: error: EXTF_CONFIG_DIR has no config.yaml. Expected a directory like extf's "
+                             f"own conf/ (config.yaml and one folder per group), or unset it to use extf's. "
+                             f"Received: EXTF_CONFIG_DIR={override!r}")
+        return Path(override).resolve()
+    from importlib.resources import files
+
+    base = Path(str(files("extf") / "conf"))
+    if not (base / "config.yaml").is_file():  # a broken install (package data left out of the wheel)
+        raise SystemExit(f"extf: error: extf's base config is missing from the installed package. Expected "
+                         f"config.yaml in {base}; reinstall extf (pip install --force-reinstall extf). "
+                         f"Received: {sorted(p.name for p in base.iterdir()) if base.is_dir() else 'no such folder'}")
+    return base
 
 
 def _environment_defaults() -> None:
@@ -100,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if argv[0] in ("--version", "-V"):
+        from extf import __version__
+
+        print(f"extf {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command in ("--shell-completion", "-sc") or (command in COMMANDS and {"--shell-completion", "-sc"} & set(rest)):
         # extf's completion: Hydra's own would complete a command named `extf-tune`
@@ -116,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         return ui(rest)
     if command == "worker":
         return worker(rest)
-    if command in ("runs", "report", "server"):
+    if command in ("runs", "report", "server", "init"):
         from importlib import import_module
 
         from extf.errors import ExtfError
 
         module = import_module({"runs": "extf.tracking.runs", "report": "extf.reporting.command",
-                               "server": "extf.server"}[command])
+                               "server": "extf.server", "init": "extf.scaffold"}[command])
         try:
             return module.main(rest)
         except ExtfError as e:
@@ -168,9 +189,38 @@ class _LinePrefix:
         self.stream.flush()
 
 
+def open_project(args: list[str]):
+    """The user's project in the working directory (None if it is not one), set up on Hydra's search path, and the
+    command line without extf's --config-dir. A command-line `allow_targets` is refused: only the project's
+    extf.yaml opts code in."""
+    from extf.errors import ConfigError
+    from extf.project import PROJECT_FILE, find, split_config_dir
+
+    config_dir, rest = split_config_dir(args)
+    for a in rest:
+        key = a.lstrip("+~").partition("=")[0]
+        if key == "allow_targets" or key.startswith(("allow_targets.", "allow_targets[")):
+            raise ConfigError(f"allow_targets comes from the project's {PROJECT_FILE} only: a command-line override "
+                              f"cannot widen which code a config may run. Add the package to allow_targets in "
+                              f"{PROJECT_FILE} (allow_targets: [myproj]). Received: {a}")
+    project = find(Path.cwd(), config_dir)
+    if project is not None:
+        project.activate()
+    return project, rest
+
+
 def run_hydra(command: str, args: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig
+
+    from extf.errors import ExtfError
+
+    try:
+        project, args = open_project(args)
+    except ExtfError as e:
+        print(f"extf {command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    allow_targets = list(project.allow_targets) if project is not None else []
 
     from extf.config.validate import register_resolvers
 
@@ -180,9 +230,18 @@ def run_hydra(command: str, args: list[str]) -> int:
         try:
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
-            from omegaconf import OmegaConf
+            from omegaconf import OmegaConf, open_dict
 
             from extf.commands import run_command
+            from extf.errors import ConfigError
+
+            composed = list(cfg.get("allow_targets") or [])
+            if composed and composed != allow_targets:
+                raise ConfigError(f"allow_targets comes from the project's extf.yaml only, not from a config file "
+                                  f"or override: remove it there and list the packages in extf.yaml. Received: "
+                                  f"allow_targets={composed} in the composed config, {allow_targets} in extf.yaml")
+            with open_dict(cfg):
+                cfg.allow_targets = allow_targets
 
             # resolve=False: an override's text such as `key=${oc.env:X}` is not an interpolation to resolve here
             hydra_cfg = HydraConfig.get()
@@ -216,6 +275,9 @@ def run_hydra(command: str, args: list[str]) -> int:
     if problem:
         print(f"extf {command}: error: {problem}", file=sys.stderr)
         return 2
+    if project is not None and writes:
+        for line in project.shadowed(conf_dir()):
+            print(f"extf {command}: note: {line}", file=sys.stderr)
     saved, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = [f"extf-{command}", *args]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors; extf prints them as one message
@@ -267,8 +329,10 @@ def hydra_error_message(e: Exception, args: list[str] = ()) -> str:
                 f"https://hydra.cc/docs/advanced/override_grammar/basic. Received: {e.override}")
     if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options is not None:
         group, _, name = e.missing_cfg_file.rpartition("/")
+        hint = (f" The search space follows the model: add conf/search_space/{name}.yaml (what extf tune "
+                f"searches for model={name}), or set search_space=none." if group == "search_space" else "")
         return (f"no {group} named {name!r}. Expected one of: {', '.join(e.options)} (the files in "
-                f"conf/{group}/). Received: {group}={name}")
+                f"conf/{group}/ of extf and of the project).{hint} Received: {group}={name}")
     problem_mark = getattr(e, "problem_mark", None) or getattr(e.__cause__, "problem_mark", None)
     if problem_mark is not None:  # yaml's parser and scanner errors name the file and the line
         return (f"a config file is not valid YAML: {one_line(e)}. Fix the YAML at that line. "

@@ -29,25 +29,12 @@ def prepare(command: str, cfg: DictConfig) -> DictConfig:
     return checked
 
 
-# keys that do not change what a study computes: re-running with other values resumes the same study
-NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load")
-NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
-                       "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
-
-
 def study_dir(cfg: DictConfig) -> Path:
-    """outputs/studies/<experiment_name>-<hash of what the study computes>: the same command finds it again."""
-    import hashlib
-    import json
+    """outputs/studies/<experiment_name>-<hash of what the study computes, its data included>: the same command on
+    the same data finds it again (extf.tuning.study.study_identity)."""
+    from extf.tuning.study import study_identity
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in NOT_IDENTITY:
-        plain.pop(key, None)
-    for dotted in NOT_IDENTITY_DOTTED:
-        section, key = dotted.split(".")
-        plain.get(section, {}).pop(key, None)
-    digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return Path(cfg.paths.root_dir) / "outputs" / "studies" / f"{cfg.experiment_name}-{digest}"
+    return Path(cfg.paths.root_dir) / "outputs" / "studies" / f"{cfg.experiment_name}-{study_identity(cfg)[0]}"
 
 
 def run_command(command: str, cfg: DictConfig, out=sys.stdout, overrides: list[str] | None = None):

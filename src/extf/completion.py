@@ -7,7 +7,7 @@ key=value options of the other commands. Install it with `eval "$(extf --shell-c
 
 Protocol: the shell function runs `COMP_LINE=... COMP_POINT=... COMP_WORDBREAKS=... extf --shell-completion query=bash`,
 which prints one candidate per line: the whole word, or with bash only what follows the word's last `=` or `:` (the
-part bash replaces). Only Hydra and the YAML files of conf/ are read: nothing here imports TensorFlow or MLflow.
+part bash replaces). Only Hydra and the YAML files of extf's conf/ and the project's are read: nothing here imports TensorFlow or MLflow.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ OPTIONS = {
     "runs": ("root=", "experiment=", "run_id="),
     "ui": ("port=", "root="),
     "report": ("run_id=", "output=", "root="),
+    "init": ("name=",),
 }
 HYDRA_FLAGS = ("--help", "--hydra-help", "--cfg", "--resolve", "--package", "--multirun", "-m", "--info")
 FLAG_VALUES = {
@@ -107,8 +108,9 @@ def hydra_candidates(rest: list[str], current: str) -> list[str]:
         from hydra._internal.utils import create_config_search_path
         from hydra.plugins.completion_plugin import DefaultCompletionPlugin
 
-        from extf.cli import conf_dir
+        from extf.cli import conf_dir, open_project
 
+        _, rest = open_project(rest)  # the project's conf/ and experiments/ (before extf's) offer their options too
         loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir())))
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             return DefaultCompletionPlugin(loader)._query(config_name="config", line=" ".join([*rest, current]))

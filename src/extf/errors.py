@@ -20,6 +20,11 @@ class DataError(ExtfError):
     """A dataset, data file or array is missing or unusable."""
 
 
+class UserCodeError(ExtfError):
+    """A project's own function (a `_target_` opted in with allow_targets) raised or returned the wrong thing; the
+    message names the function and shows its own traceback frames."""
+
+
 class TrackingUnavailable(ExtfError):
     """The MLflow tracking server stopped answering (after retries): the study stops; what was logged stays."""
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from extf.config.validate import allowed_prefixes
+from extf.data.rows import prediction_table
 from extf.errors import ConfigError, DataError
 
 
@@ -25,11 +27,13 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
     logged = fetch(cfg.tracking.tracking_uri, cfg.run_id)
     study_cfg = logged.config
     ds_cfg = cfg.dataset if dataset_overridden else study_cfg.dataset
-    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed))
+    # the allow_targets of this project's extf.yaml, not the logged ones: a stored config cannot widen them
+    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed, cfg.allow_targets))
     if logged.dataset.get("input_shape"):  # before TensorFlow is imported to load the model
         check_input_shape(logged.dataset["input_shape"], splits.meta.input_shape, f"dataset '{splits.meta.name}'")
     model = load_logged_model(logged, cfg)
-    check_input_shape(model, splits.meta.input_shape, f"dataset '{splits.meta.name}'")
+    if "table" not in logged.dataset:  # a table model takes a dict of columns
+        check_input_shape(model, splits.meta.input_shape, f"dataset '{splits.meta.name}'")
     threshold = cfg.evaluation.threshold if cfg.evaluation.threshold != 0.5 else logged.dataset.get("threshold", 0.5)
     stateful = bool(study_cfg.model.get("stateful"))
     metrics, _ = evaluate_model(model, splits, "test", splits.meta, threshold, study_cfg.trainer.batch_size,
@@ -49,9 +53,18 @@ def evaluate(cfg: DictConfig, dataset_overridden: bool, out=sys.stdout) -> dict[
 
 
 def load_logged_model(logged, cfg: DictConfig):
-    """The study's .keras model, with safe_mode unless the user set unsafe_load=true."""
+    """The study's .keras model, with safe_mode unless the user set unsafe_load=true. A model built by the
+    project's own function: its module is imported first (when this project's allow_targets allow it), so the
+    custom layers it registers with keras.saving.register_keras_serializable load."""
+    from extf.console import import_tensorflow
     from extf.models.io import load_model
 
+    import_tensorflow()
+    target = logged.config.model.get("_target_") if "model" in logged.config else None
+    if target and str(target).startswith(allowed_prefixes(cfg.allow_targets)):
+        from extf.config.instantiate import resolve
+
+        resolve(str(target), "model._target_ (of the logged study)", tuple(cfg.allow_targets))
     return load_model(logged.model_path, unsafe=bool(cfg.get("unsafe_load")), source=f"run {logged.run_id}")
 
 
@@ -140,6 +153,8 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
         raise ConfigError(f"Cannot create the folder {str(output.parent)!r} of the predictions file "
                           f"({e.strerror}). Expected output=PATH in a writable folder. "
                           f"Received: output={cfg.output!r}") from None
+    if logged.dataset.get("table"):
+        return _predict_rows(cfg, logged, output, out)
     logged_shape = tuple(logged.dataset.get("input_shape") or ())
     if logged_shape:  # a bad input is refused before TensorFlow is imported to load the model
         x = read_input(str(cfg.input), logged.dataset, logged_shape)
@@ -157,7 +172,8 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
     probs = model.predict(x, batch_size=batch or 256, verbose=0)[:n]
     tmp = output.with_name(output.name + ".tmp" + output.suffix)
     if per_sample:
-        table = prediction_table(probs, logged.dataset, float(logged.dataset.get("threshold", 0.5)))
+        table = prediction_table(probs, logged.dataset["task"], logged.dataset.get("class_names"),
+                                 float(logged.dataset.get("threshold", 0.5)))
         source = Path(str(cfg.input)).expanduser()
         if source.is_dir():  # which row is which image
             table = {"file": [p.name for p in _image_files(source)], **table}
@@ -169,23 +185,47 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
     return output
 
 
+def read_rows(path_text: str, table: dict) -> dict[str, np.ndarray]:
+    """A table's raw rows (CSV or Parquet) as the columns its model takes; a column missing or unknown is refused."""
+    import pandas as pd
+
+    from extf.data.rows import RowsError, model_inputs
+    from extf.data.tables import PARQUET_SUFFIXES
+
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise DataError(f"Prediction input not found: expected a .csv or .parquet file of rows with the columns "
+                        f"{[c['name'] for c in table['columns']]}. Received: input={path_text!r}")
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    try:
+        df = pd.read_parquet(path) if parquet else pd.read_csv(path)
+    except Exception as e:  # pandas raises many types for unreadable files
+        raise DataError(f"Could not read {path.name} as {'Parquet' if parquet else 'CSV'} ({e}). Expected a header "
+                        f"row and one row per sample. Received: input={path_text!r}") from None
+    try:
+        return model_inputs(df, table, path.name)
+    except RowsError as e:
+        raise DataError(str(e)) from None
+
+
+def _predict_rows(cfg: DictConfig, logged, output: Path, out) -> Path:
+    """`extf predict` with a table model: raw rows in (NA cells and unseen categories are the model's to handle),
+    the predictions table out, written atomically."""
+    import pandas as pd
+
+    table = logged.dataset["table"]
+    x = read_rows(str(cfg.input), table)  # refused before TensorFlow is imported to load the model
+    model = load_logged_model(logged, cfg)
+    outputs = model.predict(x, batch_size=1024, verbose=0)
+    predictions = prediction_table(outputs, logged.dataset["task"], logged.dataset.get("class_names"),
+                                   float(logged.dataset.get("threshold", 0.5)))
+    tmp = output.with_name(output.name + ".tmp" + output.suffix)
+    pd.DataFrame(predictions).to_csv(tmp, index=False)
+    os.replace(tmp, output)  # never a half-written predictions file
+    print(f"wrote {len(outputs)} prediction(s) to {output}", file=out)
+    return output
+
+
 def _image_files(folder: Path) -> list[Path]:
     """The files of a prediction folder, in the order of its predictions."""
     return sorted(p for p in folder.iterdir() if p.is_file())
-
-
-def prediction_table(probs: np.ndarray, dataset: dict, threshold: float) -> dict[str, list]:
-    """Probabilities per class and the class label: the notes' predict and predict_classes (argmax)."""
-    task, names = dataset["task"], dataset.get("class_names") or []
-    if task == "regression":
-        return {"prediction": np.ravel(probs).tolist()}
-    if task == "binary":
-        p1 = np.ravel(probs)
-        index = (p1 >= threshold).astype(int)
-        table = {f"prob_{names[0] if names else 0}": (1 - p1).tolist(), f"prob_{names[1] if names else 1}": p1.tolist()}
-    else:
-        index = np.argmax(probs, axis=-1)
-        table = {f"prob_{names[i] if names else i}": probs[:, i].tolist() for i in range(probs.shape[1])}
-    table["class_index"] = index.tolist()
-    table["label"] = [names[i] if names else str(i) for i in index]
-    return table

@@ -68,6 +68,53 @@ BROKEN_EXPERIMENT = "# @package _global_\ntrainer:\n  epochs: [1, 2\n"
 UNPACKAGED_EXPERIMENT = "trainer:\n  epochs: 3\n"
 SEARCH_PATH = "hydra.searchpath=[file://{tmp}/myconf]"
 
+# a project of one's own (extf.yaml, conf/, its package myproj/): docs/own-project.md
+ALLOW_MYPROJ = {"extf.yaml": "allow_targets: [myproj]\n", "myproj/__init__.py": ""}
+MYPROJ_MODELS = """\
+import keras
+
+
+def build(cfg, meta):
+    inputs = keras.Input(shape=tuple(meta.input_shape))
+    return keras.Model(inputs, keras.layers.Dense(meta.n_classes, activation="softmax")(inputs))
+
+
+def not_a_model(cfg, meta):
+    return "a model"
+
+
+def broken(cfg, meta):
+    return helper(cfg.units)
+
+
+def helper(units):
+    raise ValueError(f"boom: units={units}")
+"""
+MYPROJ_DATA = """\
+import numpy as np
+
+
+def tuple_only():
+    return np.zeros((40, 3)), np.arange(40) % 2
+
+
+def mismatched():
+    return {"x": np.zeros((40, 3)), "y": np.arange(30) % 2, "task": "binary"}
+"""
+
+
+def project(model: str | None = None, dataset: str | None = None, allow: bool = True) -> dict:
+    """The files of a project whose model=mine / dataset=mine are functions of its package myproj."""
+    files = {**(ALLOW_MYPROJ if allow else {"myproj/__init__.py": ""}),
+             "myproj/models.py": MYPROJ_MODELS, "myproj/data.py": MYPROJ_DATA}
+    if model:
+        files["conf/model/mine.yaml"] = f"_target_: myproj.models.{model}\nname: mine\nunits: 4\n"
+        files["conf/search_space/mine.yaml"] = "model.units: {type: choice, values: [4, 8]}\n"
+    if dataset:
+        files["conf/dataset/mine.yaml"] = f"_target_: myproj.data.{dataset}\nname: mine\n"
+    return files
+
+
 
 def make_files(root: Path, files: dict) -> None:
     for name, content in files.items():
@@ -199,6 +246,42 @@ CASES = [
      {"secret.txt": "secret"}, ["resolves to copy from module 'shutil'", "allowlist",
                                 "Received: callbacks.evil._target_='keras.src.utils.file_utils.shutil.copy'"],
      {"slow": True}),
+    # ---- a project of one's own: its config folder, extf.yaml, its own code (docs/own-project.md)
+    ("project-target-not-allowed", ["train", "model=mine"], project(model="build", allow=False),
+     ["`model._target_` names a callable outside the allowlist", "allow_targets in the project's extf.yaml",
+      "Received: model._target_='myproj.models.build'"]),
+    ("project-allow-targets-on-the-command-line", ["train", "+allow_targets=[myproj]"], {},
+     ["a command-line override cannot widen", "extf.yaml", "Received: +allow_targets=[myproj]"]),
+    ("project-allow-targets-widened-by-a-config-file", ["train"],
+     {**ALLOW_MYPROJ, "conf/project/default.yaml": "# @package _global_\nallow_targets: [myproj, other]\n"},
+     ["allow_targets comes from the project's extf.yaml only", "Received: allow_targets=['myproj', 'other']"]),
+    ("project-allow-targets-standard-library", ["train"], {"extf.yaml": "allow_targets: [subprocess]\n"},
+     ["Python's standard library", "Received: allow_targets=['subprocess']"]),
+    ("project-config-dir-missing", ["train", "--config-dir", "nope"], {},
+     ["the config folder given by --config-dir does not exist", "Received: --config-dir='nope'"]),
+    ("project-config-dir-of-extf-yaml-missing", ["train"], {"extf.yaml": "config_dir: nope\n"},
+     ["the config folder given by config_dir in extf.yaml does not exist", "Received: config_dir='nope'"]),
+    ("project-extf-yaml-unknown-key", ["train"], {"extf.yaml": "allow_target: [myproj]\n"},
+     ["unknown key(s) in extf.yaml: allow_target", "Expected: config_dir, allow_targets",
+      "Received: allow_target=['myproj']"]),
+    ("project-config-yaml-replacing-extf-s", ["train"], {"conf/config.yaml": "seed: 1\n"},
+     ["would replace extf's whole base config", "project/default.yaml", "Received: {tmp}/conf/config.yaml"]),
+    ("project-model-named-like-extf-s", ["train", "model=mine"],
+     {**project(model="build"), "conf/model/mine.yaml": "_target_: myproj.models.build\nname: cnn\n"},
+     ["needs a `name:` of its own ('cnn' is extf's own model)", "Received: model.name='cnn'"]),
+    ("project-build-returns-no-model", ["train", "dataset=iris", "model=mine"], project(model="not_a_model"),
+     ["myproj.models.not_a_model (model._target_) returned str, not a keras.Model", "Received: builtins.str"]),
+    ("project-build-raises", ["train", "dataset=iris", "model=mine", "model.units=3"], project(model="broken"),
+     ["the project's myproj.models.broken (model._target_) failed", "ValueError: boom: units=3",
+      "myproj/models.py\", line 14, in broken", "myproj/models.py\", line 18, in helper",
+      "Received: model._target_='myproj.models.broken'"]),
+    ("project-dataset-without-metadata", ["train", "dataset=mine", "model=mlp"], project(dataset="tuple_only"),
+     ["myproj.data.tuple_only (dataset._target_) returned a tuple without metadata", "and task", "Received: tuple"]),
+    ("project-dataset-length-mismatch", ["train", "dataset=mine", "model=mlp"], project(dataset="mismatched"),
+     ["returned x and y of different lengths", "Received: len(x)=40, len(y)=30"]),
+    ("project-target-module-missing", ["train", "dataset=iris", "model=mine"],
+     {**project(model="build"), "conf/model/mine.yaml": "_target_: myproj.nomodule.build\nname: mine\n"},
+     ["its module 'myproj.nomodule' cannot be imported", "Received: model._target_='myproj.nomodule.build'"]),
     ("target-attribute-of-no-module", ["train", *IRIS_MLP, "trainer.epochs=1",
                                        "+callbacks.x._target_=keras.src.utils.io_utils.os.system"], {},
      ["names nothing that can be imported", "Received: callbacks.x._target_='keras.src.utils.io_utils.os.system'"],
@@ -245,18 +328,27 @@ CASES = [
     ("csv-missing-feature-column", ["train", "dataset=csv", "dataset.path=data.csv", "dataset.target=y",
                                     "dataset.features=[a,zz]"], {"data.csv": GOOD_CSV},
      ["Feature column(s) ['zz'] are not in data.csv", "Received: dataset.features="]),
-    ("csv-non-numeric-features", ["train", "dataset=csv", "dataset.path=text.csv", "dataset.target=y"],
-     {"text.csv": csv_rows("a,colour,y", [f"{i},{'red' if i % 2 else 'blue'},{i % 2}" for i in range(40)])},
-     ["Feature column(s) ['colour'] in text.csv are not numeric", "Received: dtypes"]),
+    ("csv-mixed-types", ["train", "dataset=csv", "dataset.path=mixed.csv", "dataset.target=y"],
+     {"mixed.csv": csv_rows("a,age,y", [f"{i},{'unknown' if i % 9 == 0 else i + 20},{i % 2}" for i in range(40)])},
+     ["Column 'age' of mixed.csv mixes numbers and text", "dataset.na_values=[unknown]",
+      "dataset.categorical=[age]", "Received: age="]),
+    ("csv-too-many-categories", ["train", "dataset=csv", "dataset.path=ids.csv", "dataset.target=y"],
+     {"ids.csv": csv_rows("user,a,y", [f"u{i},{i % 7},{i % 2}" for i in range(100_000)])},
+     ["Category column 'user' of ids.csv has 100000 distinct values", "dataset.drop=[user]",
+      "dataset.hash_buckets={user: 1024}", "Received: 100000 distinct values in 'user'"]),
     ("csv-one-class", ["train", "dataset=csv", "dataset.path=one.csv", "dataset.target=y"],
      {"one.csv": csv_rows("a,b,y", [f"{i},{i},cat" for i in range(40)])},
      ["single class", "Received: classes=['cat']"]),
     ("csv-too-few-rows", ["train", "dataset=csv", "dataset.path=tiny.csv", "dataset.target=y"],
      {"tiny.csv": csv_rows("a,b,y", ["1,2,0", "3,4,1", "5,6,0"])},
      ["too few samples (3)", "Received: n_samples=3"]),
-    ("csv-missing-target-values", ["train", "dataset=csv", "dataset.path=gaps.csv", "dataset.target=y"],
-     {"gaps.csv": csv_rows("a,b,y", [f"{i},{i},{'' if i == 5 else i % 2}" for i in range(40)])},
-     ["Target column 'y' in gaps.csv has 1 missing value(s)", "Received: first at row 5"]),
+    ("csv-target-all-missing", ["train", "dataset=csv", "dataset.path=gaps.csv", "dataset.target=y"],
+     {"gaps.csv": csv_rows("a,b,y", [f"{i},{i % 3},NA" for i in range(40)])},
+     ["Target column 'y' in gaps.csv has no values", "Received: dataset.target='y'"]),
+    ("csv-single-class-string-categories", ["train", "dataset=csv", "dataset.path=one.csv", "dataset.target=y"],
+     {"one.csv": csv_rows("island,a,y", [f"{'Dream' if i % 2 else 'Biscoe'},{'' if i == 3 else i},Adelie"
+                                         for i in range(40)])},
+     ["single class", "Received: classes=['Adelie']"]),
     ("csv-binary-with-three-classes", ["train", "dataset=csv", "dataset.path=three.csv", "dataset.target=y",
                                        "dataset.task=binary"],
      {"three.csv": csv_rows("a,b,y", [f"{i},{i},{i % 3}" for i in range(40)])},
@@ -332,6 +424,12 @@ RUN_CASES = [
     ("lambda-layer-refused-evaluate", ["evaluate", "run_id={lambda_run}"], {},
      ["Refused to load the model of run {lambda_run}", "Lambda layer", "unsafe_load=true",
       "Received: run {lambda_run}"]),
+    # a table model (string categories, NA cells) takes its training columns: one missing or unknown is refused
+    ("predict-table-column-missing", ["predict", "run_id={table_run}", "input={tmp}/rows.csv", "output={tmp}/p.csv"],
+     {"rows.csv": "island,bill\nDream,40.1\n"}, ["rows.csv lacks column(s) ['sex']", "Received: columns"]),
+    ("predict-table-extra-column", ["predict", "run_id={table_run}", "input={tmp}/rows.csv", "output={tmp}/p.csv"],
+     {"rows.csv": "island,bill,sex,colour\nDream,,male,red\n"},
+     ["rows.csv has column(s) ['colour'] that the training data did not have", "Received: columns"]),
     ("lambda-layer-refused-predict", ["predict", "run_id={lambda_run}", "input={tmp}/x.csv", "output={tmp}/p.csv"],
      {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["Refused to load the model of run {lambda_run}", "unsafe_load=true",
                                         "Received: run {lambda_run}"]),
@@ -381,7 +479,22 @@ def make_study(root: Path) -> dict:
     (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
     (trial,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'trial'")
     lambda_run = _lambda_copy(client, parent, root / "lambda")
-    return {"root": root, "run": parent.info.run_id, "trial": trial.info.run_id, "lambda_run": lambda_run}
+    return {"root": root, "run": parent.info.run_id, "trial": trial.info.run_id, "lambda_run": lambda_run,
+            "table_run": _table_study(root, client)}
+
+
+def _table_study(root: Path, client) -> str:
+    """A tiny study of a table with a string category column, NA cells and a string target."""
+    rows = [f"{'Dream' if i % 3 else 'Biscoe'},{'' if i % 7 == 0 else 35 + i % 11},{'' if i % 5 == 0 else 'male'},"
+            f"{'Adelie' if i % 2 else 'Gentoo'}" for i in range(60)]
+    (root / "table.csv").write_text(csv_rows("island,bill,sex,species", rows))
+    proc = run_extf(["train", "dataset=csv", "dataset.path=table.csv", "dataset.target=species", "model=mlp",
+                     "trainer.epochs=1", "evaluation.plots=false", "tracking.log_model=false",
+                     "experiment_name=tables"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exp = client.get_experiment_by_name("tables")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    return parent.info.run_id
 
 
 def _lambda_copy(client, parent, workdir: Path) -> str:

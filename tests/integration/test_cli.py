@@ -49,3 +49,24 @@ def test_command_help_is_extf_s_and_a_closed_pipe_is_no_error(tmp_path):
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Broken pipe" not in err, err
+
+
+@pytest.mark.slow
+def test_a_study_prints_extf_s_lines_only_and_everything_with_debug(tmp_path):
+    """No TensorFlow start-up lines (absl, cudart), no MLflow "Creating initial MLflow database tables", no
+    keras-tuner "Reloading Tuner from" on resume; EXTF_DEBUG=1 shows them again."""
+    import re
+
+    native = re.compile(r"absl::InitializeLog|^[IWE]\d{4} \d\d:\d\d:", re.M)  # not extf's own pattern
+    args = ["tune", "dataset=iris", "model=mlp", "trainer.epochs=1", "tuner.max_trials=1", "evaluation.plots=false",
+            "tracking.log_model=false"]
+    first, again = run_extf(args, cwd=tmp_path), run_extf(args, cwd=tmp_path)
+    for proc in (first, again):
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        noise = [line for line in out.splitlines() if native.search(line) or "INFO mlflow" in line
+                 or "Reloading Tuner" in line]
+        assert noise == [], out
+    assert "Resuming study" in again.stdout
+    debug = run_extf(args, cwd=tmp_path, env={"EXTF_DEBUG": "1"})
+    assert "Reloading Tuner" in debug.stdout and native.search(debug.stderr), debug.stdout + debug.stderr

@@ -1,4 +1,4 @@
-"""Every committed study recipe in experiments/ composes and runs one short trial."""
+"""Every committed study recipe in conf/experiment/ composes and runs one short trial."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import CONF
 
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 REQUIRED = {"digits_cnn_hyperband", "digits_mlp_grid", "iris_mlp_bayesian", "breast_cancer_mlp_random",
             "sine_rnn_random", "nabiya_lstm_stateful"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from extf.errors import ConfigError
-from tests.conftest import CONF
+from tests.conftest import CONF, ROOT
 
 FILE_INPUTS = {"csv": ["dataset.path=x.csv", "dataset.target=y"], "npz": ["dataset.path=x.npz"],
                "image_dir": ["dataset.path=photos"],
@@ -76,5 +76,5 @@ def test_validation_does_not_import_tensorflow(make_cfg):
 
     code = ("import sys; from tests.conftest import compose; from extf.commands import prepare; "
             "prepare('train', compose(['paths.root_dir=/tmp'])); print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(CONF.parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -1,24 +1,28 @@
-"""Instantiate `_target_` specs from the allowlist only, with errors that name the config key."""
+"""Instantiate `_target_` specs from the allowlist only, with errors that name the config key; call a project's own
+functions with errors that name the function and show its own traceback frames."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from extf.config.validate import TARGET_ALLOWLIST
-from extf.errors import ConfigError
+from extf.config.validate import allowed_prefixes, outside_allowlist
+from extf.errors import ConfigError, UserCodeError
 
 
-def instantiate(spec: dict[str, Any], where: str, **overrides: Any) -> Any:
-    """Call `spec['_target_']` with the other keys (and `overrides`) as keyword arguments."""
+def instantiate(spec: dict[str, Any], where: str, allow_targets=(), **overrides: Any) -> Any:
+    """Call `spec['_target_']` with the other keys (and `overrides`) as keyword arguments. `allow_targets`: the
+    project's opted-in packages (cfg.allow_targets)."""
     import hydra.utils
 
     target = spec.get("_target_")
-    if not isinstance(target, str) or not target.startswith(TARGET_ALLOWLIST):
-        raise ConfigError(f"`{where}._target_` names a callable outside the allowlist. Only targets under "
-                          f"{', '.join(p + '*' for p in TARGET_ALLOWLIST)} may be instantiated from a config. "
-                          f"Received: {where}._target_={target!r}")
+    if not isinstance(target, str) or not target.startswith(allowed_prefixes(allow_targets)):
+        raise ConfigError(outside_allowlist(f"{where}._target_", target, allow_targets))
     for key, value in _targets(spec, where):
-        check_defined_in_allowlist(key, value)
+        check_defined_in_allowlist(key, value, allow_targets)
+    if not target.startswith(allowed_prefixes()):  # the project's own code: its errors are its own
+        fn = resolve(target, f"{where}._target_", allow_targets)
+        kwargs = {k: v for k, v in {**spec, **overrides}.items() if k != "_target_"}
+        return call_user(fn, target, f"{where}._target_", **kwargs)
     try:
         return hydra.utils.instantiate({**spec, **overrides}, _convert_="all")
     except Exception as e:  # hydra wraps import and call errors in InstantiationException
@@ -41,15 +45,14 @@ def _targets(node: Any, path: str):
             yield from _targets(v, f"{path}[{i}]")
 
 
-def check_defined_in_allowlist(key: str, target: Any) -> None:
+def check_defined_in_allowlist(key: str, target: Any, allow_targets=()) -> None:
     """The target's name must be under the allowlist, and so must the module that defines the object it resolves
     to: a module's imports (`extf.cli.os.system`) must not reach callables outside it."""
     import inspect
 
-    allowed = ", ".join(p + "*" for p in TARGET_ALLOWLIST)
-    if not isinstance(target, str) or not target.startswith(TARGET_ALLOWLIST):
-        raise ConfigError(f"`{key}` names a callable outside the allowlist. Only targets under {allowed} may be "
-                          f"instantiated from a config. Received: {key}={target!r}")
+    prefixes = allowed_prefixes(allow_targets)
+    if not isinstance(target, str) or not target.startswith(prefixes):
+        raise ConfigError(outside_allowlist(key, target, allow_targets))
     try:
         obj = _locate(target)
     except ImportError:  # a module on the path failed to import: Hydra's own error, with the key, comes later
@@ -59,10 +62,76 @@ def check_defined_in_allowlist(key: str, target: Any) -> None:
                           f"function. Name a callable where it is defined, e.g. keras.callbacks.EarlyStopping. "
                           f"Received: {key}={target!r}") from None
     module = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
-    if not (isinstance(module, str) and f"{module}.".startswith(TARGET_ALLOWLIST)):
+    if not (isinstance(module, str) and f"{module}.".startswith(prefixes)):
+        allowed = ", ".join(p + "*" for p in prefixes)
         raise ConfigError(f"`{key}` resolves to {getattr(obj, '__qualname__', obj)!s} from module {module!r}, "
                           f"outside the allowlist: only callables defined under {allowed} may be instantiated from "
                           f"a config. Name the callable where it is defined. Received: {key}={target!r}")
+
+
+def resolve(target: str, key: str, allow_targets=()):
+    """The project's callable `target` (imported; checked where it is defined)."""
+    import importlib
+
+    if not target.startswith(allowed_prefixes(allow_targets)):  # nothing outside the allowlist is imported
+        raise ConfigError(outside_allowlist(key, target, allow_targets))
+    module_name, _, name = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        missing = getattr(e, "name", None)
+        if not missing or module_name == missing or module_name.startswith(missing + "."):
+            raise ConfigError(f"`{key}` names {target}, but its module {module_name!r} cannot be imported "
+                              f"({e}). Expected a module of the project (run extf in the project's folder, which "
+                              f"holds the package) or an installed one. Received: {key}={target!r}") from None
+        raise user_error(e, target, key, f"importing {module_name}") from e
+    except Exception as e:  # the module itself raised while importing
+        raise user_error(e, target, key, f"importing {module_name}") from e
+    check_defined_in_allowlist(key, target, allow_targets)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ConfigError(f"`{key}` names {target}, but {module_name} has no function {name!r}. Expected a callable "
+                          f"defined in {module_name}. Received: {key}={target!r}")
+    return fn
+
+
+def call_user(fn, target: str, key: str, *args, **kwargs):
+    """fn(*args, **kwargs); an exception becomes one UserCodeError naming the function, with its own frames."""
+    try:
+        return fn(*args, **kwargs)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        raise user_error(e, target, key, f"calling {target}") from e
+
+
+def user_error(e: BaseException, target: str, key: str, doing: str) -> UserCodeError:
+    """The error of a project's function: what failed, the function's own traceback frames (not extf's, not the
+    libraries' it called), how to see everything."""
+    import sys
+    import traceback
+    from pathlib import Path
+
+    top = target.split(".")[0]
+    module = sys.modules.get(top)
+    home = None  # the folder of the target's top-level package (or its module file)
+    if module is not None and getattr(module, "__path__", None):
+        home = Path(list(module.__path__)[0]).resolve()
+    elif module is not None and getattr(module, "__file__", None):
+        home = Path(module.__file__).resolve()
+
+    def own(filename: str) -> bool:
+        if home is None:
+            return False
+        path = Path(filename).resolve()
+        return path == home or home in path.parents
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if own(f.filename)]
+    shown = "".join(traceback.format_list(frames)).rstrip()
+    where = f"\n{shown}\n" if shown else " "
+    message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return UserCodeError(f"the project's {target} ({key}) failed while {doing}: {message}{where}Fix it in "
+                          f"{target} (EXTF_DEBUG=1 shows the whole traceback). Received: {key}={target!r}")
 
 
 def _locate(path: str) -> Any:

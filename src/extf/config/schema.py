@@ -57,12 +57,17 @@ class ShapesConf(DatasetConf):
 
 @dataclass
 class CsvConf(DatasetConf):
-    path: str = MISSING
+    path: str = MISSING  # a CSV (delimited text with a header row) or a .parquet file
     target: str = MISSING
     features: list[str] | None = None  # default: every column but the target
     task: str = "auto"  # auto | binary | multiclass | regression
     delimiter: str = ","
     standardize: bool = True
+    drop: list[str] = field(default_factory=list)  # columns to leave out
+    categorical: list[str] | None = None  # columns that are categories even if they hold numbers (text always is)
+    na_values: list[str] = field(default_factory=list)  # more cell values that mean "missing" (besides NA, empty...)
+    max_categories: int = 10000  # a category column with more distinct values is an error: drop or hash it
+    hash_buckets: dict[str, int] | None = None  # column: buckets, for very many categories
 
 
 @dataclass
@@ -318,5 +323,6 @@ class TopConf:
     input: str | None = None  # predict: a .csv, a .npy or a folder of images
     output: str | None = None  # predict: where the predictions CSV goes
     unsafe_load: bool = False  # evaluate / predict: load .keras files with safe_mode=False (Lambda layers run code)
+    allow_targets: list[str] = field(default_factory=list)  # the project's packages `_target_` may name (extf.yaml)
     search_space: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)

@@ -21,7 +21,8 @@ from omegaconf.errors import (
 from extf.config import schema
 from extf.errors import ConfigError
 
-# `_target_` may only name callables from these packages (see DESIGN.md, Security).
+# `_target_` may only name callables from these packages, and from the ones a project's extf.yaml opts in with
+# `allow_targets` (see DESIGN.md, Security).
 TARGET_ALLOWLIST = ("keras.", "extf.", "sklearn.")
 # config values that become folder names (outputs/<experiment_name>/..., outputs/studies/<experiment_name>-<hash>)
 PATH_NAMES = ("experiment_name",)
@@ -92,7 +93,7 @@ POSITIVE_INTS = [
     "tuner.executions_per_trial", "tuner.max_epochs", "tuner.hyperband_iterations", "tuner.num_initial_points",
     "tuner.max_consecutive_failed_trials", "tuner.threads_per_worker", "tracking.request_timeout",
 ]
-NON_NEGATIVE_INTS = ["model.dense_units", "trainer.verbosity", "tuner.workers", "tuner.oracle_port",
+NON_NEGATIVE_INTS = ["model.dense_units", "dataset.max_categories", "trainer.verbosity", "tuner.workers", "tuner.oracle_port",
                      "tuner.max_worker_restarts", "tracking.request_retries"]
 FRACTIONS = ["model.dropout", "model.batch_norm_momentum", "dataset.val_fraction", "dataset.test_fraction"]  # in [0, 1)
 NON_NEGATIVE_NUMBERS = ["dataset.noise"]
@@ -113,8 +114,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     known = top_fields | set(GROUP_SCHEMAS) | set(PLAIN_SECTIONS)
     for key in plain:
         if key not in known:
-            hint = (" An experiment file must start with the line `# @package _global_` so that its keys land at "
-                    "the top of the config." if key == "experiment" else "")
+            hint = (f" An {key} file must start with the line `# @package _global_` so that its keys land at "
+                    "the top of the config." if key in ("experiment", "project") else "")
             raise ConfigError(f"Unknown top-level config key `{key}`. Expected one of: {', '.join(sorted(known))}. "
                               f"Remove it or fix its spelling.{hint} Received: {key}={plain[key]!r}")
     top = {k: v for k, v in plain.items() if k in top_fields}
@@ -125,6 +126,9 @@ def validate(cfg: DictConfig) -> DictConfig:
         if not isinstance(node, dict):
             raise ConfigError(f"Config group `{group}` is missing or not a mapping. Choose one with {group}=NAME "
                               f"(options: {', '.join(sorted(registry))}). Received: {group}={node!r}")
+        if "_target_" in node and group in USER_OPTION_DEFAULTS:  # the project's own code (allow_targets)
+            out[group] = _user_option(group, node)
+            continue
         name = node.get("name")
         if name not in registry:
             raise ConfigError(f"Unknown {group} name {name!r}. Expected one of: {', '.join(sorted(registry))}. "
@@ -142,6 +146,23 @@ def validate(cfg: DictConfig) -> DictConfig:
     _check_targets(result)
     _check_callbacks(result)
     return result
+
+
+# a dataset or model given as a project's callable (`_target_`): its own keys are its arguments; these are extf's
+USER_OPTION_DEFAULTS = {
+    "dataset": {"val_fraction": 0.16, "test_fraction": 0.2},
+    "model": {"loss": None, "metrics": None},
+}
+
+
+def _user_option(group: str, node: dict) -> dict:
+    name = node.get("name")
+    if not isinstance(name, str) or not name or name in GROUP_SCHEMAS[group]:
+        taken = f" ({name!r} is extf's own {group})" if name in GROUP_SCHEMAS[group] else ""
+        raise ConfigError(f"The {group} given by `{group}._target_` needs a `name:` of its own{taken}: it names "
+                          f"the {group} in MLflow and in the model file. Set `name: my{group}` in its YAML file. "
+                          f"Received: {group}.name={name!r}, {group}._target_={node['_target_']!r}")
+    return {**USER_OPTION_DEFAULTS[group], **node}
 
 
 def _merge(cls: type, node: dict, prefix: str) -> dict:
@@ -255,17 +276,29 @@ def _check_grid(space: dict, prefix: str) -> None:
                               f"Give it a `step` or make it a choice. Received: search_space.{path}={spec}")
 
 
+def allowed_prefixes(allow_targets=()) -> tuple[str, ...]:
+    """extf's allowlist and the packages the project opts in (cfg.allow_targets, from its extf.yaml)."""
+    return TARGET_ALLOWLIST + tuple(f"{p}." for p in allow_targets)
+
+
+def outside_allowlist(key: str, value: Any, allow_targets=()) -> str:
+    allowed = ", ".join(p + "*" for p in allowed_prefixes(allow_targets))
+    return (f"`{key}` names a callable outside the allowlist. Only targets under {allowed} may be instantiated "
+            f"from a config; to run your project's own code, list its package in allow_targets in the project's "
+            f"extf.yaml (allow_targets: [myproj]). Received: {key}={value!r}")
+
+
 def _check_targets(cfg: DictConfig, path: str = "") -> None:
     node = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    allow_targets = tuple(node.get("allow_targets") or ())
     for key, value in _walk(node, path):
-        if key.endswith("_target_") and not (isinstance(value, str) and value.startswith(TARGET_ALLOWLIST)):
-            raise ConfigError(f"`{key}` names a callable outside the allowlist. Only targets under "
-                              f"{', '.join(p + '*' for p in TARGET_ALLOWLIST)} may be instantiated from a config. "
-                              f"Received: {key}={value!r}")
+        if key.endswith("_target_") and not (isinstance(value, str)
+                                             and value.startswith(allowed_prefixes(allow_targets))):
+            raise ConfigError(outside_allowlist(key, value, allow_targets))
         if key.endswith("_target_") and value.startswith(RESOLVED_WHEN_VALIDATED):
             from extf.config.instantiate import check_defined_in_allowlist
 
-            check_defined_in_allowlist(key, value)
+            check_defined_in_allowlist(key, value, allow_targets)
 
 
 def _walk(node: Any, path: str):

@@ -1,4 +1,4 @@
-"""Dataset loaders: embedded (scikit-learn, generated, shipped with extf) and user files (CSV, NPZ).
+"""Dataset loaders: embedded (scikit-learn, generated, shipped with extf) and user files (CSV / Parquet, NPZ).
 
 `load_dataset(cfg, seed)` returns `Splits` and is cached, so a study loads its data once per process.
 No loader touches the network.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extf.data.splits import Meta, Splits, check_finite, make_splits
+from extf.data.splits import Meta, Splits, make_splits
 from extf.errors import DataError
 
 NABIYA_PITCHES = "cdefgab"
@@ -22,10 +22,11 @@ NABIYA_DURATIONS = "48"
 NABIYA_VOCAB = tuple(p + d for p in NABIYA_PITCHES for d in NABIYA_DURATIONS)  # c4 c8 d4 d8 ... b8: 14 classes
 
 
-def load_dataset(ds_cfg, seed: int) -> Splits:
-    """Load the dataset a (validated) `dataset` config names and split it; cached per config and seed."""
+def load_dataset(ds_cfg, seed: int, allow_targets=()) -> Splits:
+    """Load the dataset a (validated) `dataset` config names and split it; cached per config and seed.
+    `allow_targets`: the project's packages, for a dataset given as its own callable (`_target_`)."""
     plain = ds_cfg if isinstance(ds_cfg, dict) else _to_dict(ds_cfg)
-    return _load_cached(json.dumps(plain, sort_keys=True), int(seed))
+    return _load_cached(json.dumps(plain, sort_keys=True), int(seed), tuple(allow_targets))
 
 
 def _to_dict(cfg) -> dict:
@@ -35,16 +36,25 @@ def _to_dict(cfg) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(key: str, seed: int) -> Splits:
+def _load_cached(key: str, seed: int, allow_targets: tuple = ()) -> Splits:
     cfg = json.loads(key)
+    if "_target_" in cfg:  # the project's own loader
+        from extf.data import user
+
+        return user.load(cfg, seed, allow_targets)
     name = cfg["name"]
     loader = LOADERS.get(name)
     if loader is None:
         raise DataError(f"Unknown dataset {name!r}. Expected one of: {', '.join(sorted(LOADERS))}. "
                         f"Received: dataset.name={name!r}")
     x, y, meta = loader(cfg, seed)
-    return make_splits(x, y, meta, cfg["val_fraction"], cfg["test_fraction"], seed,
-                       standardize=bool(cfg.get("standardize", False)))
+    splits = make_splits(x, y, meta, cfg["val_fraction"], cfg["test_fraction"], seed,
+                         standardize=bool(cfg.get("standardize", False)))
+    if "table" in splits.meta.extra:  # category columns or missing cells: the model's preprocessing statistics
+        from extf.data.tables import fit_statistics
+
+        splits = fit_statistics(splits, cfg)
+    return splits
 
 
 # --------------------------------------------------------------------------- scikit-learn
@@ -215,45 +225,9 @@ def _infer_task(y: np.ndarray, task: str, name: str) -> tuple[np.ndarray, str, t
 
 
 def _csv(cfg: dict, seed: int):
-    import pandas as pd
+    from extf.data.tables import load_csv
 
-    path = Path(cfg["path"]).expanduser()
-    if not path.is_file():
-        raise DataError(f"CSV file not found: expected a readable file with a header row. Check dataset.path "
-                        f"(relative paths start at the working directory {Path.cwd()}). Received: "
-                        f"dataset.path={cfg['path']!r}")
-    try:
-        df = pd.read_csv(path, sep=cfg["delimiter"])
-    except Exception as e:  # pandas raises many types for unreadable files
-        raise DataError(f"Could not read CSV file {str(path)!r}: {e}. Expected a delimited text file with a header "
-                        f"row; check dataset.delimiter. Received: dataset.delimiter={cfg['delimiter']!r}") from None
-    if df.empty:  # a header row only: its columns would look non-numeric (dtype object)
-        raise DataError(f"CSV file {path.name} has no data rows; expected a header row, then one row per sample. "
-                        f"Received: columns {list(map(str, df.columns))} and 0 rows")
-    target = cfg["target"]
-    if target not in df.columns:
-        raise DataError(f"Target column {target!r} is not in {path.name}. Expected one of its columns: "
-                        f"{', '.join(map(str, df.columns))}. Set dataset.target. Received: dataset.target={target!r}")
-    features = cfg.get("features") or [c for c in df.columns if c != target]
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        raise DataError(f"Feature column(s) {missing} are not in {path.name}. Expected columns among: "
-                        f"{', '.join(map(str, df.columns))}. Received: dataset.features={features}")
-    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]
-    if non_numeric:
-        raise DataError(f"Feature column(s) {non_numeric} in {path.name} are not numeric; expected numbers. Encode "
-                        f"them or leave them out with dataset.features=[...]. Received: dtypes "
-                        f"{ {c: str(df[c].dtype) for c in non_numeric} }")
-    x = df[features].to_numpy(dtype="float64")
-    y_raw = df[target].to_numpy()
-    if df[target].isna().any():
-        raise DataError(f"Target column {target!r} in {path.name} has {int(df[target].isna().sum())} missing "
-                        f"value(s); expected a value in every row. Drop or fill those rows. Received: first at row "
-                        f"{int(np.flatnonzero(df[target].isna().to_numpy())[0])}")
-    check_finite(x, np.zeros(1), f"csv:{path.name}")
-    y, task, classes = _infer_task(y_raw, cfg["task"], f"csv:{path.name}")
-    meta = Meta("csv", task, "tabular", (x.shape[1],), classes, extra={"feature_names": list(map(str, features))})
-    return x.astype("float32"), y, meta
+    return load_csv(cfg, seed, _infer_task)
 
 
 def _npz(cfg: dict, seed: int):

@@ -29,12 +29,12 @@ class Meta:
 
 @dataclass(frozen=True)
 class Split:
-    x: np.ndarray
+    x: np.ndarray | dict  # an array, or a table's raw columns {column: values} (extf.data.tables)
     y: np.ndarray
     index: np.ndarray  # row numbers in the loaded dataset, for tracing samples back
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.y)
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
     `meta.ordered`. Segmentation and regression splits are random (a mask or a value has no single class)."""
     from sklearn.model_selection import train_test_split
 
-    check_finite(x, y, meta.name)
-    n = len(x)
+    check_finite(x if isinstance(x, np.ndarray) else np.zeros(1), y, meta.name)  # a table's model imputes
+    n = len(y)
     n_test = int(round(n * test_fraction))
     n_val = int(round(n * val_fraction))
     if n - n_test - n_val < 1 or n_test < 1 or n_val < 1:
@@ -84,8 +84,8 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
         rest_idx, test_idx = train_test_split(idx, test_size=n_test, random_state=seed, stratify=strat)
         strat_rest = y[rest_idx] if strat is not None else None
         train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
-    train, val, test = (Split(x[i], y[i], i) for i in (train_idx, val_idx, test_idx))
-    if standardize and x.ndim == 2:
+    train, val, test = (Split(_take(x, i), y[i], i) for i in (train_idx, val_idx, test_idx))
+    if standardize and isinstance(x, np.ndarray) and x.ndim == 2:
         # the statistics of the training split only; the model applies them (a Normalization layer), so a saved
         # model takes raw features, as `extf predict` and `mlflow models predict` give it
         mean = train.x.mean(axis=0)
@@ -93,6 +93,11 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
         std[std == 0] = 1.0
         meta = replace(meta, extra={**meta.extra, "feature_mean": mean.tolist(), "feature_std": std.tolist()})
     return Splits(train, val, test, meta)
+
+
+def _take(x, index: np.ndarray):
+    """Rows `index` of an array or of a table's columns."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
 
 
 def _stratifiable(y: np.ndarray, n_test: int, n_val: int) -> bool:

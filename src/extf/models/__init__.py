@@ -22,6 +22,7 @@ def prepare_splits(model_cfg, splits):
     """The splits this model family trains on: the dataset's, or its inputs as targets for RECONSTRUCTS."""
     from extf.data.splits import reconstruction_splits
 
+    check_takes_table(model_cfg, splits.meta)
     if model_cfg.name in RECONSTRUCTS and splits.meta.task != "reconstruction":
         return reconstruction_splits(splits)
     return splits
@@ -29,8 +30,11 @@ def prepare_splits(model_cfg, splits):
 
 def check_fits_data(model_cfg, meta, batch_size: int | None = None) -> None:
     """Refuse a model family that cannot take this dataset's inputs, before TensorFlow is imported."""
+    if "_target_" in model_cfg:  # the project's model: extf.models.user checks what it returns
+        return
     name = model_cfg.name
     shape = tuple(meta.input_shape)
+    check_takes_table(model_cfg, meta)
     if (name in RECONSTRUCTS) != (meta.task == "reconstruction"):
         raise ConfigError(f"model={name} and the task '{meta.task}' do not go together: model=autoencoder "
                           f"reconstructs its input, so it trains on splits whose targets are their inputs, and "
@@ -52,6 +56,20 @@ def check_fits_data(model_cfg, meta, batch_size: int | None = None) -> None:
         raise ConfigError(f"model={name} needs sequence data of shape (timesteps, features), but dataset "
                           f"'{meta.name}' has inputs of shape {shape}. Use a sequence dataset such as dataset=sine "
                           f"or dataset=nabiya, or model=mlp. Received: input_shape={shape}")
+
+
+def check_takes_table(model_cfg, meta) -> None:
+    """A table with category columns or missing cells reaches the model as its raw columns; only the families in
+    TABLE_FAMILIES turn them into one feature vector."""
+    from extf.models.tables import TABLE_FAMILIES
+
+    if "table" in meta.extra and model_cfg.name not in TABLE_FAMILIES:
+        kinds = sorted({c["kind"] for c in meta.extra["table"]["columns"]})
+        raise ConfigError(f"model={model_cfg.name} does not take a table's columns: dataset '{meta.name}' "
+                          f"({meta.extra['table'].get('source', '')}) has category columns or missing cells, which "
+                          f"the model's preprocessing layers encode and impute column by column, and only "
+                          f"{', '.join(f'model={f}' for f in TABLE_FAMILIES)} takes them. Use model=mlp. Received: "
+                          f"model.name={model_cfg.name!r}, column kinds {kinds}")
 
 
 def _check_fcn_fits(model_cfg, meta, shape: tuple) -> None:
@@ -98,13 +116,38 @@ def build_model(cfg, meta, hp=None):
 
         cfg = apply_hyperparameters(cfg, hp)
     model_cfg = cfg.model
+    allow_targets = tuple(cfg.get("allow_targets") or ())
+    if "_target_" in model_cfg:  # the project's own model function (extf.models.user)
+        from extf.models import user
+
+        def compile_like_extf(model):
+            loss, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+            model.compile(optimizer=make_optimizer(cfg.optimizer, allow_targets), loss=loss, metrics=metrics)
+
+        return user.build(cfg, meta, compile_like_extf)
     check_fits_data(model_cfg, meta)
     if model_cfg.name not in FAMILIES:  # validated earlier; kept for direct callers
         raise ConfigError(f"Unknown model family. Expected one of: {', '.join(FAMILIES)}. "
                           f"Received: model.name={model_cfg.name!r}")
     build = importlib.import_module(f"extf.models.{model_cfg.name}").build
     batch_size = cfg.trainer.batch_size if model_cfg.get("stateful", False) else None
-    inputs = keras.Input(shape=tuple(meta.input_shape), batch_size=batch_size, name="inputs")
+    if "table" in meta.extra:  # one input per column; the preprocessing layers give one feature vector
+        from extf.models.tables import encode_table, table_inputs
+
+        inputs = table_inputs(meta.extra["table"])
+        features = build(model_cfg, encode_table(inputs, meta.extra["table"]))
+    else:
+        inputs = keras.Input(shape=tuple(meta.input_shape), batch_size=batch_size, name="inputs")
+        features = build(model_cfg, preprocessing(_augmented(inputs, cfg, meta), meta))
+    outputs = add_output(features, meta)
+    model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
+    loss, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+    model.compile(optimizer=make_optimizer(cfg.optimizer, allow_targets), loss=loss, metrics=metrics)
+    return model
+
+
+def _augmented(inputs, cfg, meta):
+    """The inputs through the configured augmentation (random layers act in training only)."""
     x = inputs
     if cfg.get("augmentation") is not None:
         from extf.models.augmentation import build_augmentation
@@ -115,12 +158,7 @@ def build_model(cfg, meta, hp=None):
         augment = build_augmentation(aug_cfg, meta.input_shape)  # random layers act in training only
         if augment is not None:
             x = augment(x)
-    features = build(model_cfg, preprocessing(x, meta))
-    outputs = add_output(features, meta)
-    model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
-    loss, metrics = loss_and_metrics(model_cfg, meta)
-    model.compile(optimizer=make_optimizer(cfg.optimizer), loss=loss, metrics=metrics)
-    return model
+    return x
 
 
 def preprocessing(inputs, meta):
@@ -172,7 +210,9 @@ def output_layer(meta):
     return keras.layers.Dense(1, activation="linear", name="output")
 
 
-def loss_and_metrics(model_cfg, meta):
+def loss_and_metrics(model_cfg, meta, allow_targets=()):
+    """The task's loss and metrics, or model.loss / model.metrics (names, or `_target_` specs of metric classes,
+    the project's own ones included)."""
     import keras
 
     defaults = {
@@ -190,11 +230,17 @@ def loss_and_metrics(model_cfg, meta):
     if model_cfg.get("loss"):
         loss = model_cfg.loss
     if model_cfg.get("metrics"):
-        metrics = list(model_cfg.metrics)
+        from omegaconf import OmegaConf
+
+        from extf.config.instantiate import instantiate
+
+        given = OmegaConf.to_container(model_cfg.metrics, resolve=True)
+        metrics = [instantiate(m, where=f"model.metrics[{i}]", allow_targets=allow_targets)
+                   if isinstance(m, dict) else m for i, m in enumerate(given)]
     return loss, metrics
 
 
-def make_optimizer(opt_cfg):
+def make_optimizer(opt_cfg, allow_targets=()):
     """Instantiate the optimizer's allowlisted `_target_` with the remaining keys as arguments."""
     from omegaconf import OmegaConf
 
@@ -202,7 +248,7 @@ def make_optimizer(opt_cfg):
 
     spec = OmegaConf.to_container(opt_cfg, resolve=True)
     spec.pop("name", None)
-    return instantiate(spec, where="optimizer")
+    return instantiate(spec, where="optimizer", allow_targets=allow_targets)
 
 
 def initializer(name: str):

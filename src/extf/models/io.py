@@ -63,6 +63,17 @@ def load_model(path: str | Path, unsafe: bool = False, source: str | None = None
         with warnings.catch_warnings():  # the optimizer's slots are rebuilt lazily; its saved state is not needed
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.models.load_model(path, safe_mode=not unsafe)
+    except TypeError as e:
+        if "Could not locate" not in str(e):
+            raise
+        import re
+
+        name = re.search(r"Could not locate \w+ '([^']+)'", str(e))
+        raise ConfigError(f"Cannot load the model of {source}: it uses {name.group(1) if name else 'a custom object'}, "
+                          f"a class or function of the project that Keras does not know. Decorate it with "
+                          f"@keras.saving.register_keras_serializable() in the module of the model's build function "
+                          f"(extf imports that module first), then train again. Received: "
+                          f"{' '.join(str(e).split()[:4])} ...") from None
     except ValueError as e:
         if unsafe or "safe_mode" not in str(e):
             raise

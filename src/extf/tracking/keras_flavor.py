@@ -19,8 +19,14 @@ FLAVOR_NAME = "keras"  # the flavor mlflow.keras.load_model looks for
 DATA_DIR = "data"
 
 
+TABLE_LOADER = "extf_table_rows"  # extf.data.rows, copied into the model as code/extf_table_rows.py
+
+
 def save_model(path: str, mlflow_model, keras_file: str, keras_version: str, keras_backend: str,
-               signature=None, input_example=None, pip_requirements=None, **_model_log_kwargs) -> None:
+               signature=None, input_example=None, pip_requirements=None, table: dict | None = None,
+               **_model_log_kwargs) -> None:
+    """`table`: the model takes a table's columns; its python_function flavor is then extf.data.rows (shipped in
+    the model's code/ folder, with the table's description in data/table.json), which takes raw rows."""
     from mlflow import pyfunc
     from mlflow.models.model import MLMODEL_FILE_NAME
     from mlflow.models.utils import _save_example
@@ -44,8 +50,20 @@ def save_model(path: str, mlflow_model, keras_file: str, keras_version: str, ker
     shutil.copyfile(keras_file, os.path.join(path, DATA_DIR, "model.keras"))
     mlflow_model.add_flavor(FLAVOR_NAME, data=DATA_DIR, keras_version=keras_version, keras_backend=keras_backend,
                             save_exported_model=False)
-    pyfunc.add_to_model(mlflow_model, loader_module="mlflow.keras", conda_env=_CONDA_ENV_FILE_NAME,
-                        python_env=_PYTHON_ENV_FILE_NAME)
+    if table is None:
+        pyfunc.add_to_model(mlflow_model, loader_module="mlflow.keras", conda_env=_CONDA_ENV_FILE_NAME,
+                            python_env=_PYTHON_ENV_FILE_NAME)
+    else:
+        import json
+
+        from extf.data import rows
+
+        with open(os.path.join(path, DATA_DIR, rows.SPEC_FILE), "w", encoding="utf-8") as f:
+            json.dump(table, f, indent=1)
+        os.makedirs(os.path.join(path, "code"))
+        shutil.copyfile(rows.__file__, os.path.join(path, "code", f"{TABLE_LOADER}.py"))
+        pyfunc.add_to_model(mlflow_model, loader_module=TABLE_LOADER, data=DATA_DIR, code="code",
+                            conda_env=_CONDA_ENV_FILE_NAME, python_env=_PYTHON_ENV_FILE_NAME)
     if size := get_total_file_size(path):
         mlflow_model.model_size_bytes = size
     mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))

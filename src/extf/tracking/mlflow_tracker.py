@@ -91,10 +91,13 @@ class NullTracker:
         pass
 
     def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
-                        keras_version: str, keras_backend: str) -> None:
+                        keras_version: str, keras_backend: str, table: dict | None = None) -> None:
         pass
 
     def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
+        pass
+
+    def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
         pass
 
 
@@ -242,13 +245,40 @@ class MlflowTracker(NullTracker):
         if run_id is not None:
             _retry(self.client.log_artifacts, run_id, str(local_dir), artifact_path, attempts=1)
 
+    def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
+        """The data the run saw, as MLflow dataset inputs (what mlflow.log_input logs; the UI's Dataset column):
+        one per split (`extf.data.lineage.dataset_inputs`), its context tag train / validation / test. Logging the
+        same ones again (a resumed study) adds nothing."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.types import ColSpec, Schema
+
+        if run_id is None or not inputs:
+            return
+        datasets = []
+        for item in inputs:
+            schema = None
+            if item.get("columns"):
+                colspec = Schema([ColSpec(kind, name) for name, kind in item["columns"]]).to_dict()
+                schema = json.dumps({"mlflow_colspec": colspec})
+            profile = json.dumps({"num_rows": item["rows"], "data_digest": item["data_digest"],
+                                  "input_shape": item.get("shape")})
+            dataset = Dataset(name=item["name"], digest=item["digest"],
+                              source_type="local" if "uri" in item["source"] else "code",
+                              source=json.dumps(item["source"]), schema=schema, profile=profile)
+            datasets.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", item["context"])]))
+        _retry(self.client.log_inputs, run_id, datasets=datasets)
+
     def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
-                        keras_version: str, keras_backend: str) -> None:
+                        keras_version: str, keras_backend: str, table: dict | None = None) -> None:
         """Log the model saved in `keras_file` as an MLflow Keras model (`runs:/<id>/model`; mlflow.keras and
         mlflow.pyfunc load it), with the signature of (x_example -> prediction) and x_example as input example.
-        Keras itself is not needed here (see keras_flavor); the caller predicted the example."""
+        Keras itself is not needed here (see keras_flavor); the caller predicted the example. `table`: the model
+        takes a table's raw rows (extf.data.rows): its python_function flavor takes them, with a signature that
+        names every column and its type."""
         import mlflow
-        from mlflow.models import Model, infer_signature
+        from mlflow.models import Model
 
         from extf.tracking import keras_flavor
 
@@ -261,8 +291,26 @@ class MlflowTracker(NullTracker):
         with _no_requirement_check():
             _retry(Model.log, artifact_path=None, name="model", flavor=keras_flavor, flavor_name="mlflow.keras",
                    run_id=run_id, keras_file=str(keras_file), keras_version=keras_version, keras_backend=keras_backend,
-                   signature=infer_signature(x_example, prediction), input_example=x_example,
+                   signature=_signature(x_example, prediction, table), input_example=x_example, table=table,
                    pip_requirements=_pip_requirements(), validate_serving_input=False, attempts=1)
+
+
+def _signature(x_example, prediction, table: dict | None):
+    """(x -> prediction); for a table, every feature column by name: numbers as double (a missing cell is NaN,
+    whatever the column's type in the file), categories as string."""
+    import warnings
+
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    with warnings.catch_warnings():  # "integer columns cannot represent missing values": class_index, an output
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        inferred = infer_signature(x_example, prediction)
+    if table is None:
+        return inferred
+    inputs = Schema([ColSpec("double" if c["kind"] == "numeric" else "string", c["name"], required=True)
+                     for c in table["columns"]])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
 def _create_store(db: Path) -> None:

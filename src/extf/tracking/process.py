@@ -26,7 +26,7 @@ from extf.errors import ExtfError, TrackingUnavailable
 from extf.tracking.mlflow_tracker import NullTracker
 
 CALLS = ("start_study", "start_trial", "end_stale_trials", "end_run", "log_params", "log_metrics",
-         "log_metric_history", "set_tags", "replace_tags", "log_artifacts", "log_keras_model")
+         "log_metric_history", "set_tags", "replace_tags", "log_artifacts", "log_keras_model", "log_dataset_inputs")
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -151,6 +151,11 @@ def serve(fd: int) -> int:
     os.dup2(2, 1)  # the study's stdout is its report (and may be a pipe with [job N] prefixes): MLflow writes to stderr
     conn = Connection(fd)
     _preload()
+    if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
+        import logging
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from omegaconf import OmegaConf
 
     from extf.tracking.mlflow_tracker import make_tracker

@@ -54,6 +54,33 @@ def resolve_objective(cfg: DictConfig, meta) -> Objective:
     return Objective(name, direction)
 
 
+# keys that do not change what a study computes: re-running with other values resumes the same study
+NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load", "allow_targets")
+NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
+                       "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
+
+
+def study_identity(cfg: DictConfig) -> tuple[str, str, str | None]:
+    """(study hash, config hash, data digest): the config hash covers what the study computes; a dataset read from
+    a file or folder adds the SHA-256 of its content (extf.data.lineage), so a changed file is a new study.
+    Without a data file the study hash is the config hash."""
+    import hashlib
+
+    from extf.data.lineage import data_digest
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IDENTITY:
+        plain.pop(key, None)
+    for dotted in NOT_IDENTITY_DOTTED:
+        section, key = dotted.split(".")
+        plain.get(section, {}).pop(key, None)
+    config_hash = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    data = data_digest(cfg.dataset)
+    if data is None:
+        return config_hash, config_hash, None
+    return hashlib.sha256(f"{config_hash}:{data}".encode()).hexdigest()[:10], config_hash, data
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
@@ -86,6 +113,7 @@ class Study:
     # ------------------------------------------------------------------ main path
     def _prepare_search(self):
         """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
+        from extf.console import import_tensorflow
         from extf.data import load_dataset
         from extf.models import check_fits_data, prepare_splits
         from extf.models.augmentation import check_augmentation
@@ -93,8 +121,9 @@ class Study:
         from extf.tuning.trial import check_stateful_batches
 
         cfg = self.cfg
+        import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
         space = parse_space(cfg.search_space, cfg)
-        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed))
+        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
         meta = self.splits.meta
         check_fits_data(cfg.model, meta)
         check_stateful_batches(cfg, self.splits)
@@ -189,12 +218,20 @@ class Study:
                                                            *self._parent_params_and_tags(meta))
         status = "FAILED"
         try:
+            _, config_hash, data = study_identity(self.cfg)
             if parent is not None and parent == state.get("parent_run_id"):
                 ended = self.tracker.end_stale_trials(parent)
                 print(f"Resuming study {self.name} in {self.study_dir}: {len(self.trials)} trial(s) recorded"
-                      + (f", {ended} interrupted trial run(s) marked KILLED" if ended else ""), file=self.out)
-            self.state = {**state, "parent_run_id": parent, "name": self.name}
+                      + (f", {ended} interrupted trial run(s) marked KILLED" if ended else "")
+                      + (f"; same data ({self._data_name()} sha256 {data[:12]})" if data else ""), file=self.out)
+            elif data and self.cfg.command == "tune":
+                self._say_if_the_data_changed(config_hash, data)
+            self.state = {**state, "parent_run_id": parent, "name": self.name, "config_hash": config_hash,
+                          "data_digest": data}
             write_json_atomic(self.study_dir / STATE_FILE, self.state)
+            from extf.data.lineage import dataset_inputs
+
+            self.tracker.log_dataset_inputs(parent, dataset_inputs(self.cfg.dataset, self.splits, data))
             summary = self._search_and_test(space)
             status = "FINISHED"
             return summary
@@ -208,6 +245,25 @@ class Study:
             if status != "FINISHED":  # no trial run may outlive its study as RUNNING, wherever the stop came
                 _unless_server_lost(self.tracker.end_stale_trials, parent, status, reason=f"the study ended {status}")
             _unless_server_lost(self.tracker.end_run, parent, status)
+
+    def _data_name(self) -> str:
+        return Path(str(self.cfg.dataset.get("path") or self.cfg.dataset.name)).name
+
+    def _say_if_the_data_changed(self, config_hash: str, data: str) -> None:
+        """A new study whose config matches an earlier study's but whose data file changed: say why it does not
+        resume that one (its trials were scored on other data)."""
+        for path in sorted(self.study_dir.parent.glob(f"{self.name}-*/{STATE_FILE}")):
+            if path.parent == self.study_dir:
+                continue
+            try:
+                other = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if other.get("config_hash") == config_hash and other.get("data_digest") not in (None, data):
+                print(f"New study {self.name} in {self.study_dir}: {self._data_name()} changed since the study in "
+                      f"{path.parent} (content sha256 {other['data_digest'][:12]} -> {data[:12]}), whose trials were "
+                      f"scored on the old data, so that study is not resumed; it stays as it was.", file=self.out)
+                return
 
     def _fetch_init_weights(self) -> None:
         """init_from=RUN_ID|MODEL_URI: the logged model's weights, which every trial starts from."""
@@ -231,6 +287,8 @@ class Study:
                   if not k.startswith(("paths.", "search_space.")) and k not in ("run_id", "input", "output")}
         tags = {"dataset": meta.name, "model": cfg.model.name, "tuner": cfg.tuner.name, "task": meta.task,
                 "command": cfg.command, **({"init_from": cfg.init_from} if cfg.init_from else {})}
+        if data := study_identity(cfg)[2]:  # the content of the dataset's file or folder
+            tags["data_digest"] = data
         code_dir = Path(__file__).resolve().parents[3]
         tags.update({"git_commit": provenance.git_commit(code_dir), **provenance.versions()})
         return params, tags
@@ -500,10 +558,11 @@ class Study:
             write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
                         self.cfg.evaluation.threshold, x=self.splits.test.x)
         meta = self.splits.meta
+        table = table_spec(meta, self.cfg.evaluation.threshold)
         write_json_atomic(art / "dataset.json", {
             "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
             "class_names": list(meta.class_names), "threshold": self.cfg.evaluation.threshold,
-            "feature_names": meta.extra.get("feature_names")})
+            "feature_names": meta.extra.get("feature_names"), **({"table": table} if table else {})})
         metrics = {**test_metrics, f"best_{self.objective.name}": self.best_value,
                    "finished_trials": sum(t["status"] == "FINISHED" for t in self.trials)}
         self.tracker.log_metrics(self.parent_id, metrics)
@@ -519,11 +578,26 @@ class Study:
             import keras
 
             n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
-            example = self.splits.train.x[:n]
-            prediction = model.predict(example, verbose=0, batch_size=len(example))
+            if table:  # the raw rows the logged model takes, and the predictions table it answers with
+                from extf.data.rows import TableModel
+                from extf.data.tables import head_frame
+
+                example = head_frame(self.splits.train, n, table)
+                prediction = TableModel(model, table).predict(example)
+            else:
+                example = self.splits.train.x[:n]
+                prediction = model.predict(example, verbose=0, batch_size=len(example))
             self.tracker.log_keras_model(self.parent_id, model_files["keras"], example, prediction,
-                                         keras.__version__, keras.backend.backend())
+                                         keras.__version__, keras.backend.backend(), table=table)
         self.model_dir = art / "model_files"
+
+
+def table_spec(meta, threshold: float) -> dict | None:
+    """What the logged model of a table needs to take raw rows (extf.data.rows), or None for other data."""
+    if "table" not in meta.extra:
+        return None
+    return {**meta.extra["table"], "task": meta.task, "class_names": list(meta.class_names),
+            "threshold": float(threshold)}
 
 
 def _open_tracker(cfg, experiment_name: str, process=None):

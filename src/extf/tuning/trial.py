@@ -13,8 +13,9 @@ import numpy as np
 from extf.errors import ConfigError
 
 
-def make_callbacks(callbacks_cfg, trial_dir: Path) -> list:
-    """Instantiate the configured Keras callbacks; relative file paths land in the trial's directory."""
+def make_callbacks(callbacks_cfg, trial_dir: Path, allow_targets=()) -> list:
+    """Instantiate the configured Keras callbacks (the project's own ones too, from its allow_targets); relative
+    file paths land in the trial's directory."""
     from omegaconf import OmegaConf
 
     from extf.config.instantiate import instantiate
@@ -26,7 +27,7 @@ def make_callbacks(callbacks_cfg, trial_dir: Path) -> list:
         for key in ("filepath", "filename", "log_dir"):
             if key in spec and not Path(str(spec[key])).is_absolute():
                 spec[key] = str(trial_dir / spec[key])
-        out.append(instantiate(spec, where=f"callbacks.{name}"))
+        out.append(instantiate(spec, where=f"callbacks.{name}", allow_targets=allow_targets))
     return out
 
 

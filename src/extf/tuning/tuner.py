@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from extf.errors import ConfigError, ExtfError
+from extf.console import quiet_stdout
+from extf.errors import ConfigError, ExtfError, UserCodeError
 
 
 def make_oracle(cfg, specs, objective):
@@ -67,7 +68,8 @@ def make_tuner(cfg, specs, objective, study, directory: Path, overwrite: bool):
             return run_trial(study, trial, self.get_trial_dir(trial.trial_id), trial_dir_of=self.get_trial_dir)
 
     oracle = make_oracle(cfg, specs, objective)
-    return StudyTuner(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
+    with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
+        return StudyTuner(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
 
 
 def _save_json_atomic(path, obj) -> str:
@@ -231,7 +233,7 @@ def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: i
             study.say(f"trial {_trial_id(trial_dir)}: cannot load {path} ({type(e).__name__}: {e}); it trains "
                         f"from scratch for {trial_cfg.trainer.epochs} epochs")
             model, initial_epoch = _build(study, trial_cfg, seed, init_from=True), 0
-    callbacks = make_callbacks(trial_cfg.callbacks, trial_dir)
+    callbacks = make_callbacks(trial_cfg.callbacks, trial_dir, tuple(trial_cfg.get("allow_targets") or ()))
     callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else ""))
     history = fit(model, trial_cfg, study.splits, callbacks, initial_epoch=initial_epoch).history
     losses = np.asarray(history.get("loss", []), dtype="float64")
@@ -256,7 +258,10 @@ def _build(study, trial_cfg, seed: int, init_from: bool):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_model(trial_cfg, study.splits.meta)
+    try:
+        model = build_model(trial_cfg, study.splits.meta)
+    except UserCodeError as e:  # the project's model function is broken: every trial would fail the same way
+        raise kt.errors.FatalError(e) from None
     if init_from and study.init_weights is not None:
         from extf.models.io import load_weights_into
 
