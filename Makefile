@@ -6,9 +6,9 @@ ARGS   ?=
 PORT   ?= 5000
 SERVER_PORT ?= 5001
 # Tests: `make test` runs the whole suite in 2 processes: unit, integration, real trainings (`slow`) and the
-# end-to-end fault, MLflow-server and browser tests (`e2e`; the server and browser ones skip without PostgreSQL or
-# Chromium unless EXTF_REQUIRE_SERVER=1 / EXTF_REQUIRE_BROWSER=1, as .ci/run sets). `make test-fast` skips
-# `slow` and `e2e` (about 2 min). PYTEST_ARGS="tests/unit -x" runs a part.
+# end-to-end fault, MLflow-server and browser tests (`e2e`; the tests whose program is missing skip and are listed
+# at the end with `make test-deps`, unless EXTF_REQUIRE_SERVER=1 / EXTF_REQUIRE_BROWSER=1, as .ci/run sets).
+# `make test-fast` skips `slow` and `e2e`: no training. PYTEST_ARGS="tests/unit -x" runs a part.
 PYTEST_ARGS ?=
 XDIST ?= -n 2 --dist loadfile
 # Debian packages of the programs some tests drive for real (they skip without them; `make test` lists them at the end)
@@ -60,7 +60,7 @@ tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensor
 test: install ## Run the whole test suite (trainings, fault, server and browser tests included)
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
-test-fast: install ## Run the tests that need no real training (-m "not slow and not e2e")
+test-fast: install ## Run the tests that train no model (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
 test-deps: ## Install the Debian packages the skipped tests need: Graphviz, Chromium, PostgreSQL, zsh (sudo when not root)

@@ -114,7 +114,7 @@ class Row:
     def range_text(self) -> str:
         if self.value is None or self.low is None:
             return "-"
-        return f"{self._number(self.low)}-{self._number(self.high)}"
+        return f"{self._number(self.low)} to {self._number(self.high)}"  # "-" would read badly with negatives
 
 
 def check(value: float | None, goal: str) -> bool | None:

@@ -208,6 +208,9 @@ def read_rows(path_text: str, table: dict) -> dict[str, np.ndarray]:
         raise DataError(f"Prediction input not found: expected a .csv or .parquet file of rows with the columns "
                         f"{[c['name'] for c in table['columns']]}. Received: input={path_text!r}")
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    if not parquet and path.suffix.lower() not in (".csv", ".txt"):
+        raise DataError(f"This model takes table rows: expected a .csv or .parquet file with a header row and the "
+                        f"columns {[c['name'] for c in table['columns']]}. Received: input={path_text!r}")
     try:
         df = pd.read_parquet(path) if parquet else pd.read_csv(path)
     except Exception as e:  # pandas raises many types for unreadable files

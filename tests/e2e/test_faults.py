@@ -102,6 +102,18 @@ def assert_state_files_intact(root: Path, require: bool = True) -> None:
     assert not list((root / "outputs" / "studies").rglob("*.tmp*")), "a temporary file was left behind"
 
 
+def trial_open(root: Path, since: float) -> bool:
+    """Whether the process started at `since` had a trial running: keras-tuner's oracle.json, saved by that process,
+    lists an ongoing trial (the oracle saves it when it hands a trial out and again when the trial ends)."""
+    for f in (root / "outputs" / "studies").rglob("oracle.json"):
+        try:
+            if f.stat().st_mtime >= since and json.loads(f.read_text(encoding="utf-8")).get("ongoing_trials"):
+                return True
+        except (OSError, json.JSONDecodeError):
+            continue
+    return False
+
+
 def assert_study_complete(root: Path, n_trials: int) -> None:
     db = root / "mlruns" / "mlflow.db"
     finished = trial_runs(db, "FINISHED")
@@ -114,19 +126,31 @@ def assert_study_complete(root: Path, n_trials: int) -> None:
 
 
 def test_kill_9_at_random_moments_then_resume(tmp_path):
+    """kill -9 three times, then the same command completes the study. The first two kills land at random moments
+    (start-up or a trial); the third waits until a trial runs, so at least one kill interrupts a trial, and the
+    test checks that it did (keras-tuner's oracle had a trial out when the process died).
+
+    Mutation check (2026-12-01): with Study no longer ending the stale trial runs on resume
+    (tracker.end_stale_trials), the interrupted trial's run stays RUNNING and assert_study_complete fails."""
     rng = random.Random(int(os.environ.get("EXTF_FAULT_SEED", "7")))
     args = [*STUDY, "experiment_name=faults", "tuner.max_trials=6"]
     db = tmp_path / "mlruns" / "mlflow.db"
-    kills = 0
-    for _ in range(3):  # start, kill -9 somewhere between start-up and the middle of the study
+    kills, mid_trial = 0, 0
+    for i in range(3):  # start, kill -9 somewhere between start-up and the middle of the study
+        started = time.time()
         proc = start(args, tmp_path)
-        time.sleep(rng.uniform(4, 14))
+        if i < 2:
+            time.sleep(rng.uniform(4, 14))
+        else:
+            wait_for(lambda since=started: trial_open(tmp_path, since), proc=proc)
+            time.sleep(rng.uniform(0, 0.5))
         if proc.poll() is None:
             proc.kill()
             kills += 1
         proc.communicate()
+        mid_trial += trial_open(tmp_path, started)
         assert_state_files_intact(tmp_path, require=False)
-    assert kills >= 2
+    assert kills >= 2 and mid_trial >= 1, (kills, mid_trial)
     done = run_extf(args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert_study_complete(tmp_path, 6)

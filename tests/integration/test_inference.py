@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.conftest import assert_clean_error, needs, run_extf, running_runs
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +36,17 @@ def test_parent_run_shows_the_plots_and_model_files(logged):
     assert {"plots/roc.png", "plots/pr.png", "plots/confusion_matrix.png"} <= paths
     top = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"learning_curves.png", "dataset.json", "history.csv"} <= top
-    files = {a.path for a in client.list_artifacts(parent.info.run_id, "model_files")}
-    if shutil.which("dot"):
-        assert "model_files/model.png" in files  # plot_model(show_shapes=True)
     metrics = parent.data.metrics
     assert {"test_accuracy", "test_auc_ovr_macro", "test_sensitivity_macro", "test_specificity_macro",
             "test_average_precision_macro", "test_sensitivity_0"} <= set(metrics)
+
+
+def test_parent_run_has_the_model_plot(logged):
+    if not shutil.which("dot"):
+        needs("Graphviz dot", hint="keras.utils.plot_model draws with it")
+    _, client, parent = logged
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "model_files")}
+    assert "model_files/model.png" in files  # plot_model(show_shapes=True)
 
 
 def test_evaluate_reproduces_the_logged_test_metrics(logged):
@@ -116,15 +121,27 @@ def test_predict_on_a_folder_of_images(logged, tmp_path):
 
 
 def test_init_from_continues_training_a_logged_model(logged):
+    """One epoch from the logged weights keeps what the 4 epochs learned and beats the same epoch from scratch (same
+    config and seed, without init_from) by far.
+
+    Mutation check (2026-12-01): ignoring init_from when building the model (weights left as initialised), the
+    1-epoch run validated at 0.54, exactly as the run from scratch (the logged model: 0.93), and the test failed."""
     root, client, parent = logged
-    proc = run_extf(["train", "trainer.epochs=1", f"init_from={parent.info.run_id}", "experiment_name=retrain",
-                     "tracking.log_model=false"], cwd=root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    exp = client.get_experiment_by_name("retrain")
-    (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
-    assert run.data.tags["init_from"] == parent.info.run_id
-    # one epoch from the logged weights beats one epoch from scratch by far
-    assert run.data.metrics["best_val_accuracy"] >= parent.data.metrics["best_val_accuracy"] - 0.05
+
+    def one_epoch(name, *extra):
+        proc = run_extf(["train", "trainer.epochs=1", f"experiment_name={name}", "tracking.log_model=false", *extra],
+                        cwd=root)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (run,) = client.search_runs([client.get_experiment_by_name(name).experiment_id],
+                                    filter_string="tags.`extf.kind` = 'study'")
+        return run
+
+    run = one_epoch("retrain", f"init_from={parent.info.run_id}")
+    scratch = one_epoch("scratch")
+    assert run.data.tags["init_from"] == parent.info.run_id and "init_from" not in scratch.data.tags
+    retrained, fresh = run.data.metrics["best_val_accuracy"], scratch.data.metrics["best_val_accuracy"]
+    assert retrained >= fresh + 0.1, (retrained, fresh)
+    assert retrained >= parent.data.metrics["best_val_accuracy"] - 0.05
     bad = run_extf(["train", "trainer.epochs=1", f"init_from={parent.info.run_id}", "model.filters=8",
                     "experiment_name=retrain_bad"], cwd=root)
     assert_clean_error(bad, "do not fit the model this config builds", "layer(s) could not be loaded", "has shape",

@@ -47,7 +47,7 @@ def test_a_figure_of_one_side_and_its_own_minimum_of_repetitions():
     fig = Figure("P0", "MB", "toy", "<= 50 MB", a=lambda rep: 10.0 * rep, unit="MB", min_reps=4)
     row = measure_figure(fig, reps=2)
     assert (row.n, row.value, row.low, row.high, row.verdict) == (4, 15.0, 0.0, 30.0, "yes")
-    assert row.value_text == "15.00 MB" and row.range_text == "0.00-30.00"
+    assert row.value_text == "15.00 MB" and row.range_text == "0.00 to 30.00"
 
 
 def test_a_side_that_fails_makes_the_row_not_measured():
