@@ -1,7 +1,7 @@
 """`extf evaluate` and `extf predict`: judge data with a logged model (the notes' inference segment).
 
 `evaluate` recomputes the test metrics of a logged study (the logged numbers for the same data); `predict` writes
-probabilities and class labels for new inputs (CSV, .npy or a folder of images).
+probabilities and class labels for new inputs (CSV, .npy or a folder of images, streamed in batches).
 """
 
 from __future__ import annotations
@@ -82,15 +82,12 @@ def check_input_shape(model, data_shape, what: str) -> None:
 
 
 def read_input(path_text: str, logged_dataset: dict, model_shape: tuple) -> np.ndarray:
-    """A CSV (header row), a .npy array or a folder of images, as the float32 array the model takes."""
+    """A CSV (header row) or a .npy array as the float32 array the model takes (a folder of images streams:
+    `folder_input`)."""
     path = Path(path_text).expanduser()
     if not path.exists():
         raise DataError(f"Prediction input not found: expected a .csv file, a .npy file or a folder of images. "
                         f"Received: input={path_text!r}")
-    if path.is_dir():
-        from extf.data.images import read_images
-
-        return read_images(_image_files(path), model_shape)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
@@ -156,27 +153,41 @@ def predict(cfg: DictConfig, out=sys.stdout) -> Path:
     if logged.dataset.get("table"):
         return _predict_rows(cfg, logged, output, out)
     logged_shape = tuple(logged.dataset.get("input_shape") or ())
-    if logged_shape:  # a bad input is refused before TensorFlow is imported to load the model
+    source = Path(str(cfg.input)).expanduser()
+    folder = source.is_dir()
+    if folder:  # listed and checked before TensorFlow is imported: a bad image is refused now
+        from extf.data.images import ImageReader, folder_images
+
+        if logged_shape:
+            ImageReader.for_shape(logged_shape)  # a model that takes images at all
+        files = folder_images(source)
+    elif logged_shape:  # a bad input is refused before TensorFlow is imported to load the model
         x = read_input(str(cfg.input), logged.dataset, logged_shape)
-        check_input_shape(logged_shape, x.shape[1:], f"input {Path(str(cfg.input)).name}")
+        check_input_shape(logged_shape, x.shape[1:], f"input {source.name}")
     model = load_logged_model(logged, cfg)
     shape = tuple(model.input_shape[1:])
-    if not logged_shape:
-        x = read_input(str(cfg.input), logged.dataset, shape)
-    check_input_shape(model, x.shape[1:], f"input {Path(str(cfg.input)).name}")
-    batch = model.input_shape[0]
-    n = len(x)
-    if batch:  # a stateful model has a fixed batch size: pad the last batch, then drop the padding
-        pad = (-n) % batch
-        x = np.concatenate([x, np.zeros((pad, *shape), dtype=x.dtype)]) if pad else x
-    probs = model.predict(x, batch_size=batch or 256, verbose=0)[:n]
+    if folder:  # streamed in batches: converted and resized to the model's input as in training
+        from extf.data.images import decode_errors_named
+
+        n = len(files)
+        with decode_errors_named(files):
+            probs = model.predict(ImageReader.for_shape(shape).dataset(files, batch_size=64), verbose=0)
+    else:
+        if not logged_shape:
+            x = read_input(str(cfg.input), logged.dataset, shape)
+        check_input_shape(model, x.shape[1:], f"input {source.name}")
+        batch = model.input_shape[0]
+        n = len(x)
+        if batch:  # a stateful model has a fixed batch size: pad the last batch, then drop the padding
+            pad = (-n) % batch
+            x = np.concatenate([x, np.zeros((pad, *shape), dtype=x.dtype)]) if pad else x
+        probs = model.predict(x, batch_size=batch or 256, verbose=0)[:n]
     tmp = output.with_name(output.name + ".tmp" + output.suffix)
     if per_sample:
         table = prediction_table(probs, logged.dataset["task"], logged.dataset.get("class_names"),
                                  float(logged.dataset.get("threshold", 0.5)))
-        source = Path(str(cfg.input)).expanduser()
-        if source.is_dir():  # which row is which image
-            table = {"file": [p.name for p in _image_files(source)], **table}
+        if folder:  # which row is which image
+            table = {"file": [p.name for p in files], **table}
         pd.DataFrame(table).to_csv(tmp, index=False)
     else:  # segmentation: the class of each pixel; reconstruction: the reconstructed input
         np.save(tmp, np.argmax(probs, axis=-1) if logged.dataset["task"] == "segmentation" else probs)
@@ -197,6 +208,9 @@ def read_rows(path_text: str, table: dict) -> dict[str, np.ndarray]:
         raise DataError(f"Prediction input not found: expected a .csv or .parquet file of rows with the columns "
                         f"{[c['name'] for c in table['columns']]}. Received: input={path_text!r}")
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    if not parquet and path.suffix.lower() not in (".csv", ".txt"):
+        raise DataError(f"This model takes table rows: expected a .csv or .parquet file with a header row and the "
+                        f"columns {[c['name'] for c in table['columns']]}. Received: input={path_text!r}")
     try:
         df = pd.read_parquet(path) if parquet else pd.read_csv(path)
     except Exception as e:  # pandas raises many types for unreadable files
@@ -224,8 +238,3 @@ def _predict_rows(cfg: DictConfig, logged, output: Path, out) -> Path:
     os.replace(tmp, output)  # never a half-written predictions file
     print(f"wrote {len(outputs)} prediction(s) to {output}", file=out)
     return output
-
-
-def _image_files(folder: Path) -> list[Path]:
-    """The files of a prediction folder, in the order of its predictions."""
-    return sorted(p for p in folder.iterdir() if p.is_file())

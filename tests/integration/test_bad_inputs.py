@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.unit.test_image_folders import damaged_inside
 
 IRIS_MLP = ["dataset=iris", "model=mlp"]
 TUNE_IRIS = ["tune", *IRIS_MLP, "trainer.epochs=1", "tuner.max_trials=1", "evaluation.plots=false"]
@@ -29,6 +30,12 @@ def png(path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(np.zeros((8, 8), dtype="uint8"), mode="L").save(path)
+
+
+def cut_png(path: Path) -> None:
+    png(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 12])  # an interrupted copy: no IEND chunk
 
 
 def npz(**arrays):
@@ -380,6 +387,23 @@ CASES = [
      ["Class folder 'dogs' has no images", "Received:"]),
     ("image-dir-broken-image", ["train", "dataset=image_dir", "dataset.path=imgs"],
      {"imgs/cats/a.png": png, "imgs/dogs/b.png": b"not a png"}, ["Cannot read image", "Received: b.png"]),
+    ("image-dir-cut-image", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/cats/a.png": png, "imgs/cats/b.png": png, "imgs/dogs/c.png": cut_png},
+     ["Cannot read image", "c.png", "cut or damaged PNG", "dataset.skip_bad_files=true", "Received: c.png"]),
+    # found while the first epoch reads it (its ends look complete): a real (1-epoch) start of training
+    ("image-dir-damaged-inside", ["train", "dataset=image_dir", "dataset.path=imgs", "dataset.height=8",
+                                  "dataset.width=8", "trainer.epochs=1"],
+     {**{f"imgs/{c}/{i}.png": png for c in ("cats", "dogs") for i in range(6)}, "imgs/dogs/z.png": damaged_inside},
+     ["Cannot decode image", "z.png", "data is damaged", "Received: z.png"], {"slow": True}),
+    ("image-dir-autoencoder", ["train", "dataset=image_dir", "dataset.path=imgs", "model=autoencoder"],
+     {"imgs/cats/a.png": png, "imgs/cats/b.png": png, "imgs/dogs/c.png": png, "imgs/dogs/d.png": png},
+     ["model=autoencoder reconstructs in-memory datasets only", "Received: model.name='autoencoder'"]),
+    ("image-dir-empty-class-folder", ["train", "dataset=image_dir", "dataset.path=imgs"],
+     {"imgs/cats/a.png": png, "imgs/dogs": FOLDER}, ["Class folder 'dogs' has no images", "Received:"]),
+    ("image-dir-only-bad-files-skipped", ["train", "dataset=image_dir", "dataset.path=imgs",
+                                          "dataset.skip_bad_files=true"],
+     {"imgs/cats/a.png": png, "imgs/dogs/b.png": b"junk"},
+     ["Class folder 'dogs' has only unreadable images (1, skipped)", "Received:"]),
     # ---- inference without a study
     ("evaluate-without-run-id", ["evaluate"], {}, ["`run_id` is required", "Received: run_id=None"]),
     ("predict-without-input", ["predict", "run_id=abc"], {}, ["needs input=", "Received: input=None"]),
@@ -396,6 +420,8 @@ RUN_CASES = [
     ("evaluate-trial-run", ["evaluate", "run_id={trial}"], {}, ["is a trial", "parent run", "Received: run_id="]),
     ("evaluate-other-dataset-shape", ["evaluate", RUN, "dataset=wine"], {},
      ["The model takes inputs of shape (4,)", "Received: input shape (13,)"]),
+    ("predict-image-folder-to-a-tabular-model", ["predict", RUN, "input={tmp}/imgs", "output={tmp}/p.csv"], {"imgs/a.png": png},
+     ["Images need a model that takes images", "Give it a .csv or .npy file", "Received: input shape (4,)"]),
     ("runs-unknown-run", ["runs", "run_id=nope"], {}, ["No MLflow run with id 'nope'", "Received: run_id='nope'"]),
     ("runs-unknown-experiment", ["runs", "experiment=nope"], {},
      ["No MLflow experiment named 'nope'", "Received: experiment='nope'"]),
@@ -430,6 +456,9 @@ RUN_CASES = [
     ("predict-table-extra-column", ["predict", "run_id={table_run}", "input={tmp}/rows.csv", "output={tmp}/p.csv"],
      {"rows.csv": "island,bill,sex,colour\nDream,,male,red\n"},
      ["rows.csv has column(s) ['colour'] that the training data did not have", "Received: columns"]),
+    ("predict-table-from-npy", ["predict", "run_id={table_run}", "input={tmp}/x.npy", "output={tmp}/p.csv"],
+     {"x.npy": truncated_npy}, ["This model takes table rows: expected a .csv or .parquet file",
+                                 "Received: input="]),
     ("lambda-layer-refused-predict", ["predict", "run_id={lambda_run}", "input={tmp}/x.csv", "output={tmp}/p.csv"],
      {"x.csv": "a,b,c,d\n1,2,3,4\n"}, ["Refused to load the model of run {lambda_run}", "unsafe_load=true",
                                         "Received: run {lambda_run}"]),

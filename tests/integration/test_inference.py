@@ -181,21 +181,40 @@ def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path):
                                 "output=masks.csv"], cwd=tmp_path), "output=NAME.npy")
 
 
-def test_train_and_predict_on_an_image_folder(tmp_path):
+def test_train_evaluate_and_predict_on_an_image_folder(tmp_path):
+    """A folder of mixed sizes and modes trains for 1 epoch from the stream; `extf evaluate` recomputes the logged
+    test metrics from the file list; `extf predict` on a folder streams and names the file of every row."""
+    from PIL import Image
+
     from tests.unit.test_datasets import _write_images
 
     _write_images(tmp_path / "photos", classes=("left", "right"), per_class=12)
+    # other sizes and modes in the same classes: resized and converted, not an error
+    Image.fromarray(np.zeros((40, 24, 3), dtype="uint8")).save(tmp_path / "photos" / "left" / "wide_rgb.png")
+    Image.fromarray(np.zeros((9, 30, 4), dtype="uint8")).save(tmp_path / "photos" / "right" / "rgba.png")
     proc = run_extf(["train", "dataset=image_dir", f"dataset.path={tmp_path / 'photos'}", "dataset.height=16",
-                     "dataset.width=16", "model=cnn", "trainer.epochs=1", "tracking.log_model=false",
-                     "experiment_name=photos"], cwd=tmp_path)
+                     "dataset.width=16", "model=cnn", "trainer.epochs=1", "trainer.batch_size=8",
+                     "tracking.log_model=false", "experiment_name=photos"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     exp = client.get_experiment_by_name("photos")
     (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
-    out = run_extf(["predict", f"run_id={run.info.run_id}", f"input={tmp_path / 'photos' / 'left'}",
-                    f"output={tmp_path / 'p.csv'}"], cwd=tmp_path)
+    assert run.data.metrics["test_accuracy"] >= 0 and "test_loss" in run.data.metrics
+    evaluated = run_extf(["evaluate", f"run_id={run.info.run_id}"], cwd=tmp_path)
+    rows = [r for r in evaluated.stdout.splitlines() if r.strip().startswith("test_")]
+    assert evaluated.returncode == 0 and rows and all("(= logged)" in r for r in rows), evaluated.stdout
+    inbox = tmp_path / "inbox"
+    shutil.copytree(tmp_path / "photos" / "left", inbox)
+    (inbox / "notes.txt").write_text("not an image: left out, as in training")
+    out = run_extf(["predict", f"run_id={run.info.run_id}", f"input={inbox}", f"output={tmp_path / 'p.csv'}"],
+                   cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     preds = pd.read_csv(tmp_path / "p.csv")
-    assert len(preds) == 12 and set(preds["label"]) <= {"left", "right"}
+    assert list(preds["file"]) == sorted(p.name for p in inbox.iterdir() if p.suffix != ".txt")
+    assert len(preds) == 13 and set(preds["label"]) <= {"left", "right"}
+    (inbox / "zz_cut.png").write_bytes((inbox / "wide_rgb.png").read_bytes()[:40])
+    assert_clean_error(run_extf(["predict", f"run_id={run.info.run_id}", f"input={inbox}",
+                                f"output={tmp_path / 'q.csv'}"], cwd=tmp_path), "Cannot read image", "zz_cut.png")
+    assert not (tmp_path / "q.csv").exists()

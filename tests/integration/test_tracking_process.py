@@ -47,6 +47,31 @@ def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
     assert history == [(0, 1.0), (1, 0.5)]
 
 
+def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path):
+    """What the MLflow UI's Dataset column shows: one input per split, its context tag, logged again on resume
+    without duplicates."""
+    from mlflow import MlflowClient
+
+    from extf.data import load_dataset
+    from extf.data.lineage import dataset_inputs
+
+    cfg = {"name": "iris", "val_fraction": 0.16, "test_fraction": 0.2, "standardize": True}
+    inputs = dataset_inputs(cfg, load_dataset(cfg, 0), None)
+    tracker = TrackerProcess(tracking(tmp_path), "data").open()
+    try:
+        parent = tracker.start_study("data", None, {}, {})
+        tracker.log_dataset_inputs(parent, inputs)
+        tracker.log_dataset_inputs(parent, inputs)  # a resumed study logs them again: nothing is added
+        tracker.end_run(parent, "FINISHED")
+    finally:
+        tracker.close()
+    logged = MlflowClient(tracking(tmp_path)["tracking_uri"]).get_run(parent).inputs.dataset_inputs
+    contexts = sorted((d.tags[0].value, d.dataset.name, d.dataset.source_type) for d in logged)
+    assert contexts == [("test", "iris", "code"), ("train", "iris", "code"), ("validation", "iris", "code")]
+    assert {d.dataset.digest for d in logged} == {i["digest"] for i in inputs}
+    assert '"num_rows": 96' in next(d.dataset.profile for d in logged if d.tags[0].value == "train")
+
+
 def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path):
     from mlflow.exceptions import MlflowException
 

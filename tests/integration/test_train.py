@@ -93,6 +93,24 @@ def test_same_seed_same_metrics(make_cfg):
     assert a != c
 
 
+def test_an_image_folder_trains_the_same_for_the_same_seed(make_cfg, tmp_path):
+    """The streamed pipeline is seeded (split of the file list, shuffling) and reads the test files in order."""
+    from extf.tuning.study import Study
+    from tests.unit.test_image_folders import write_folder
+
+    folder = write_folder(tmp_path / "photos", {"dark": 16, "mid": 16, "light": 16})
+
+    def once(seed):
+        cfg = make_cfg(["dataset=image_dir", f"dataset.path={folder}", "dataset.height=8", "dataset.width=8",
+                        "model=cnn", "model.num_blocks=1", "trainer.epochs=2", "trainer.batch_size=8",
+                        "tracking=none", "callbacks=none", "tuner.overwrite=true", f"seed={seed}"])
+        return Study(cfg, out=io.StringIO()).run()["test_metrics"]
+
+    a, b, c = once(7), once(7), once(8)
+    assert a == b and "test_accuracy" in a
+    assert a != c
+
+
 def test_diverging_training_ends_failed(tmp_path):
     proc = run_extf(["train", "dataset=iris", "model=mlp", "optimizer=sgd", "optimizer.learning_rate=1e12",
                      "trainer.epochs=5"], cwd=tmp_path)

@@ -128,7 +128,8 @@ def test_image_dir_loader(tmp_path):
     cfg = ds("image_dir", path=str(tmp_path / "photos"), height=16, width=12, color_mode="rgb")
     splits = load_dataset(cfg, seed=0)
     assert splits.meta.class_names == ("a", "b", "c") and splits.meta.task == "multiclass"
-    assert splits.train.x.shape[1:] == (16, 12, 3) and splits.meta.extra["rescale"] == 1 / 255
+    assert splits.meta.input_shape == (16, 12, 3) and splits.meta.extra["rescale"] == 1 / 255
+    assert splits.train.inputs(2).shape == (2, 16, 12, 3)
     assert sum(len(p) for p in (splits.train, splits.val, splits.test)) == 30
     gray = load_dataset(ds("image_dir", path=str(tmp_path / "photos"), height=8, width=8, color_mode="grayscale"), 0)
     assert gray.meta.input_shape == (8, 8, 1)

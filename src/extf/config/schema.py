@@ -85,6 +85,7 @@ class ImageDirConf(DatasetConf):
     height: int = 32
     width: int = 32
     color_mode: str = "grayscale"  # grayscale (1 channel) | rgb (3 channels)
+    skip_bad_files: bool = False  # true: leave out (and count) files that cannot be decoded instead of stopping
 
 
 DATASETS: dict[str, type] = {

@@ -1,4 +1,5 @@
-"""Dataset loaders: embedded (scikit-learn, generated, shipped with extf) and user files (CSV / Parquet, NPZ).
+"""Dataset loaders: embedded (scikit-learn, generated, shipped with extf) and user files (CSV / Parquet, NPZ,
+image folders).
 
 `load_dataset(cfg, seed)` returns `Splits` and is cached, so a study loads its data once per process.
 No loader touches the network.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extf.data.splits import Meta, Splits, make_splits
+from extf.data.splits import Meta, Splits, make_file_splits, make_splits
 from extf.errors import DataError
 
 NABIYA_PITCHES = "cdefgab"
@@ -43,9 +44,11 @@ def _load_cached(key: str, seed: int, allow_targets: tuple = ()) -> Splits:
 
         return user.load(cfg, seed, allow_targets)
     name = cfg["name"]
+    if name in FILE_LOADERS:  # the list of files is split; the data stream from them when used
+        return FILE_LOADERS[name](cfg, seed)
     loader = LOADERS.get(name)
     if loader is None:
-        raise DataError(f"Unknown dataset {name!r}. Expected one of: {', '.join(sorted(LOADERS))}. "
+        raise DataError(f"Unknown dataset {name!r}. Expected one of: {', '.join(sorted([*LOADERS, *FILE_LOADERS]))}. "
                         f"Received: dataset.name={name!r}")
     x, y, meta = loader(cfg, seed)
     splits = make_splits(x, y, meta, cfg["val_fraction"], cfg["test_fraction"], seed,
@@ -257,9 +260,11 @@ def _npz(cfg: dict, seed: int):
     return x.astype("float32"), y, Meta("npz", task, modality, x.shape[1:], classes)
 
 
-def _image_dir(cfg: dict, seed: int):
-    """Users' own images: one sub-folder per class (the folder name is the class), PNG / JPEG, resized."""
-    from extf.data.images import IMAGE_SUFFIXES, read_images
+def _image_dir(cfg: dict, seed: int) -> Splits:
+    """Users' own images: one sub-folder per class (the folder name is the class), PNG / JPEG / GIF / BMP of any
+    size and mode. The file list is split (seeded, stratified); the images stream from disk, converted (grayscale or
+    rgb) and resized to height x width, as the model takes them."""
+    from extf.data.images import IMAGE_SUFFIXES, ImageReader, check_images, list_images
 
     root = Path(cfg["path"]).expanduser()
     if not root.is_dir():
@@ -269,21 +274,30 @@ def _image_dir(cfg: dict, seed: int):
     if len(classes) < 2:
         raise DataError(f"{root} needs at least 2 class sub-folders (e.g. cats/ and dogs/), each with images. "
                         f"Received: {len(classes)} sub-folder(s) {[c.name for c in classes]}")
-    channels = 1 if cfg["color_mode"] == "grayscale" else 3
-    shape = (cfg["height"], cfg["width"], channels)
-    xs, ys = [], []
+    skip = bool(cfg.get("skip_bad_files", False))
+    files, labels, skipped = [], [], []
     for index, folder in enumerate(classes):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"Class folder {folder.name!r} has no images; expected files ending in "
+        listed = list_images(folder)
+        good, bad = check_images(listed, skip_bad_files=skip)
+        skipped += bad
+        if not good:
+            what = f"only unreadable images ({len(bad)}, skipped)" if bad else "no images"
+            raise DataError(f"Class folder {folder.name!r} has {what}; expected files ending in "
                             f"{', '.join(IMAGE_SUFFIXES)}. Add some or remove the folder. Received: {folder}")
-        xs.append(read_images(files, shape))
-        ys.append(np.full(len(files), index, dtype="int64"))
-    x, y = np.concatenate(xs), np.concatenate(ys)
+        files += good
+        labels += [index] * len(good)
+    if skipped:
+        example = ", ".join(f"{p.name} ({why})" for p, why in skipped[:3])
+        print(f"dataset.skip_bad_files=true: left out {len(skipped)} unreadable image(s) of {len(files) + len(skipped)}"
+              f", e.g. {example}", flush=True)
     names = tuple(c.name for c in classes)
     task = "binary" if len(names) == 2 else "multiclass"
+    reader = ImageReader.for_shape((cfg["height"], cfg["width"], 1 if cfg["color_mode"] == "grayscale" else 3))
     # pixels stay 0..255 in the data; the model rescales, so it takes the raw images `extf predict` reads
-    return x, y, Meta("image_dir", task, "image", shape, names, extra={"rescale": 1.0 / 255.0})
+    meta = Meta("image_dir", task, "image", reader.shape, names,
+                extra={"rescale": 1.0 / 255.0, "n_files": len(files), "skipped_files": len(skipped)})
+    return make_file_splits(files, np.asarray(labels, dtype="int64"), meta, reader, cfg["val_fraction"],
+                            cfg["test_fraction"], seed)
 
 
 LOADERS = {
@@ -296,5 +310,7 @@ LOADERS = {
     "shapes": _shapes,
     "csv": _csv,
     "npz": _npz,
+}
+FILE_LOADERS = {  # loaders of file datasets: they return Splits that stream
     "image_dir": _image_dir,
 }

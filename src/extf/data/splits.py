@@ -6,7 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from extf.errors import DataError
+from extf.data.images import ImageReader
+from extf.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "regression", "segmentation", "reconstruction")
 MODALITIES = ("tabular", "image", "sequence")
@@ -29,20 +30,53 @@ class Meta:
 
 @dataclass(frozen=True)
 class Split:
+    """A split held in memory: Keras batches and shuffles its arrays itself."""
+
     x: np.ndarray | dict  # an array, or a table's raw columns {column: values} (extf.data.tables)
     y: np.ndarray
     index: np.ndarray  # row numbers in the loaded dataset, for tracing samples back
+    streams = False
 
     def __len__(self) -> int:
         return len(self.y)
 
+    def inputs(self, n: int) -> np.ndarray | dict:
+        """The first `n` inputs (an input example for the logged model)."""
+        return _take(self.x, np.arange(min(n, len(self))))
+
+
+@dataclass(frozen=True)
+class FileSplit:
+    """A split that streams its inputs from files: in memory are only the file paths and the labels (known from
+    the file list without decoding), so memory does not grow with the data. `dataset()` is what Keras gets."""
+
+    files: tuple[str, ...]
+    y: np.ndarray
+    index: np.ndarray  # positions in the loaded file list
+    reader: ImageReader
+    streams = True
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def dataset(self, batch_size: int, shuffle: bool = False, seed: int | None = None):
+        """(inputs, labels) batches as a prefetched tf.data pipeline; in file order unless `shuffle` (seeded)."""
+        return self.reader.dataset(self.files, self.y, batch_size, shuffle=shuffle, seed=seed)
+
+    def inputs(self, n: int) -> np.ndarray:
+        return self.reader.read(list(self.files[:n]))
+
 
 @dataclass(frozen=True)
 class Splits:
-    train: Split
-    val: Split
-    test: Split
+    train: Split | FileSplit
+    val: Split | FileSplit
+    test: Split | FileSplit
     meta: Meta
+
+    @property
+    def streams(self) -> bool:
+        return self.train.streams
 
 
 def check_finite(x: np.ndarray, y: np.ndarray, name: str) -> None:
@@ -61,9 +95,33 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
                 standardize: bool = False) -> Splits:
     """Split into train / validation / test: seeded, stratified for classification, chronological when
     `meta.ordered`. Segmentation and regression splits are random (a mask or a value has no single class)."""
+    check_finite(x if isinstance(x, np.ndarray) else np.zeros(1), y, meta.name)  # a table's model imputes
+    train_idx, val_idx, test_idx = split_indices(y, meta, val_fraction, test_fraction, seed)
+    train, val, test = (Split(_take(x, i), y[i], i) for i in (train_idx, val_idx, test_idx))
+    if standardize and isinstance(x, np.ndarray) and x.ndim == 2:
+        # the statistics of the training split only; the model applies them (a Normalization layer), so a saved
+        # model takes raw features, as `extf predict` and `mlflow models predict` give it
+        mean = train.x.mean(axis=0)
+        std = train.x.std(axis=0)
+        std[std == 0] = 1.0
+        meta = replace(meta, extra={**meta.extra, "feature_mean": mean.tolist(), "feature_std": std.tolist()})
+    return Splits(train, val, test, meta)
+
+
+def make_file_splits(files: list, y: np.ndarray, meta: Meta, reader: ImageReader, val_fraction: float,
+                     test_fraction: float, seed: int) -> Splits:
+    """The same split as `make_splits`, of a list of files with a label each: the files stream when used."""
+    train_idx, val_idx, test_idx = split_indices(y, meta, val_fraction, test_fraction, seed)
+    names = np.asarray([str(f) for f in files], dtype=object)
+    train, val, test = (FileSplit(tuple(names[i]), y[i], i, reader) for i in (train_idx, val_idx, test_idx))
+    return Splits(train, val, test, meta)
+
+
+def split_indices(y: np.ndarray, meta: Meta, val_fraction: float, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row numbers of the train / validation / test splits of `len(y)` samples (see `make_splits`)."""
     from sklearn.model_selection import train_test_split
 
-    check_finite(x if isinstance(x, np.ndarray) else np.zeros(1), y, meta.name)  # a table's model imputes
     n = len(y)
     n_test = int(round(n * test_fraction))
     n_val = int(round(n * val_fraction))
@@ -74,25 +132,15 @@ def make_splits(x: np.ndarray, y: np.ndarray, meta: Meta, val_fraction: float, t
     if meta.task not in TASKS:
         raise DataError(f"Dataset '{meta.name}' declares an unknown task. Expected one of: {', '.join(TASKS)}. "
                         f"Received: task={meta.task!r}")
+    idx = np.arange(n)
     if meta.ordered:
-        idx = np.arange(n)
-        train_idx, val_idx, test_idx = idx[: n - n_val - n_test], idx[n - n_val - n_test: n - n_test], idx[n - n_test:]
-    else:
-        idx = np.arange(n)
-        classify = meta.task in ("binary", "multiclass")
-        strat = y if classify and _stratifiable(y, n_test, n_val) else None
-        rest_idx, test_idx = train_test_split(idx, test_size=n_test, random_state=seed, stratify=strat)
-        strat_rest = y[rest_idx] if strat is not None else None
-        train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
-    train, val, test = (Split(_take(x, i), y[i], i) for i in (train_idx, val_idx, test_idx))
-    if standardize and isinstance(x, np.ndarray) and x.ndim == 2:
-        # the statistics of the training split only; the model applies them (a Normalization layer), so a saved
-        # model takes raw features, as `extf predict` and `mlflow models predict` give it
-        mean = train.x.mean(axis=0)
-        std = train.x.std(axis=0)
-        std[std == 0] = 1.0
-        meta = replace(meta, extra={**meta.extra, "feature_mean": mean.tolist(), "feature_std": std.tolist()})
-    return Splits(train, val, test, meta)
+        return idx[: n - n_val - n_test], idx[n - n_val - n_test: n - n_test], idx[n - n_test:]
+    classify = meta.task in ("binary", "multiclass")
+    strat = y if classify and _stratifiable(y, n_test, n_val) else None
+    rest_idx, test_idx = train_test_split(idx, test_size=n_test, random_state=seed, stratify=strat)
+    strat_rest = y[rest_idx] if strat is not None else None
+    train_idx, val_idx = train_test_split(rest_idx, test_size=n_val, random_state=seed, stratify=strat_rest)
+    return train_idx, val_idx, test_idx
 
 
 def _take(x, index: np.ndarray):
@@ -122,6 +170,11 @@ def reconstruction_splits(splits: Splits) -> Splits:
     their input. The model rescales / standardizes raw inputs itself, so the targets are the inputs on that
     internal scale: the scale of its output. The labels are dropped; any dataset works, whatever its task."""
     meta = splits.meta
+    if splits.streams:
+        raise ConfigError(f"model=autoencoder reconstructs in-memory datasets only: dataset '{meta.name}' streams "
+                          f"its images from files, and an autoencoder's targets (the images themselves) would "
+                          f"have to be held in memory. Use model=cnn to classify the images, or save a sample of "
+                          f"them as a .npz (dataset=npz) to reconstruct it. Received: model.name='autoencoder'")
     parts = {}
     for name in ("train", "val", "test"):
         split = getattr(splits, name)

@@ -27,10 +27,17 @@ def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch
             for earlier in SPLIT_ORDER[: SPLIT_ORDER.index(split_name)]:
                 model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
 
-    start_state()
-    outputs = model.predict(split.x, batch_size=batch_size, verbose=0)
-    start_state()  # evaluate() must start from the same state predict() did
-    keras_metrics = model.evaluate(split.x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
+    if split.streams:  # read from the files in their order, so the outputs line up with the labels
+        from extf.data.images import decode_errors_named
+
+        with decode_errors_named(split.files):
+            outputs = model.predict(split.dataset(batch_size), verbose=0)
+            keras_metrics = model.evaluate(split.dataset(batch_size), verbose=0, return_dict=True)
+    else:
+        start_state()
+        outputs = model.predict(split.x, batch_size=batch_size, verbose=0)
+        start_state()  # evaluate() must start from the same state predict() did
+        keras_metrics = model.evaluate(split.x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
     metrics = {k: float(v) for k, v in keras_metrics.items()}
     # the notes' metrics take precedence where names overlap (they honour the decision threshold); a reconstruction
     # is judged like a regression of every input value

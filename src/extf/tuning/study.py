@@ -556,7 +556,7 @@ class Study:
             from extf.evaluation.evaluate import write_plots
 
             write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
-                        self.cfg.evaluation.threshold, x=self.splits.test.x)
+                        self.cfg.evaluation.threshold, x=None if self.splits.streams else self.splits.test.x)
         meta = self.splits.meta
         table = table_spec(meta, self.cfg.evaluation.threshold)
         write_json_atomic(art / "dataset.json", {
@@ -585,7 +585,7 @@ class Study:
                 example = head_frame(self.splits.train, n, table)
                 prediction = TableModel(model, table).predict(example)
             else:
-                example = self.splits.train.x[:n]
+                example = self.splits.train.inputs(n)
                 prediction = model.predict(example, verbose=0, batch_size=len(example))
             self.tracker.log_keras_model(self.parent_id, model_files["keras"], example, prediction,
                                          keras.__version__, keras.backend.backend(), table=table)

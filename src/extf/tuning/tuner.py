@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from extf.console import quiet_stdout
-from extf.errors import ConfigError, ExtfError, UserCodeError
+from extf.errors import ConfigError, DataError, ExtfError, UserCodeError
 
 
 def make_oracle(cfg, specs, objective):
@@ -235,7 +235,10 @@ def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: i
             model, initial_epoch = _build(study, trial_cfg, seed, init_from=True), 0
     callbacks = make_callbacks(trial_cfg.callbacks, trial_dir, tuple(trial_cfg.get("allow_targets") or ()))
     callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else ""))
-    history = fit(model, trial_cfg, study.splits, callbacks, initial_epoch=initial_epoch).history
+    try:
+        history = fit(model, trial_cfg, study.splits, callbacks, initial_epoch=initial_epoch, seed=seed).history
+    except DataError as e:  # a damaged file: every trial would meet it
+        raise kt.errors.FatalError(e) from None
     losses = np.asarray(history.get("loss", []), dtype="float64")
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
