@@ -155,6 +155,12 @@ def test_server_down_at_start_is_one_clear_error(tmp_path, server_root):
 
 
 def test_server_lost_mid_study_then_resume(tmp_path, server_root):
+    """A lost server ends the study with one message and loses nothing logged; the same command resumes it, and
+    each trial finishes exactly once.
+
+    Mutation check (2026-12-01): a resumed study whose keras-tuner oracle starts afresh (make_tuner with
+    overwrite=True) ran trial 0 again: the finished trial ids were ['0', '0', '1', '2'], which the earlier set
+    comparison accepted and this list comparison refuses."""
     port = free_port()  # a server of this test's own, stopped in the middle
     assert server("start", port, server_root).returncode == 0
     name = f"lost_{uuid.uuid4().hex[:8]}"
