@@ -172,6 +172,7 @@ def close_assistant(page) -> None:
 
 
 def test_mlflow_ui_lists_the_study_and_compares_its_trials(mlflow_ui, study, browser_context):
+    from mlflow import MlflowClient
     from playwright.sync_api import expect
 
     parent, trials = study["parent"], study["trials"]
@@ -192,6 +193,15 @@ def test_mlflow_ui_lists_the_study_and_compares_its_trials(mlflow_ui, study, bro
         expect(link).to_be_visible()
         expect(link).to_have_text(trial.info.run_name)
     expect(page.get_by_text(f"{1 + N_TRIALS} matching runs")).to_be_visible()
+    # the Dataset column: the data the study saw (mlflow.log_input: name and digest of each split)
+    inputs = MlflowClient(store_uri(study["project"])).get_run(parent.info.run_id).inputs.dataset_inputs
+    contexts = {tag.value for d in inputs for tag in d.tags if tag.key == "mlflow.data.context"}
+    assert contexts == {"train", "validation", "test"}, inputs
+    train = next(d.dataset for d in inputs if any(t.value == "train" for t in d.tags))
+    # ag-grid draws a row in parts (the pinned run name, the other columns): the part with the Dataset cell
+    dataset_cell = page.locator(f'[role="row"][row-id="{parent.info.run_id}"] [col-id*="dataset" i]')
+    expect(dataset_cell.first).to_contain_text(f"{train.name} ({train.digest})")
+    expect(dataset_cell.first).to_contain_text("train")  # the context tag
     screenshot(page, "mlflow_runs.png")
 
     # the compare view of the trials: their hyperparameters, the objective, their names
