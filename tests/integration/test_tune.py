@@ -81,8 +81,8 @@ def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
     def search(shuffle: bool):
         real = extf.data.load_dataset
 
-        def load(cfg, seed):
-            splits = real(cfg, seed)
+        def load(cfg, seed, *args, **kwargs):
+            splits = real(cfg, seed, *args, **kwargs)
             if not shuffle:
                 return splits
             y = np.random.default_rng(0).permutation(splits.test.y)
