@@ -76,6 +76,7 @@ class Figure:
     min_reps: int = 1           # at least this many repetitions whatever --reps says (P4: its 7 seeds)
     jobs: int = 1               # 2: run two sides at a time (only figures that count epochs or bytes, not seconds)
     setup: Callable[[], None] | None = None  # once before the first run (warm-up, a probe that raises Failed)
+    compare: str = "ratio"      # how a pair gives its number: "ratio" (A / B) or "difference" (A - B, P3b's ms)
 
 
 @dataclass
@@ -180,10 +181,11 @@ def measure_figure(fig: Figure, reps: int = 3) -> Row:
             else [call(job) for job in calls]
         a_s = samples[::2] if fig.b else samples
         b_s = samples[1::2] if fig.b else []
-        for s in b_s:
+        for s in b_s if fig.compare == "ratio" else ():
             if s.value == 0:
                 raise Failed(f"side B read 0 (cannot divide by it): {_note(s)}")
-        values = [a.value / b.value for a, b in zip(a_s, b_s)] if fig.b else [a.value for a in a_s]
+        values = [_compare(a.value, b.value, fig.compare) for a, b in zip(a_s, b_s)] if fig.b \
+            else [a.value for a in a_s]
         runs = ", ".join(f"{_note(a)} / {_note(b)}" for a, b in zip(a_s, b_s)) if fig.b \
             else ", ".join(_note(a) for a in a_s)
         detail = (f"A / B per pair: {runs}" if fig.b else f"per run: {runs}")
@@ -192,6 +194,14 @@ def measure_figure(fig: Figure, reps: int = 3) -> Row:
     except Failed as e:
         return na(fig.figure, fig.measure, fig.goal, str(e), fig.unit, fig.workload)
     return summarise(fig.figure, fig.measure, values, fig.goal, detail, fig.unit, fig.workload)
+
+
+def _compare(a: float, b: float, how: str) -> float:
+    if how == "ratio":
+        return a / b
+    if how == "difference":
+        return a - b
+    raise ValueError(f"Figure.compare is 'ratio' or 'difference'. Received: compare={how!r}")
 
 
 def measure(figures: list[Figure], reps: int = 3) -> list[Row]:
@@ -253,6 +263,7 @@ class Run:
     stopped: bool = False  # ended early by `stop_when`
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes) with rss_every
     cpu: float = 0.0  # user + system CPU seconds of the process and the children it waited for
+    line_cpu: list[float] = field(default_factory=list)  # with own_cpu: the process's own CPU seconds at each line
 
     @property
     def ok(self) -> bool:
@@ -266,11 +277,12 @@ class Run:
 
 
 def run(cmd: list[str], cwd: Path | str = ROOT, extra_env: dict | None = None, timeout: float = 900,
-        stop_when=None, rss_every: float | None = None) -> Run:
+        stop_when=None, rss_every: float | None = None, own_cpu: bool = False) -> Run:
     """Run `cmd`, stream its stdout line by line (timestamped), wall-time it end to end.
 
     When `stop_when(elapsed, line)` returns True for a line, the process gets SIGTERM (extf ends its MLflow runs as KILLED) and the run counts as ok. `rss_every`: sample the
-    resident memory of the process tree every that many seconds, on the same clock as the lines."""
+    resident memory of the process tree every that many seconds, on the same clock as the lines. `own_cpu`: read the
+    CPU time of the process itself (not its children: the tracking process, workers) as each line arrives."""
     sampler = RssSampler(rss_every) if rss_every else None
     with tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -280,10 +292,12 @@ def run(cmd: list[str], cwd: Path | str = ROOT, extra_env: dict | None = None, t
             sampler.start(proc.pid, start)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
-        lines, stopped = [], False
+        lines, line_cpu, stopped = [], [], False
         try:
             for line in proc.stdout:
                 elapsed = time.perf_counter() - start
+                if own_cpu:
+                    line_cpu.append(process_cpu(proc.pid))
                 line = line.rstrip("\n")
                 lines.append((elapsed, line))
                 if not stopped and stop_when is not None and stop_when(elapsed, line):
@@ -302,7 +316,17 @@ def run(cmd: list[str], cwd: Path | str = ROOT, extra_env: dict | None = None, t
         err.seek(0)
         stderr = err.read()
     return Run(cmd, seconds, returncode, "\n".join(line for _, line in lines), stderr, lines, stopped=stopped,
-               rss=sampler.samples if sampler is not None else [], cpu=usage.ru_utime + usage.ru_stime)
+               rss=sampler.samples if sampler is not None else [], cpu=usage.ru_utime + usage.ru_stime,
+               line_cpu=line_cpu)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process so far, its children not included (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
 def median_seconds(cmd: list[str], repeats: int, cwd: Path | str = ROOT) -> float:
@@ -392,6 +416,15 @@ def trial_lines(result: Run) -> list[tuple[float, str]]:
     """The per-trial progress lines extf prints (`[trial 3/10] ...`, `[worker1] [trial 3/10] ...` from a worker)
     with their arrival times."""
     return [(t, line) for t, line in result.lines if TRIAL_LINE.match(line)]
+
+
+def per_trial(result: Run) -> tuple[list[float], list[float]]:
+    """Wall and own-CPU seconds of each trial but the first: the intervals between consecutive trial lines (each
+    holds one whole trial and all it logs). Needs a run with own_cpu."""
+    at = [(t, cpu) for (t, line), cpu in zip(result.lines, result.line_cpu) if TRIAL_LINE.match(line)]
+    if len(at) < 3:
+        raise Failed(f"expected at least 3 trial lines to time trials by. Received: {len(at)}")
+    return [b[0] - a[0] for a, b in zip(at, at[1:])], [b[1] - a[1] for a, b in zip(at, at[1:])]
 
 
 def study_trials(root: Path) -> list[dict]:

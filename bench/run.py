@@ -29,13 +29,13 @@ from common import Row, arguments, format_table, measure, na  # noqa: E402
 
 
 def figures() -> dict[str, str]:
-    """{"P1": "p1_cli_startup", ...} in figure order."""
+    """{"P1": "p1_cli_startup", "P3b": "p3b_tracking_per_trial", ...} in figure order."""
     found = {}
     for path in HERE.glob("p*_*.py"):
-        m = re.fullmatch(r"p(\d+)_\w+", path.stem)
+        m = re.fullmatch(r"p(\d+)([a-z]?)_\w+", path.stem)
         if m:
-            found[f"P{int(m.group(1))}"] = path.stem
-    return dict(sorted(found.items(), key=lambda kv: int(kv[0][1:])))
+            found[int(m.group(1)), m.group(2)] = path.stem
+    return {f"P{n}{letter}": stem for (n, letter), stem in sorted(found.items())}
 
 
 def main() -> int:
@@ -46,7 +46,9 @@ def main() -> int:
     args = arguments(parser).parse_args()
     if args.reps < 1:
         parser.error(f"--reps must be at least 1. Received: --reps={args.reps}")
-    chosen = list(dict.fromkeys(f.upper().rstrip("'") for f in args.figures)) or list(available)  # P2' is in P2
+    by_name = {name.upper(): name for name in available}  # P3b may be asked for as p3b or P3B
+    asked = [f.upper().rstrip("'") for f in args.figures]  # P2' is in P2
+    chosen = list(dict.fromkeys(by_name.get(f, f) for f in asked)) or list(available)
     unknown = [f for f in chosen if f not in available]
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}. Expected some of: {', '.join(available)}")

@@ -69,7 +69,7 @@ class _Trial:
 
 
 def test_warm_start_and_a_missing_parent_fall_back_to_scratch(make_cfg, tmp_path):
-    from extf.tracking import make_tracker
+    from extf.tracking.mlflow_tracker import make_tracker
     from extf.tuning.study import Study
     from extf.tuning.tuner import WARM_START, _run_trial
 

@@ -29,12 +29,12 @@ def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
     try:
         assert tracker.proc.pid != os.getpid() and tracker.proc.poll() is None
         parent = tracker.start_study("proc", None, {"seed": 1}, {"dataset": "iris"})
-        assert tracker.parent_id == parent  # trials are nested under it
-        tracker.worker_id = "worker1"
-        trial = tracker.start_trial("00", {"units": 8})
-        tracker.log_metric_history(trial, [(0, {"loss": 1.0}), (1, {"loss": 0.5})])
-        tracker.end_run(trial, "FINISHED")
+        stand_in = tracker.start_trial(parent, "00", {"units": 8}, "worker1")  # nested under the study's run
+        tracker.log_metric_history(stand_in, [(0, {"loss": 1.0}), (1, {"loss": 0.5})])
+        tracker.end_trial(stand_in, "FINISHED", {"val_accuracy_best": 0.9}, [(2, {"loss": 0.25})])
         tracker.end_run(parent, "FINISHED")
+        trial = tracker.resolve(stand_in)
+        assert trial != stand_in and len(trial) == 32
     finally:
         tracker.close()
     assert tracker.proc.returncode == 0
@@ -44,7 +44,7 @@ def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
         history = con.execute("select step, value from metrics where run_uuid = ? and key = 'loss' order by step",
                               (trial,)).fetchall()
     assert tags["mlflow.parentRunId"] == parent and tags["extf.worker"] == "worker1"
-    assert history == [(0, 1.0), (1, 0.5)]
+    assert history == [(0, 1.0), (1, 0.5), (2, 0.25)]
 
 
 def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path):
@@ -77,13 +77,38 @@ def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path):
 
     tracker = TrackerProcess(tracking(tmp_path), "proc").open()
     try:
+        tracker.end_run("0" * 32, "FINISHED")  # pipelined: its error comes back later
         with pytest.raises(MlflowException, match="not found|No run"):
-            tracker.end_run("0" * 32, "FINISHED")
+            tracker.flush()
+        tracker.flush()  # raised once
         parent = tracker.start_study("proc", None, {}, {})  # still serving
         tracker.end_run(parent, "KILLED")
     finally:
         tracker.close()
     assert runs(tmp_path) == [("proc", "KILLED")]
+
+
+def test_a_pipelined_error_is_raised_by_the_next_call_after_it_was_sent(tmp_path):
+    """The error of a call that returned at once reaches the study at a later call, at the latest at close; that
+    later call is carried out first (a run's end is never held back by an earlier error)."""
+    from mlflow.exceptions import MlflowException
+
+    tracker = TrackerProcess(tracking(tmp_path), "proc").open()
+    try:
+        parent = tracker.start_study("proc", None, {}, {})
+        tracker.log_params("0" * 32, {"a": 1})
+        with pytest.raises(MlflowException, match="not found|No run"):
+            tracker.end_stale_trials(parent)  # waits for its reply, which comes after the error
+        tracker.log_params("0" * 32, {"a": 1})
+        assert tracker.conn.poll(60)  # its error is here before the next call is made
+        with pytest.raises(MlflowException, match="not found|No run"):
+            tracker.end_run(parent, "FAILED", reason="stopped")
+        tracker.set_tags("0" * 32, {"a": 1})
+    finally:
+        with pytest.raises(MlflowException, match="not found|No run"):
+            tracker.close()
+    assert tracker.proc.returncode == 0
+    assert runs(tmp_path) == [("proc", "FAILED")]
 
 
 def test_a_store_that_cannot_be_opened_fails_at_open(tmp_path):

@@ -1,6 +1,10 @@
-"""MLflow tracking of studies (parent runs) and trials (nested child runs)."""
+"""MLflow tracking of studies (parent runs) and trials (nested child runs).
 
-from extf.tracking.mlflow_tracker import MlflowTracker, NullTracker, make_tracker
+The interface is `extf.tracking.protocol.Tracker`; `extf.tracking.mlflow_tracker` implements it on MLflow (and
+`make_tracker` picks the tracker a config asks for), `extf.tracking.process` runs that in a process of its own.
+"""
+
+from extf.tracking.protocol import NullTracker, Tracker
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -18,4 +22,4 @@ def flatten(node, prefix: str = "") -> dict:
     return out
 
 
-__all__ = ["MlflowTracker", "NullTracker", "flatten", "make_tracker"]
+__all__ = ["NullTracker", "Tracker", "flatten"]

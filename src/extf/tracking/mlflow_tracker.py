@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from extf.errors import ConfigError, TrackingUnavailable
+from extf.tracking import keras_flavor
+from extf.tracking.protocol import STALE_REASON, History, NullTracker, Tracker
 
 STUDY_TAG = "extf.study"
 TRIAL_TAG = "extf.trial_id"
@@ -55,54 +57,8 @@ def _raise_if_connection_lost(e: Exception) -> None:
         raise TrackingUnavailable(_server["lost"]) from None
 
 
-class NullTracker:
-    """Tracking switched off (`tracking=none`): same interface, records nothing."""
-
-    enabled = False
-    parent_id: str | None = None
-    worker_id: str | None = None  # the tuner id of a worker process in a distributed search
-
-    def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str | None:
-        return None
-
-    def start_trial(self, trial_id: str, params: dict) -> str | None:
-        return None
-
-    def end_stale_trials(self, parent_id: str, status: str = "KILLED", reason: str = "",
-                         worker: str | None = None) -> int:
-        return 0
-
-    def log_params(self, run_id: str | None, params: dict) -> None:
-        pass
-
-    def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int | None = None) -> None:
-        pass
-
-    def log_metric_history(self, run_id: str | None, rows: list[tuple[int, dict[str, float]]]) -> None:
-        pass
-
-    def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
-        pass
-
-    def replace_tags(self, run_id: str | None, prefix: str, tags: dict[str, Any]) -> None:
-        pass
-
-    def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
-        pass
-
-    def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
-                        keras_version: str, keras_backend: str, table: dict | None = None) -> None:
-        pass
-
-    def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
-        pass
-
-    def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
-        pass
-
-
-class MlflowTracker(NullTracker):
-    enabled = True
+class MlflowTracker:
+    """The Tracker protocol (extf.tracking.protocol) on an MLflow store, in this process."""
 
     def __init__(self, tracking_uri: str, artifact_root: str | None, experiment_name: str):
         import mlflow
@@ -126,7 +82,6 @@ class MlflowTracker(NullTracker):
                 _create_store(db)
             self.client = MlflowClient(tracking_uri)
             self.experiment_id = self._experiment(experiment_name, artifact_root)
-        self.parent_id = None
 
     def _experiment(self, name: str, artifact_root: str | None) -> str:
         exp = _retry(self.client.get_experiment_by_name, name)
@@ -151,20 +106,18 @@ class MlflowTracker(NullTracker):
         return exp.experiment_id
 
     # ------------------------------------------------------------------ runs
-    def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str:
+    def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str | None:
         """Start the study's parent run, or continue `run_id` when the study resumes."""
         if run_id is not None:
             run = self._existing_run(run_id)
             if run is not None:
                 if run.info.status != "RUNNING":
                     _retry(self.client.update_run, run_id, status="RUNNING")
-                self.parent_id = run_id
                 return run_id
         run = _retry(self.client.create_run, self.experiment_id, run_name=name,
                      tags={KIND_TAG: "study", STUDY_TAG: name, **{k: str(v) for k, v in tags.items()}})
-        self.parent_id = run.info.run_id
-        self.log_params(self.parent_id, params)
-        return self.parent_id
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
 
     def _existing_run(self, run_id: str):
         from mlflow.exceptions import MlflowException
@@ -175,9 +128,8 @@ class MlflowTracker(NullTracker):
             return None  # the store was cleaned: the study gets a new parent run
         return run if run.info.lifecycle_stage == "active" else None
 
-    def end_stale_trials(self, parent_id: str, status: str = "KILLED",
-                         reason: str = "the process running this trial stopped before it finished (killed or "
-                                       "crashed); the trial is run again", worker: str | None = None) -> int:
+    def end_stale_trials(self, parent_id: str, status: str = "KILLED", reason: str = STALE_REASON,
+                         worker: str | None = None) -> int:
         """Trial runs of the study (of one worker, if given) still RUNNING (a process that died, or an interrupt
         between two MLflow calls): end them."""
         query = f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'"
@@ -188,48 +140,64 @@ class MlflowTracker(NullTracker):
             self.end_run(run.info.run_id, status, reason=reason)
         return len(runs)
 
-    def start_trial(self, trial_id: str, params: dict) -> str:
+    def start_trial(self, parent_id: str | None, trial_id: str, params: dict,
+                    worker_id: str | None = None) -> str | None:
+        """A RUNNING child run of `parent_id` with the trial's params (shown while it trains, kept if it is killed)."""
+        if parent_id is None:
+            return None
         run = _retry(self.client.create_run, self.experiment_id, run_name=f"trial-{trial_id}",
-                     tags={"mlflow.parentRunId": self.parent_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
-                           **({WORKER_TAG: self.worker_id} if self.worker_id else {})})
+                     tags={"mlflow.parentRunId": parent_id, KIND_TAG: "trial", TRIAL_TAG: trial_id,
+                           **({WORKER_TAG: worker_id} if worker_id else {})})
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    def end_trial(self, run_id: str | None, status: str, metrics: dict[str, float] | None = None,
+                  history: History | None = None, reason: str | None = None) -> None:
+        """The trial's summary metrics (step 0), its history rows and its failure reason in one log_batch (more only
+        past the store's limits), then the run's end."""
+        from mlflow.entities import RunTag
+
+        if run_id is None:
+            return
+        rows = [*(history or []), *([(0, metrics)] if metrics else [])]
+        tags = [RunTag(REASON_TAG, reason[:5000])] if reason else []
+        _log_batch(self.client, run_id, metrics=_metrics(rows), tags=tags)
+        _retry(self.client.set_terminated, run_id, status=status)
+
     def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
+        """End a run FINISHED, FAILED or KILLED, with `reason` as its failure-reason tag."""
         if run_id is None:
             return
         if reason:
             self.set_tags(run_id, {REASON_TAG: reason[:5000]})
         _retry(self.client.set_terminated, run_id, status=status)
 
+    def flush(self) -> None:
+        """Every call is carried out when it returns: nothing pending."""
+
     # ------------------------------------------------------------------ logging
-    def log_params(self, run_id: str, params: dict) -> None:
+    def log_params(self, run_id: str | None, params: dict) -> None:
+        """Log params (dotted names), which cannot change once logged."""
         from mlflow.entities import Param
 
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # the store's limit per batch
-            _retry(self.client.log_batch, run_id, params=items[i: i + 100])
+        if run_id is not None:
+            _log_batch(self.client, run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
 
     def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics at one step."""
         self.log_metric_history(run_id, [(step or 0, metrics)])
 
-    def log_metric_history(self, run_id: str | None, rows: list[tuple[int, dict[str, float]]]) -> None:
+    def log_metric_history(self, run_id: str | None, rows: History) -> None:
         """Log many (step, metrics) rows in as few requests as the store allows (1000 metrics per batch)."""
-        from mlflow.entities import Metric
-
-        if run_id is None:
-            return
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, int(step)) for step, metrics in rows for k, v in metrics.items()
-                 if v is not None]
-        for i in range(0, len(items), 1000):
-            _retry(self.client.log_batch, run_id, metrics=items[i: i + 1000])
+        if run_id is not None:
+            _log_batch(self.client, run_id, metrics=_metrics(rows))
 
     def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
+        """Set tags."""
         from mlflow.entities import RunTag
 
         if run_id is not None and tags:
-            _retry(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            _log_batch(self.client, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def replace_tags(self, run_id: str | None, prefix: str, tags: dict[str, Any]) -> None:
         """Set `tags` (every key starts with `prefix`) and delete the run's other `prefix` tags: values that change
@@ -242,6 +210,7 @@ class MlflowTracker(NullTracker):
         self.set_tags(run_id, tags)
 
     def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Copy a directory's files into the run's artifacts."""
         if run_id is not None:
             _retry(self.client.log_artifacts, run_id, str(local_dir), artifact_path, attempts=1)
 
@@ -280,8 +249,6 @@ class MlflowTracker(NullTracker):
         import mlflow
         from mlflow.models import Model
 
-        from extf.tracking import keras_flavor
-
         if run_id is None:
             return
         # the logged model (MLflow 3's LoggedModel) belongs to the active experiment (fluent API), not the run's
@@ -293,6 +260,32 @@ class MlflowTracker(NullTracker):
                    run_id=run_id, keras_file=str(keras_file), keras_version=keras_version, keras_backend=keras_backend,
                    signature=_signature(x_example, prediction, table), input_example=x_example, table=table,
                    pip_requirements=_pip_requirements(), validate_serving_input=False, attempts=1)
+
+
+def _metrics(rows: History) -> list:
+    """MLflow Metric entities of (step, {name: value}) rows, all stamped now; None values left out."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, int(step)) for step, metrics in rows for k, v in metrics.items() if v is not None]
+
+
+# the store's limits per log_batch: 1000 metrics, 100 params, 100 tags, 1000 entities in all
+_BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
+
+
+def _log_batch(client, run_id: str, **items: list) -> None:
+    """One log_batch of metrics, params and tags; several, filled in turn, only past the store's limits."""
+    pending = {kind: list(values) for kind, values in items.items() if values}
+    while pending:
+        batch, room = {}, 1000
+        for kind in list(pending):
+            take = min(_BATCH_LIMITS[kind], room)
+            batch[kind], pending[kind] = pending[kind][:take], pending[kind][take:]
+            room -= len(batch[kind])
+            if not pending[kind]:
+                del pending[kind]
+        _retry(client.log_batch, run_id, **batch)
 
 
 def _signature(x_example, prediction, table: dict | None):
@@ -399,7 +392,7 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
-def make_tracker(cfg, experiment_name: str) -> NullTracker:
+def make_tracker(cfg, experiment_name: str) -> Tracker:
     """The tracker `cfg.tracking` asks for; the tracking URI is always explicit."""
     tcfg = cfg.tracking
     if not tcfg.enabled:

@@ -3,12 +3,20 @@
 `import mlflow` and its SQLAlchemy store are ~1.8 s of Python imports per study (2.5 s with a new store). In the
 study's own process they cannot overlap TensorFlow's 3 s import: both are Python under one GIL (a thread made it
 slower). A study with tracking on starts this process first thing, before it imports TensorFlow: the tracking process
-imports MLflow on the other core meanwhile, then serves the tracker's calls (`MlflowTracker`'s methods) one at a time
-over a socket. It never imports TensorFlow: the best model reaches it as the saved `.keras` file (keras_flavor).
+imports MLflow on the other core meanwhile, then serves the tracker's calls (`MlflowTracker`'s methods, the Tracker
+protocol) one at a time, in order, over a socket. It never imports TensorFlow: the best model reaches it as the saved
+`.keras` file (keras_flavor).
 
-Errors travel back and are raised in the study's process (a lost server is TrackingUnavailable there too). The
-tracking process ignores SIGINT and SIGTERM, so that a Ctrl-C, which the terminal sends to the whole process group,
-still lets the study end its runs KILLED through it; it exits when the study's process closes the socket or dies.
+Calls that return nothing are pipelined: sent without waiting, so the study trains on while the store writes (a
+trial's writes cost the study next to nothing; bench P3b). `start_trial` is pipelined too: it returns a stand-in run
+id that the tracking process replaces by the run's id in every later call. Errors travel back and are raised in the
+study's process: a waiting call's own error by that call; a pipelined call's error by the first call made after it
+arrived (after that call was sent: a run's end is never held back by an earlier error), at the latest by `flush` or
+`close`. A lost tracking process is TrackingUnavailable at the next call, as a lost server is.
+
+The tracking process ignores SIGINT and SIGTERM, so that a Ctrl-C, which the terminal sends to the whole process
+group, still lets the study end its runs KILLED through it; it exits when the study's process closes the socket or
+dies.
 """
 
 from __future__ import annotations
@@ -21,19 +29,18 @@ import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
 from extf.errors import ExtfError, TrackingUnavailable
-from extf.tracking.mlflow_tracker import NullTracker
+from extf.tracking.protocol import STALE_REASON, History, tracker_methods
 
-CALLS = ("start_study", "start_trial", "end_stale_trials", "end_run", "log_params", "log_metrics",
-         "log_metric_history", "set_tags", "replace_tags", "log_artifacts", "log_keras_model", "log_dataset_inputs")
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
+STAND_IN = "extf-pending-run:"  # a stand-in run id: "extf-pending-run:<seq of the start_trial call>"
 
 
-class TrackerProcess(NullTracker):
-    """The study's side: the tracker interface, each call carried out by the tracking process."""
-
-    enabled = True
+class TrackerProcess:
+    """The study's side: the Tracker protocol, each call carried out by MlflowTracker in the tracking process."""
 
     def __init__(self, tracking: dict, experiment_name: str):
         """Start the tracking process; it opens the store (`tracking`: the tracking config) as soon as MLflow is
@@ -45,22 +52,33 @@ class TrackerProcess(NullTracker):
         self.conn = Connection(ours.detach())
         self.lock = threading.Lock()  # the main thread and the workers' watcher thread both log
         self.sent = 0
-        self.parent_id: str | None = None
-        self.worker_id: str | None = None
-        self.opened = False
-        self._send("open", (tracking, experiment_name), {})
+        self.error: BaseException | None = None  # the first error of a pipelined call, not raised yet
+        self.opened = False  # open() was called (else close() need not wait for MLflow's import)
+        self.ready = False  # the store is open: calls are served
+        self._send("open", (tracking, experiment_name), {}, wait=True)
 
     def open(self) -> TrackerProcess:
         """Once the store is open; raises what opening it in-process would have raised."""
         self.opened = True
         with self.lock:
-            self._receive(1, "open")
+            self._receive(1)
+        self.ready = True
         return self
 
     def close(self) -> None:
-        """The tracking process exits once its current call is done (at once if the tracker was never opened)."""
+        """Wait for the calls sent so far, then let the tracking process exit (at once if the tracker was never
+        opened); raises the first error of a pipelined call not raised yet."""
         if self.proc.poll() is not None:
             return
+        try:
+            if self.ready:
+                self.flush()
+        except TrackingUnavailable:
+            pass  # it stopped: nothing more to wait for
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
         self.conn.close()
         if not self.opened:
             self.proc.kill()
@@ -70,37 +88,143 @@ class TrackerProcess(NullTracker):
             self.proc.kill()
             self.proc.wait()
 
-    def _call(self, name: str, *args, **kwargs):
-        with self.lock:
-            return self._receive(self._send(name, args, kwargs), name)
+    # ------------------------------------------------------------------ the Tracker protocol
+    def start_study(self, name: str, run_id: str | None, params: dict, tags: dict) -> str | None:
+        """Start the study's parent run, or continue `run_id` when the study resumes; its run id."""
+        return self._call("start_study", name, run_id, params, tags)
 
-    def _send(self, name: str, args: tuple, kwargs: dict) -> int:
+    def start_trial(self, parent_id: str | None, trial_id: str, params: dict,
+                    worker_id: str | None = None) -> str | None:
+        """Start a trial's run, pipelined: a stand-in run id that later calls of this tracker accept."""
+        if parent_id is None:
+            return None
+        with self.lock:
+            seq = self._send("start_trial", (parent_id, trial_id, params, worker_id), {}, wait=False, keep=True)
+            self._raise_pending()
+        return f"{STAND_IN}{seq}"
+
+    def end_trial(self, run_id: str | None, status: str, metrics: dict[str, float] | None = None,
+                  history: History | None = None, reason: str | None = None) -> None:
+        """End a trial's run with its summary metrics and the history not logged yet, in one write."""
+        self._post("end_trial", run_id, status, metrics, history, reason)
+
+    def end_stale_trials(self, parent_id: str, status: str = "KILLED", reason: str = STALE_REASON,
+                         worker: str | None = None) -> int:
+        """End the trial runs of `parent_id` (of one worker, if given) still RUNNING; how many there were."""
+        return self._call("end_stale_trials", parent_id, status, reason, worker)
+
+    def end_run(self, run_id: str | None, status: str, reason: str | None = None) -> None:
+        """End a run FINISHED, FAILED or KILLED, with `reason` as its failure-reason tag."""
+        self._post("end_run", run_id, status, reason)
+
+    def log_params(self, run_id: str | None, params: dict) -> None:
+        """Log params (dotted names), which cannot change once logged."""
+        self._post("log_params", run_id, params)
+
+    def log_metrics(self, run_id: str | None, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics at one step."""
+        self._post("log_metrics", run_id, metrics, step)
+
+    def log_metric_history(self, run_id: str | None, rows: History) -> None:
+        """Log many (step, metrics) rows in as few writes as the store allows."""
+        self._post("log_metric_history", run_id, rows)
+
+    def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
+        """Set tags."""
+        self._post("set_tags", run_id, tags)
+
+    def replace_tags(self, run_id: str | None, prefix: str, tags: dict[str, Any]) -> None:
+        """Set `tags` and delete the run's other tags whose key starts with `prefix`."""
+        self._post("replace_tags", run_id, prefix, tags)
+
+    def log_artifacts(self, run_id: str | None, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Copy a directory's files into the run's artifacts."""
+        self._post("log_artifacts", run_id, local_dir, artifact_path)
+
+    def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
+                        keras_version: str, keras_backend: str, table: dict | None = None) -> None:
+        """Log a saved `.keras` file as an MLflow Keras model with signature and input example."""
+        self._post("log_keras_model", run_id, keras_file, x_example, prediction, keras_version, keras_backend,
+                   table)
+
+    def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
+        """Log the data the run saw as MLflow dataset inputs, one per split."""
+        self._post("log_dataset_inputs", run_id, inputs)
+
+    def flush(self) -> None:
+        """Wait until every call made so far is carried out; raise the first error not raised yet."""
+        self._call("flush")
+
+    # ------------------------------------------------------------------ beyond the protocol
+    def resolve(self, run_id: str | None) -> str | None:
+        """The MLflow run id a stand-in from `start_trial` stands for (waits for that call)."""
+        if not (isinstance(run_id, str) and run_id.startswith(STAND_IN)):
+            return run_id
+        return self._call("resolve", run_id)
+
+    # ------------------------------------------------------------------ the wire
+    def _call(self, name: str, *args):
+        """A call whose result the caller needs: send it, wait for its reply."""
+        with self.lock:
+            seq = self._send(name, args, {}, wait=True)
+            value = self._receive(seq)
+            self._raise_pending()
+            return value
+
+    def _post(self, name: str, *args) -> None:
+        """A call that returns nothing: send it and go on; its error, if any, comes back later."""
+        if args and args[0] is None:  # no run: nothing to do (NullTracker's and MlflowTracker's rule too)
+            return
+        with self.lock:
+            self._send(name, args, {}, wait=False)
+            self._raise_pending()
+
+    def _send(self, name: str, args: tuple, kwargs: dict, wait: bool, keep: bool = False) -> int:
         self.sent += 1
         try:
-            self.conn.send((self.sent, name, args, kwargs, self.parent_id, self.worker_id))
+            with _signals_deferred():  # a message written halfway would put the stream out of step
+                self.conn.send((self.sent, name, args, kwargs, wait, keep))
         except OSError:
             raise self._stopped() from None
         return self.sent
 
-    def _receive(self, expected: int, name: str):
+    def _raise_pending(self) -> None:
+        """Raise the first error of a pipelined call that has arrived by now (and not been raised yet)."""
+        try:
+            while self.conn.poll(0):
+                self._read_one(None)
+        except (EOFError, OSError):
+            raise self._stopped() from None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _receive(self, expected: int):
+        """Wait for the reply to call `expected`; raises that call's error. Errors of pipelined calls met on the
+        way are kept for `_raise_pending`."""
         try:
             while True:
-                # wait interruptibly (Ctrl-C stops a slow call), then take the reply with the signals held back:
-                # a reply read halfway would put every later reply out of step
+                # wait interruptibly (Ctrl-C stops a slow call), then take the reply with the signals held back
                 while not self.conn.poll(0.5):
                     if self.proc.poll() is not None:
                         raise EOFError
-                with _signals_deferred():
-                    seq, ok, value = self.conn.recv()
-                if seq == expected:  # else the reply to a call a Ctrl-C abandoned
+                done, ok, value = self._read_one(expected)
+                if done:
                     break
         except (EOFError, OSError):
             raise self._stopped() from None
         if not ok:
             raise value
-        if name == "start_study":
-            self.parent_id = value
         return value
+
+    def _read_one(self, expected: int | None) -> tuple[bool, bool, Any]:
+        with _signals_deferred():  # a reply read halfway would put every later reply out of step
+            seq, ok, value, waited = self.conn.recv()
+        if seq == expected:
+            return True, ok, value
+        if not waited and not ok and self.error is None:  # a pipelined call's error (they reply only with one)
+            self.error = value
+        return False, ok, value  # else the reply to a call a Ctrl-C abandoned
 
     def _stopped(self) -> TrackingUnavailable:
         try:
@@ -111,19 +235,6 @@ class TrackerProcess(NullTracker):
             f"The MLflow tracking process of this study stopped (exit code {self.proc.poll()}; its messages are "
             f"above). Everything logged before stays in the store, and the study's state in outputs/studies/: "
             f"re-run the same command to resume the study.")
-
-
-def _remote(name: str):
-    def call(self, *args, **kwargs):
-        return self._call(name, *args, **kwargs)
-
-    call.__name__ = name
-    call.__doc__ = f"MlflowTracker.{name}, in the tracking process."
-    return call
-
-
-for _name in CALLS:
-    setattr(TrackerProcess, _name, _remote(_name))
 
 
 class _signals_deferred:
@@ -156,35 +267,69 @@ def serve(fd: int) -> int:
 
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from omegaconf import OmegaConf
-
-    from extf.tracking.mlflow_tracker import make_tracker
-
-    tracker = None
+    server = Server()
     while True:
         try:
-            seq, name, args, kwargs, parent_id, worker_id = conn.recv()
+            seq, name, args, kwargs, wait, keep = conn.recv()
         except (EOFError, OSError):
             return 0
+        ok, result = server.handle(seq, name, args, kwargs, keep)
+        if ok and not wait:  # a pipelined call replies only with its error
+            continue
         try:
-            if name == "open":
-                tracking, experiment_name = args
-                tracker = make_tracker(OmegaConf.create({"tracking": tracking}), experiment_name)
-                result = None
-            else:
-                tracker.parent_id, tracker.worker_id = parent_id, worker_id
-                result = getattr(tracker, name)(*args, **kwargs)
-            reply = (seq, True, result)
+            conn.send((seq, ok, result, wait))
+        except (EOFError, OSError):
+            return 0
+
+
+class Server:
+    """The tracking process's side: the tracker, and the run ids that stand-ins (pipelined start_trial) stand for."""
+
+    METHODS = frozenset(tracker_methods())
+
+    def __init__(self, tracker=None):
+        self.tracker = tracker
+        self.kept: dict[str, str | None] = {}  # stand-in -> run id
+
+    def handle(self, seq: int, name: str, args: tuple, kwargs: dict, keep: bool = False) -> tuple[bool, Any]:
+        """(True, result) or (False, the error to raise in the study's process)."""
+        try:
+            result = self.dispatch(name, args, kwargs)
+            if keep:
+                self.kept[f"{STAND_IN}{seq}"] = result
+            return True, result
         except BaseException as e:  # noqa: BLE001 - every error goes back to the study's process
             if os.environ.get("EXTF_DEBUG") == "1" and not isinstance(e, ExtfError):
                 import traceback
 
                 traceback.print_exc()  # to stderr: the study's process shows its own traceback too
-            reply = (seq, False, _portable(e))
-        try:
-            conn.send(reply)
-        except (EOFError, OSError):
-            return 0
+            return False, _portable(e)
+
+    def dispatch(self, name: str, args: tuple, kwargs: dict):
+        """Carry out one call: `open` (the store), `resolve` (a stand-in), or a method of the Tracker protocol."""
+        if name == "open":
+            from omegaconf import OmegaConf
+
+            from extf.tracking.mlflow_tracker import make_tracker
+
+            tracking, experiment_name = args
+            self.tracker = make_tracker(OmegaConf.create({"tracking": tracking}), experiment_name)
+            return None
+        args = tuple(self._run_id(a) for a in args)
+        if name == "resolve":
+            return args[0]
+        if name not in self.METHODS:
+            raise ExtfError(f"The tracking process has no call {name!r}. Expected one of the Tracker protocol's "
+                            f"methods: {', '.join(sorted(self.METHODS))}. Received: {name!r}")
+        return getattr(self.tracker, name)(*args, **kwargs)
+
+    def _run_id(self, value):
+        if isinstance(value, str) and value.startswith(STAND_IN):
+            if value not in self.kept:  # its start_trial failed: that error went back already
+                raise ExtfError(f"The trial run {value} was never started (see the error before this one). "
+                                f"Received: run_id={value!r}")
+            return self.kept[value]
+        return value
 
 
 def _preload() -> None:

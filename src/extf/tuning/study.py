@@ -165,12 +165,11 @@ class Study:
         self.best_dir = self.study_dir / "workers" / worker_id / "best"
         self.best_dir.mkdir(parents=True, exist_ok=True)
         self.tracker = _open_tracker(self.cfg, self.name, self.tracking_process)
-        self.tracker.worker_id = worker_id
         self._apply_determinism()
         info = wait_ready()
         os.environ.setdefault(ENV_PORT, str(info["oracle_port"]))  # keras-tuner's client reads it from here
         self.init_weights = Path(info["init_weights"]) if info.get("init_weights") else None
-        self.tracker.parent_id = info["parent_run_id"]
+        self.parent_id = info["parent_run_id"]
         self._restore_progress()
         tuner = make_tuner(self.cfg, space, self.objective, self, directory=self.study_dir / "tuner", overwrite=False)
         try:
@@ -233,6 +232,7 @@ class Study:
 
             self.tracker.log_dataset_inputs(parent, dataset_inputs(self.cfg.dataset, self.splits, data))
             summary = self._search_and_test(space)
+            self.tracker.flush()  # an error of a pipelined call (extf.tracking.process) fails the study here
             status = "FINISHED"
             return summary
         except KeyboardInterrupt:
@@ -377,7 +377,7 @@ class Study:
         finally:
             workers.stop()
             server.stop(grace=2)
-        self.worker_id, self.tracker.worker_id, self.best_dir = None, None, self.study_dir / "best"
+        self.worker_id, self.best_dir = None, self.study_dir / "best"
         dist.collect_best(self.study_dir, self.objective)
         self._restore_progress()
         self.new_trials = len(log.read_text(encoding="utf-8").splitlines()) - lines_before if log.exists() else 0
@@ -386,7 +386,7 @@ class Study:
         """The chief's own share of the trials: keras-tuner's search loop on the oracle it serves (thread-safe)."""
         from extf.tuning.distributed import limit_threads
 
-        self.worker_id = self.tracker.worker_id = tuner.tuner_id = worker_id
+        self.worker_id = tuner.tuner_id = worker_id
         self.best_dir = self.study_dir / "workers" / worker_id / "best"
         self.best_dir.mkdir(parents=True, exist_ok=True)
         limit_threads(threads)
@@ -604,7 +604,7 @@ def _open_tracker(cfg, experiment_name: str, process=None):
     """The study's tracker, opened once TensorFlow is imported (MLflow itself runs in `process` when given)."""
     import keras_tuner  # noqa: F401 - TensorFlow first
 
-    from extf.tracking import make_tracker
+    from extf.tracking.mlflow_tracker import make_tracker
 
     return process.open() if process is not None else make_tracker(cfg, experiment_name)
 

@@ -46,10 +46,12 @@ def check_stateful_batches(cfg, splits) -> None:
 
 
 class EpochLogger:
-    """Keras callback factory: collects per-epoch logs and hands them to the tracker in batches."""
+    """Keras callback factory: collects per-epoch logs and hands them to the tracker in batches (every `flush_every`
+    epochs, so a long trial shows its progress); at the end of the fit the rows left go to `rest` when given (the
+    trial's end logs them in the same write), else to the tracker."""
 
     @staticmethod
-    def create(tracker, run_id, flush_every: int = 10, prefix: str = ""):
+    def create(tracker, run_id, flush_every: int = 10, prefix: str = "", rest: list | None = None):
         import keras
 
         from extf.errors import raise_if_interrupted
@@ -70,7 +72,11 @@ class EpochLogger:
                     self.flush()
 
             def on_train_end(self, logs=None):
-                self.flush()
+                if rest is None:
+                    self.flush()
+                else:
+                    rest.extend(self.rows)
+                    self.rows = []
 
             def flush(self):
                 if self.rows:

@@ -166,14 +166,15 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
     parent = hp.values.get("tuner/trial_id")
     parent_dir = Path(trial_dir_of(parent)) if parent and trial_dir_of is not None else None
     started = time.time()
-    run_id = tracker.start_trial(trial.trial_id, {k: v for k, v in hp_values.items()})
+    run_id = tracker.start_trial(study.parent_id, trial.trial_id, dict(hp_values), study.worker_id)
     epochs_done = 0
+    rows = []  # per-epoch metrics not logged yet: they go with the trial's end, in one write
     try:
         warm_start = _warm_start(study, trial, parent_dir)
         values, best = [], None
         for execution in range(cfg.tuner.executions_per_trial):
             model, history = _fit_once(study, trial_cfg, Path(trial_dir), run_id, cfg.seed + execution, execution,
-                                       warm_start)
+                                       warm_start, rows)
             epochs_done += len(history.get("loss", []))
             value, best_epoch = best_value(history, objective.name, objective.direction)
             values.append(value)
@@ -185,24 +186,23 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
         summary = {objective.name + "_best": value, "best_epoch": best_epoch, "epochs_trained": epochs_done}
         if (loss_min := val_loss_min(history, objective.name)) is not None:  # the leaderboard's tie-break
             summary["val_loss_min"] = loss_min
-        tracker.log_metrics(run_id, summary)
         study.record_trial(trial.trial_id, hp_values, "FINISHED", value, epochs_done, time.time() - started,
                            model=model, history=history)
         if _may_be_continued(cfg, hp):
             _save_warm_start(study, trial, model, Path(trial_dir))
-        tracker.end_run(run_id, "FINISHED")
+        tracker.end_trial(run_id, "FINISHED", summary, rows)
         _drop_checkpoints(Path(trial_dir), keep=WARM_START)
         _drop_warm_start(parent_dir)
         return {objective.name: value}
     except KeyboardInterrupt:
-        tracker.end_run(run_id, "KILLED", reason="interrupted (KeyboardInterrupt)")
+        tracker.end_trial(run_id, "KILLED", history=rows, reason="interrupted (KeyboardInterrupt)")
         raise
     except kt.errors.FatalError as e:
-        tracker.end_run(run_id, "FAILED", reason=str(e.args[0] if e.args else e))
+        tracker.end_trial(run_id, "FAILED", history=rows, reason=str(e.args[0] if e.args else e))
         raise
     except BaseException as e:
         reason = str(e) if isinstance(e, (ExtfError, kt.errors.FailedTrialError)) else f"{type(e).__name__}: {e}"
-        tracker.end_run(run_id, "FAILED", reason=reason)
+        tracker.end_trial(run_id, "FAILED", history=rows, reason=reason)
         study.record_trial(trial.trial_id, hp_values, "FAILED", None, epochs_done, time.time() - started,
                            reason=reason.splitlines()[0][:200])
         if study.first_error is None:
@@ -216,9 +216,10 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
 
 
 def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: int,
-              warm_start: tuple[Path, int] | None = None):
+              warm_start: tuple[Path, int] | None = None, rows: list | None = None):
     """Build and fit one model; refuse a diverged loss or an objective the model does not produce.
-    `warm_start`: (weights file, initial epoch) of the hyperband trial this one continues."""
+    `warm_start`: (weights file, initial epoch) of the hyperband trial this one continues; `rows`: where the
+    per-epoch metrics not logged during the fit go at its end (the trial's end logs them)."""
     import keras_tuner as kt
 
     from extf.tuning.trial import EpochLogger, fit, make_callbacks
@@ -234,7 +235,8 @@ def _fit_once(study, trial_cfg, trial_dir: Path, run_id, seed: int, execution: i
                         f"from scratch for {trial_cfg.trainer.epochs} epochs")
             model, initial_epoch = _build(study, trial_cfg, seed, init_from=True), 0
     callbacks = make_callbacks(trial_cfg.callbacks, trial_dir, tuple(trial_cfg.get("allow_targets") or ()))
-    callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else ""))
+    callbacks.append(EpochLogger.create(study.tracker, run_id, prefix=f"execution_{execution}." if execution else "",
+                                        rest=rows))
     try:
         history = fit(model, trial_cfg, study.splits, callbacks, initial_epoch=initial_epoch, seed=seed).history
     except DataError as e:  # a damaged file: every trial would meet it
