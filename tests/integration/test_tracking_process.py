@@ -153,3 +153,31 @@ def test_signals_deferred_arrive_when_the_block_ends():
         assert signal.getsignal(signal.SIGINT) is handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_local_worker_logs_through_the_chiefs_tracking_process_which_outlives_the_chief(tmp_path):
+    """`attach` gives a worker a socket to the chief's tracking process (no MLflow, no store of its own); when the
+    chief goes first (kill -9), the process serves the worker until it is done, so its trial run still ends."""
+    chief = TrackerProcess(tracking(tmp_path), "proc").open()
+    try:
+        parent = chief.start_study("proc", None, {}, {})
+        sock = chief.attach()
+        worker = TrackerProcess(None, "proc", fd=os.dup(sock.fileno())).open()
+        sock.close()
+        trial = worker.start_trial(parent, "00", {"units": 8}, "worker1")
+        worker.flush()
+        chief.end_run(parent, "KILLED")
+        chief.flush()
+        chief.conn.close()  # the chief is gone; its tracking process is not
+        time.sleep(0.5)
+        assert chief.proc.poll() is None
+        worker.end_trial(trial, "KILLED", reason="interrupted")
+        worker.close()
+        chief.proc.wait(timeout=60)  # the last socket closed: it exits
+    finally:
+        if chief.proc.poll() is None:
+            chief.proc.kill()
+    assert chief.proc.returncode == 0
+    assert runs(tmp_path) == [("proc", "KILLED"), ("trial-00", "KILLED")]
+    with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
+        assert con.execute("select value from tags where key = 'extf.worker'").fetchall() == [("worker1",)]

@@ -56,3 +56,17 @@ def test_a_side_that_fails_makes_the_row_not_measured():
 
     row = measure_figure(Figure("P0", "a / b", "toy", "<= 1.05", a=lambda rep: 1.0, b=broken), reps=2)
     assert row.value is None and row.verdict == "-" and row.detail == "extf tune failed: boom"
+
+
+def test_a_figure_of_differences_subtracts_pair_by_pair():
+    fig = Figure("P0", "ms on - off", "toy", "<= 50", a=lambda rep: [120.0, 140.0, 100.0][rep],
+                 b=lambda rep: [100.0, 80.0, 100.0][rep], unit="ms/trial", compare="difference")
+    row = measure_figure(fig, reps=3)
+    assert (row.value, row.low, row.high, row.verdict) == (20.0, 0.0, 60.0, "undecided")
+
+
+def test_figures_with_a_letter_are_found_in_order():
+    import run
+
+    names = list(run.figures())
+    assert names.index("P3") + 1 == names.index("P3b") and names.index("P3b") + 1 == names.index("P4")

@@ -14,9 +14,13 @@ study's process: a waiting call's own error by that call; a pipelined call's err
 arrived (after that call was sent: a run's end is never held back by an earlier error), at the latest by `flush` or
 `close`. A lost tracking process is TrackingUnavailable at the next call, as a lost server is.
 
+The local workers of a distributed search (`tuner.workers=N`) log through the chief's tracking process: the chief
+hands each a socket of its own to it when it starts the worker (`attach`; the worker finds it in EXTF_TRACKING_FD and
+joins, `TrackerProcess.start`), so a worker neither imports MLflow nor opens the store. Remote workers start their own.
+
 The tracking process ignores SIGINT and SIGTERM, so that a Ctrl-C, which the terminal sends to the whole process
-group, still lets the study end its runs KILLED through it; it exits when the study's process closes the socket or
-dies.
+group, still lets the study end its runs KILLED through it; it exits when every process it serves (the study's, its
+local workers) has closed its socket or died.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import socket
 import subprocess
 import sys
 import threading
-from multiprocessing.connection import Connection
+from multiprocessing import reduction
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -37,49 +42,76 @@ from extf.tracking.protocol import STALE_REASON, History, tracker_methods
 
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
 STAND_IN = "extf-pending-run:"  # a stand-in run id: "extf-pending-run:<seq of the start_trial call>"
+ENV_FD = "EXTF_TRACKING_FD"  # a local worker's socket to the chief's tracking process
 
 
 class TrackerProcess:
     """The study's side: the Tracker protocol, each call carried out by MlflowTracker in the tracking process."""
 
-    def __init__(self, tracking: dict, experiment_name: str):
+    def __init__(self, tracking: dict | None, experiment_name: str, fd: int | None = None):
         """Start the tracking process; it opens the store (`tracking`: the tracking config) as soon as MLflow is
-        imported, creating it if new, while this process goes on (`open` waits for it)."""
-        ours, theirs = socket.socketpair()
-        with theirs:
-            self.proc = subprocess.Popen([sys.executable, "-m", "extf.tracking.process", str(theirs.fileno())],
-                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        self.conn = Connection(ours.detach())
+        imported, creating it if new, while this process goes on (`open` waits for it). With `fd`: no process of
+        its own, but a socket to one another process started (a local worker's to the chief's)."""
         self.lock = threading.Lock()  # the main thread and the workers' watcher thread both log
         self.sent = 0
         self.error: BaseException | None = None  # the first error of a pipelined call, not raised yet
         self.opened = False  # open() was called (else close() need not wait for MLflow's import)
         self.ready = False  # the store is open: calls are served
+        if fd is not None:
+            self.proc, self.conn = None, Connection(fd)
+            return
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.proc = subprocess.Popen([sys.executable, "-m", "extf.tracking.process", str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        self.conn = Connection(ours.detach())
         self._send("open", (tracking, experiment_name), {}, wait=True)
+
+    @classmethod
+    def start(cls, tracking: dict, experiment_name: str) -> TrackerProcess:
+        """A tracking process for this study, or, in a local worker, the socket to its chief's (EXTF_TRACKING_FD)."""
+        fd = os.environ.pop(ENV_FD, "")
+        return cls(None, experiment_name, fd=int(fd)) if fd.isdigit() else cls(tracking, experiment_name)
+
+    def attach(self) -> socket.socket:
+        """A new socket to the tracking process, for a local worker to log through (its end; close it here once
+        the worker has it)."""
+        ours, theirs = socket.socketpair()
+        with self.lock, theirs:
+            seq = self._send("attach", (), {}, wait=True)
+            with _signals_deferred():
+                reduction.send_handle(self.conn, theirs.fileno(), self.proc.pid if self.proc else 0)
+            self._receive(seq)
+        return ours
 
     def open(self) -> TrackerProcess:
         """Once the store is open; raises what opening it in-process would have raised."""
         self.opened = True
-        with self.lock:
-            self._receive(1)
+        if self.proc is not None:  # else the chief's process opened the store
+            with self.lock:
+                self._receive(1)
         self.ready = True
         return self
 
     def close(self) -> None:
         """Wait for the calls sent so far, then let the tracking process exit (at once if the tracker was never
         opened); raises the first error of a pipelined call not raised yet."""
-        if self.proc.poll() is not None:
+        if self.proc is not None and self.proc.poll() is not None:
             return
         try:
             if self.ready:
                 self.flush()
         except TrackingUnavailable:
-            pass  # it stopped: nothing more to wait for
+            if self.proc is not None and self.proc.poll() is None:
+                raise  # a lost server (the process is fine): the study says so
+            # else the tracking process stopped: nothing more to wait for
         finally:
             self._stop()
 
     def _stop(self) -> None:
         self.conn.close()
+        if self.proc is None:
+            return
         if not self.opened:
             self.proc.kill()
         try:
@@ -206,7 +238,7 @@ class TrackerProcess:
             while True:
                 # wait interruptibly (Ctrl-C stops a slow call), then take the reply with the signals held back
                 while not self.conn.poll(0.5):
-                    if self.proc.poll() is not None:
+                    if self.proc is not None and self.proc.poll() is not None:
                         raise EOFError
                 done, ok, value = self._read_one(expected)
                 if done:
@@ -227,14 +259,17 @@ class TrackerProcess:
         return False, ok, value  # else the reply to a call a Ctrl-C abandoned
 
     def _stopped(self) -> TrackingUnavailable:
-        try:
-            self.proc.wait(timeout=2)  # it may be exiting right now: its exit code says how it stopped
-        except subprocess.TimeoutExpired:
-            pass
+        code = "its exit code is the chief's to see"
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=2)  # it may be exiting right now: its exit code says how it stopped
+            except subprocess.TimeoutExpired:
+                pass
+            code = f"exit code {self.proc.poll()}"
         return TrackingUnavailable(
-            f"The MLflow tracking process of this study stopped (exit code {self.proc.poll()}; its messages are "
-            f"above). Everything logged before stays in the store, and the study's state in outputs/studies/: "
-            f"re-run the same command to resume the study.")
+            f"The MLflow tracking process of this study stopped ({code}; its messages are above). Everything "
+            f"logged before stays in the store, and the study's state in outputs/studies/: re-run the same command "
+            f"to resume the study.")
 
 
 class _signals_deferred:
@@ -267,19 +302,34 @@ def serve(fd: int) -> int:
 
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    server = Server()
-    while True:
-        try:
-            seq, name, args, kwargs, wait, keep = conn.recv()
-        except (EOFError, OSError):
-            return 0
-        ok, result = server.handle(seq, name, args, kwargs, keep)
-        if ok and not wait:  # a pipelined call replies only with its error
-            continue
-        try:
-            conn.send((seq, ok, result, wait))
-        except (EOFError, OSError):
-            return 0
+    servers = {conn: Server()}  # one per process served (the study's, its local workers'): their stand-ins
+    while servers:
+        for ready in wait(list(servers)):
+            if not _serve_one(ready, servers):
+                ready.close()
+                del servers[ready]  # that process closed its socket or died; the others go on
+    return 0
+
+
+def _serve_one(conn: Connection, servers: dict) -> bool:
+    """Carry out the next call on `conn`; False once that socket is closed."""
+    try:
+        seq, name, args, kwargs, waits, keep = conn.recv()
+    except (EOFError, OSError):
+        return False
+    if name == "attach":  # a socket for a local worker follows: serve it too, with the same tracker
+        joined = Connection(reduction.recv_handle(conn))
+        servers[joined] = Server(servers[conn].tracker)
+        ok, result = True, None
+    else:
+        ok, result = servers[conn].handle(seq, name, args, kwargs, keep)
+    if ok and not waits:  # a pipelined call replies only with its error
+        return True
+    try:
+        conn.send((seq, ok, result, waits))
+    except (EOFError, OSError):
+        return False
+    return True
 
 
 class Server:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
+from extf.tracking.process import ENV_FD as TRACKING_FD
 
 WORKER_FILE = "worker.json"
 CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
@@ -213,10 +214,20 @@ class LocalWorkers:
         env = {k: v for k, v in os.environ.items() if k != ENV_PORT}
         env.update({ENV_ID: wid, ENV_IP: self.host, ENV_TOKEN: self.token, "TF_NUM_INTRAOP_THREADS": threads,
                     "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads})
+        tracking = self.study.tracking_process  # the worker logs through it (extf.tracking.process)
+        sock = tracking.attach() if tracking is not None else None
+        fds = [sock.fileno()] if sock is not None else []
+        if sock is not None:
+            env[TRACKING_FD] = str(sock.fileno())
         with open(self.logs / wid / "stderr.log", "ab") as log:
             env["EXTF_PARENT_PID"] = str(os.getpid())
-            self.procs[wid] = subprocess.Popen([sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)],
-                                               env=env, stderr=log)
+            try:
+                self.procs[wid] = subprocess.Popen(
+                    [sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)], env=env, stderr=log,
+                    pass_fds=fds)
+            finally:
+                if sock is not None:
+                    sock.close()
 
     def wait(self) -> None:
         """Until every worker process has finished (the oracle told it to stop); restart the ones killed."""

@@ -139,7 +139,7 @@ class Study:
 
         tcfg = self.cfg.tracking
         if self.tracking_process is None and tcfg.enabled and tcfg.tracking_uri:
-            self.tracking_process = TrackerProcess(OmegaConf.to_container(tcfg, resolve=True), self.name)
+            self.tracking_process = TrackerProcess.start(OmegaConf.to_container(tcfg, resolve=True), self.name)
 
     def _stop_tracking(self) -> None:
         if self.tracking_process is not None:

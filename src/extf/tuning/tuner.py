@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from extf.console import quiet_stdout
-from extf.errors import ConfigError, DataError, ExtfError, UserCodeError
+from extf.errors import ConfigError, DataError, ExtfError, TrackingUnavailable, UserCodeError
 
 
 def make_oracle(cfg, specs, objective):
@@ -88,8 +88,6 @@ def run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
     """One trial; a tracking server that is gone stops the whole search (keras-tuner would retry the next trial).
     `trial_dir_of(trial_id)`: the directory of another trial (hyperband's warm start reads its parent's weights)."""
     import keras_tuner as kt
-
-    from extf.errors import TrackingUnavailable
 
     try:
         with released_custom_gradients():
@@ -196,6 +194,8 @@ def _run_trial(study, trial, trial_dir: str, trial_dir_of=None) -> dict:
         return {objective.name: value}
     except KeyboardInterrupt:
         tracker.end_trial(run_id, "KILLED", history=rows, reason="interrupted (KeyboardInterrupt)")
+        raise
+    except TrackingUnavailable:  # a pipelined call's (extf.tracking.process): the study stops, the trial reruns
         raise
     except kt.errors.FatalError as e:
         tracker.end_trial(run_id, "FAILED", history=rows, reason=str(e.args[0] if e.args else e))
