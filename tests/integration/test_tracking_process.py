@@ -158,10 +158,10 @@ def test_signals_deferred_arrive_when_the_block_ends():
 def test_a_local_worker_logs_through_the_chiefs_tracking_process_which_outlives_the_chief(tmp_path):
     """`attach` gives a worker a socket to the chief's tracking process (no MLflow, no store of its own); when the
     chief goes first (kill -9), the process serves the worker until it is done, so its trial run still ends."""
-    chief = TrackerProcess(tracking(tmp_path), "proc").open()
+    chief = TrackerProcess(tracking(tmp_path), "proc")
     try:
-        parent = chief.start_study("proc", None, {}, {})
-        sock = chief.attach()
+        sock = chief.attach()  # the chief starts its workers before it opens its tracker (attach waits for it)
+        parent = chief.open().start_study("proc", None, {}, {})
         worker = TrackerProcess(None, "proc", fd=os.dup(sock.fileno())).open()
         sock.close()
         trial = worker.start_trial(parent, "00", {"units": 8}, "worker1")

@@ -76,6 +76,7 @@ class TrackerProcess:
     def attach(self) -> socket.socket:
         """A new socket to the tracking process, for a local worker to log through (its end; close it here once
         the worker has it)."""
+        self.open()  # the reply to `open` comes first on this socket
         ours, theirs = socket.socketpair()
         with self.lock, theirs:
             seq = self._send("attach", (), {}, wait=True)
@@ -86,6 +87,8 @@ class TrackerProcess:
 
     def open(self) -> TrackerProcess:
         """Once the store is open; raises what opening it in-process would have raised."""
+        if self.ready:
+            return self
         self.opened = True
         if self.proc is not None:  # else the chief's process opened the store
             with self.lock:
