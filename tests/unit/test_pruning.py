@@ -8,7 +8,7 @@ kt = pytest.importorskip("keras_tuner")
 
 from keras_tuner.engine import trial as kt_trial  # noqa: E402
 
-from extf.tuning.pruning import PruningRule, with_pruning  # noqa: E402
+from extf.tuning.pruning import PruningRule, pruned_epoch, with_pruning  # noqa: E402
 
 
 def curve(*values) -> dict[int, float]:
@@ -65,7 +65,9 @@ def run_trial(oracle, values) -> tuple[str, int]:
     for epoch, value in enumerate(values):
         answer = oracle.update_trial(trial.trial_id, {"val_accuracy": value}, step=epoch)
         if answer.status == kt_trial.TrialStatus.STOPPED:
+            assert pruned_epoch(answer) == epoch
             break
+        assert pruned_epoch(answer) is None
     trial.status = kt_trial.TrialStatus.COMPLETED
     oracle.end_trial(trial)
     return trial.trial_id, epoch
@@ -79,6 +81,7 @@ def test_the_oracle_answers_stopped_for_a_pruned_trial_and_remembers_it(tmp_path
     assert stopped_at == 1 and oracle.pruned == {tid: 1}
     assert oracle.trials[tid].status == kt_trial.TrialStatus.COMPLETED  # ended FINISHED, values kept
     assert oracle.trials[tid].score == pytest.approx(0.3)
+    assert not oracle.trials[tid].metrics.exists("extf/pruned_at_epoch")  # only in the answer
     assert run_trial(oracle, good)[1] == 4
     oracle.save()
     again = make_oracle(tmp_path, PruningRule("median", "max", warmup_epochs=1, min_trials=2))

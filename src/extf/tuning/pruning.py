@@ -24,6 +24,15 @@ import keras_tuner as kt
 from keras_tuner.engine import trial as kt_trial
 
 RULES = ("none", "median", "asha")
+PRUNED_AT = "extf/pruned_at_epoch"  # a metric of the oracle's answer (gRPC carries metrics, not messages)
+
+
+def pruned_epoch(answer) -> int | None:
+    """The 0-based epoch a trial was pruned at, from the oracle's answer to `update_trial`; None if not pruned
+    (a trial STOPPED without it was stopped by the time budget)."""
+    if answer.status != kt_trial.TrialStatus.STOPPED or not answer.metrics.exists(PRUNED_AT):
+        return None
+    return int(answer.metrics.get_best_value(PRUNED_AT))
 
 
 @dataclass(frozen=True)
@@ -104,9 +113,12 @@ class PruningMixin:
             if self.pruning.should_stop(int(step), self._history(trial_id), self._finished_histories(trial_id),
                                         self._other_histories(trial_id)):
                 self.pruned[trial_id] = int(step)
-        if trial_id in self.pruned:
-            trial = copy.copy(trial)  # the answer says STOPPED; the oracle's own record stays RUNNING until it ends
+        if trial_id in self.pruned:  # the answer says STOPPED; the oracle's own record stays RUNNING until it ends
+            trial = copy.copy(trial)
             trial.status = kt_trial.TrialStatus.STOPPED
+            trial.metrics = copy.deepcopy(trial.metrics)
+            trial.metrics.register(PRUNED_AT, direction="min")
+            trial.metrics.update(PRUNED_AT, self.pruned[trial_id])
         return trial
 
     def _history(self, trial_id: str) -> dict[int, float]:
