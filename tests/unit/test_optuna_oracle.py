@@ -148,3 +148,34 @@ def test_a_parameter_without_an_optuna_twin_is_searched_through_keras_tuners_pro
     seen = run(oracle, 8, objective=lambda v: -abs(math.log2(v["n"]) - 3))
     assert {v["n"] for v in seen} <= {2, 4, 8, 16, 32, 64}
     assert all(name.endswith(PROB) for t in oracle._study.trials for name in t.params)
+
+
+def test_nsga2_is_told_every_objective_at_the_trials_best_step(tmp_path):
+    from extf.tuning.pareto import Goal, pareto_front
+
+    goals = [Goal("val_score", "max"), Goal("params", "min")]
+    oracle = make_oracle(tmp_path, sampler="nsga2", max_trials=16, goals=goals, num_initial_points=4)
+    seen = []
+    for _ in range(16):
+        trial = oracle.create_trial("tuner0")
+        values = dict(trial.hyperparameters.values)
+        params = 1000 * values["layers"]
+        # the best epoch (1) is not the last one: the values told are those of epoch 1
+        for step, s in enumerate([score(values) - 0.1, score(values), score(values) - 0.2]):
+            oracle.update_trial(trial.trial_id, {"val_score": s, "params": params}, step=step)
+        trial.status = kt_trial.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+        seen.append({"val_score": score(values), "params": params})
+    told = {(round(t.values[0], 9), t.values[1]) for t in oracle._study.trials}  # duplicates told again: a set
+    assert told == {(round(s["val_score"], 9), s["params"]) for s in seen}
+    front = {(round(t.values[0], 9), t.values[1]) for t in oracle._study.best_trials}
+    assert front == {(round(s["val_score"], 9), s["params"]) for s in pareto_front(seen, goals)}
+
+
+def test_a_multi_objective_sampler_needs_several_objectives_and_the_others_take_one(tmp_path):
+    from extf.tuning.pareto import Goal
+
+    with pytest.raises(ValueError, match="needs several objectives"):
+        make_oracle(tmp_path, sampler="nsga2", goals=[Goal("val_score", "max")])
+    with pytest.raises(ValueError, match="takes no several objectives"):
+        make_oracle(tmp_path, sampler="tpe", goals=[Goal("val_score", "max"), Goal("params", "min")])

@@ -26,7 +26,8 @@ import keras_tuner as kt
 from keras_tuner.engine import hyperparameters as kt_hp
 from keras_tuner.engine import trial as kt_trial
 
-SAMPLERS = ("tpe", "cmaes")
+SAMPLERS = ("tpe", "cmaes", "nsga2")
+MULTI_OBJECTIVE = ("nsga2",)
 PROB = "#prob"  # suffix of a parameter searched as keras-tuner's cumulative probability
 
 
@@ -65,11 +66,18 @@ def distribution(hp):
 class OptunaOracle(kt.Oracle):
     """A keras-tuner oracle whose next hyperparameters come from an Optuna sampler (ask-and-tell)."""
 
-    def __init__(self, sampler: str = "tpe", num_initial_points: int | None = None, **kwargs):
+    def __init__(self, sampler: str = "tpe", num_initial_points: int | None = None, goals: list | None = None,
+                 **kwargs):
+        """`goals`: for nsga2, the objectives (extf.tuning.pareto.Goal: name, direction) Optuna is told, in order;
+        keras-tuner's own `objective` (its score, its best trial) is the first of them."""
         super().__init__(**kwargs)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}. Received: sampler={sampler!r}")
+        if (sampler in MULTI_OBJECTIVE) != (goals is not None and len(goals) > 1):
+            raise ValueError(f"sampler {sampler!r} {'needs' if sampler in MULTI_OBJECTIVE else 'takes no'} several "
+                             f"objectives. Received: goals={goals!r}")
         self.sampler = sampler
+        self.goals = list(goals or [])
         self.num_initial_points = num_initial_points
         self._study = None
         self._asked: dict[str, object] = {}  # trial_id -> the Optuna trial asked for it (this process only)
@@ -80,7 +88,11 @@ class OptunaOracle(kt.Oracle):
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            self._study = optuna.create_study(sampler=self._make_sampler(), direction=self._direction())
+            if self.goals:
+                directions = ["maximize" if g.direction == "max" else "minimize" for g in self.goals]
+                self._study = optuna.create_study(sampler=self._make_sampler(), directions=directions)
+            else:
+                self._study = optuna.create_study(sampler=self._make_sampler(), direction=self._direction())
             for trial_id in self.end_order:  # a resumed study: what keras-tuner saved, told again
                 self._tell_ended(self.trials[trial_id])
         return self._study
@@ -90,6 +102,9 @@ class OptunaOracle(kt.Oracle):
 
         seed = derived_seed(self.seed, self.sampler, len(self.end_order))
         startup = {} if self.num_initial_points is None else {"n_startup_trials": int(self.num_initial_points)}
+        if self.sampler == "nsga2":
+            population = {} if self.num_initial_points is None else {"population_size": int(self.num_initial_points)}
+            return optuna.samplers.NSGAIISampler(seed=seed, **population)
         if self.sampler == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False,
                                                 independent_sampler=optuna.samplers.RandomSampler(seed=seed),
@@ -149,11 +164,11 @@ class OptunaOracle(kt.Oracle):
     def _tell(self, asked, ended) -> None:
         from optuna.trial import TrialState
 
-        score = getattr(ended, "score", None)
-        if ended is not None and ended.status == kt_trial.TrialStatus.COMPLETED and _finite(score):
-            self._study.tell(asked, float(score))
-        else:
+        values = self._values(ended)
+        if values is None:
             self._study.tell(asked, state=TrialState.FAIL)
+        else:
+            self._study.tell(asked, values if self.goals else values[0])
 
     def _tell_ended(self, ended) -> None:
         import optuna
@@ -173,11 +188,22 @@ class OptunaOracle(kt.Oracle):
             else:
                 name = hp.name
             params[name], dists[name] = value, dist
-        if ended.status == kt_trial.TrialStatus.COMPLETED and _finite(getattr(ended, "score", None)):
-            frozen = optuna.trial.create_trial(params=params, distributions=dists, value=float(ended.score))
-        else:
+        values = self._values(ended)
+        if values is None:
             frozen = optuna.trial.create_trial(params=params, distributions=dists, state=TrialState.FAIL)
+        else:
+            frozen = optuna.trial.create_trial(params=params, distributions=dists, values=values)
         self._study.add_trial(frozen)
+
+    def _values(self, ended) -> list[float] | None:
+        """What Optuna is told of a finished trial: its score, or each goal's value at the trial's best step (the
+        epoch of the model the trial keeps); None for a trial that failed or lacks a value."""
+        if ended is None or ended.status != kt_trial.TrialStatus.COMPLETED:
+            return None
+        if not self.goals:
+            return [float(ended.score)] if _finite(getattr(ended, "score", None)) else None
+        values = [_value_at(ended, g.name, ended.best_step) for g in self.goals]
+        return values if all(_finite(v) for v in values) else None
 
 
 def _suggest_one(asked, name: str, dist):
@@ -188,6 +214,15 @@ def _suggest_one(asked, name: str, dist):
     if isinstance(dist, IntDistribution):
         return asked.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
     return asked.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _value_at(trial, name: str, step):
+    """The metric's value at `step` (mean over executions), else its last value (a measure taken once)."""
+    if not trial.metrics.exists(name):
+        return None
+    history = trial.metrics.get_history(name)
+    at_step = [obs for obs in history if obs.step == step]
+    return float((at_step or history)[-1].mean()) if history else None
 
 
 def _finite(value) -> bool:
