@@ -14,7 +14,7 @@ from extf.tracking.process import STAND_IN, Server, TrackerProcess
 from extf.tracking.protocol import NullTracker, Tracker, tracker_methods
 
 METHODS = tracker_methods()
-PROXY_ONLY = {"open", "close", "resolve"}  # the tracking process's own life and its stand-in run ids
+PROXY_ONLY = {"open", "close", "attach", "resolve"}  # its own life, local workers, stand-in run ids
 
 
 def public_methods(cls) -> set[str]:
