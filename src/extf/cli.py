@@ -45,7 +45,8 @@ COMPLETION_FLAGS = ("--shell-completion", "-sc")
 
 def usage() -> str:
     """extf's help: the commands and their one-line help, from the registry."""
-    lines = [textwrap.fill(module.HELP, width=118, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12)
+    lines = [textwrap.fill(module.HELP, width=118, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12,
+                           break_on_hyphens=False, break_long_words=False)
              for name, module in COMMANDS.items()]
     return USAGE.format(commands="\n".join(lines))
 
