@@ -7,8 +7,8 @@ import json
 import pytest
 
 from extf.errors import ConfigError
+from extf.objective import Objective
 from extf.tuning.distributed import collect_best, requeue_orphans, worker_main
-from extf.tuning.study import Objective
 
 
 def write_best(d, trial: dict, weights: bytes) -> None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
+from extf.objective import ranked
 
 WORKER_FILE = "worker.json"
 CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
@@ -279,7 +280,7 @@ def collect_best(study_dir: Path, objective) -> bool:
                 candidates.append((d, trial))
     if not candidates:
         return False
-    best_dir, _ = min(candidates, key=lambda c: objective.rank(c[1][objective.name], c[1].get("val_loss_min")))
+    best_dir, _ = ranked(candidates, objective, lambda c: c[1][objective.name], lambda c: c[1].get("val_loss_min"))[0]
     target = study_dir / "best"
     if best_dir != target:
         target.mkdir(exist_ok=True)

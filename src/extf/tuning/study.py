@@ -13,45 +13,15 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from extf.errors import ConfigError, ExtfError
+from extf.objective import Objective, ranked_trials, resolve_objective
 
 STATE_FILE = "study.json"
 TRIALS_FILE = "trials.jsonl"
-
-
-@dataclass
-class Objective:
-    name: str
-    direction: str  # min | max
-
-    def better(self, a: float, b: float | None) -> bool:
-        return b is None or (a < b if self.direction == "min" else a > b)
-
-    def rank(self, value: float, val_loss: float | None = None) -> tuple[float, float]:
-        """Sort key, best first: the objective, then (ties are common for accuracies on small validation splits)
-        the lower minimum validation loss; a trial without one comes after those with one."""
-        return (value if self.direction == "min" else -value, float("inf") if val_loss is None else val_loss)
-
-
-def resolve_objective(cfg: DictConfig, meta) -> Objective:
-    """`auto` picks val_accuracy (classification), val_mean_iou (segmentation: pixel accuracy is mostly background)
-    or val_loss (regression, reconstruction); the objective is always a val_ metric."""
-    name = cfg.tuner.objective.name
-    if name == "auto":
-        name = {"regression": "val_loss", "reconstruction": "val_loss",
-                "segmentation": "val_mean_iou"}.get(meta.task, "val_accuracy")
-    if not name.startswith("val_"):
-        raise ConfigError(f"tuner.objective.name must be a validation metric (val_*): the tuner scores on the "
-                          f"validation split only. Received: tuner.objective.name={name!r}")
-    direction = cfg.tuner.objective.direction
-    if direction == "auto":
-        direction = "min" if any(k in name for k in ("loss", "error", "mae", "mse")) else "max"
-    return Objective(name, direction)
 
 
 # keys that do not change what a study computes: re-running with other values resumes the same study
@@ -128,7 +98,7 @@ class Study:
         check_fits_data(cfg.model, meta)
         check_stateful_batches(cfg, self.splits)
         check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
-        self.objective = resolve_objective(cfg, meta)
+        self.objective = resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction, meta.task)
         return space
 
     def start_tracking(self) -> None:
@@ -337,7 +307,7 @@ class Study:
             self.state["test_metrics"], self.state["tested_trial"] = test_metrics, self.best_trial["trial_id"]
             write_json_atomic(self.study_dir / STATE_FILE, self.state)
         return {"parent_run_id": self.parent_id, "test_metrics": test_metrics, "best": self.best_trial,
-                "trials": _ranked(self.trials, self.objective),
+                "trials": ranked_trials(self.trials, self.objective),
                 "study_dir": str(self.study_dir), "objective": self.objective.name}
 
     def _distributed_search(self, tuner) -> None:
@@ -626,17 +596,10 @@ def _unless_server_lost(fn, *args, **kwargs) -> None:
         pass
 
 
-def _ranked(trials: list[dict], objective: Objective) -> list[dict]:
-    """Finished trials best first, then the failed ones."""
-    done = [t for t in trials if t.get(objective.name) is not None]
-    done.sort(key=lambda t: objective.rank(t[objective.name], t.get("val_loss_min")))
-    return done + [t for t in trials if t.get(objective.name) is None]
-
-
 def _write_leaderboard(trials: list[dict], objective: Objective, path: Path) -> None:
     import pandas as pd
 
-    pd.DataFrame(_ranked(trials, objective)).to_csv(path, index=False)
+    pd.DataFrame(ranked_trials(trials, objective)).to_csv(path, index=False)
 
 
 def _write_history(history: dict, path: Path) -> None:
