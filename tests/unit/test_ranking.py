@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from extf.objective import Objective, ranked_trials
 from extf.tracking.runs import ranked_trial_runs
-from extf.tuning.distributed import collect_best
+from extf.tuning.state import collect_best
 
 ACC = Objective("val_accuracy", "max")
 LOSS = Objective("val_mae", "min")
