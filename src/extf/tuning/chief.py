@@ -53,6 +53,10 @@ class Chief:
         announce_study(self.study_dir, OmegaConf.to_container(self.cfg, resolve=True), self.token)
         self.workers.start()
 
+    def attach(self, tracker, parent_id: str | None) -> None:
+        """The study's parent run exists: a killed worker's trial run is ended KILLED when it restarts."""
+        self.workers.attach(tracker, parent_id)
+
     def stop(self) -> None:
         """The workers stop (their trial runs end KILLED); a worker started from now on finds no study to join."""
         self.workers.stop()

@@ -91,7 +91,7 @@ class Study:
                 parent = tracker.start_study(self.name, saved.get("parent_run_id"),
                                              *self._parent_params_and_tags(inputs.splits.meta))
                 if chief is not None:
-                    chief.workers.attach(tracker, parent)
+                    chief.attach(tracker, parent)
                 with parent_run_ends(tracker, parent):
                     record = self._begin(tracker, parent, saved, inputs.splits)
                     return self._search_and_test(inputs, tracker, parent, record, init_weights, chief)
