@@ -137,6 +137,9 @@ def entry() -> None:
         code = main()
     except SystemExit as e:
         code = e.code
+    except BrokenPipeError:  # `extf --help | head`: the reader left; nothing more can be said, as for any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python prints it
         print(code, file=sys.stderr)
         code = 1

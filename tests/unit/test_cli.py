@@ -74,3 +74,17 @@ def test_an_interrupt_says_what_the_command_ended_and_exits_130(monkeypatch, cap
 def test_a_command_s_exit_code_passes_through(monkeypatch):
     monkeypatch.setitem(COMMANDS, "fake", SimpleNamespace(run=lambda args: len(args), HELP="a stand-in"))
     assert cli.run_command("fake", ["a", "b", "c"]) == 3
+
+
+def test_help_into_a_closed_pipe_ends_quietly():
+    """`extf --help | head -1`: when the reader has gone, no traceback (exit 141, as a shell reports SIGPIPE)."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before extf writes a byte
+    proc = subprocess.run([sys.executable, "-m", "extf.cli", "--help"], stdout=write, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    os.close(write)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr
