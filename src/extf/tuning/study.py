@@ -123,9 +123,9 @@ class Study:
         cfg = self.cfg
         import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
         space = parse_space(cfg.search_space, cfg)
-        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
+        self.splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets), cfg.allow_targets)
         meta = self.splits.meta
-        check_fits_data(cfg.model, meta)
+        check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
         check_stateful_batches(cfg, self.splits)
         check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
         self.objective = resolve_objective(cfg, meta)
