@@ -19,7 +19,7 @@ import pkgutil
 from functools import cache
 from types import ModuleType
 
-from extf.config.allowlist import allowed_prefixes, check_defined_in_allowlist, outside_allowlist
+from extf.config.allowlist import allowed_prefixes, outside_allowlist
 from extf.config.instantiate import user_error
 from extf.errors import ConfigError
 
@@ -58,9 +58,10 @@ def option_module(group: str, node, allow_targets=()) -> ModuleType:
 
 
 def project_module(group: str, given, allow_targets=()) -> ModuleType:
-    """A project's option module (`_module_`): allowed, importable and exporting a `Conf`."""
+    """A project's option module (`_module_`): allowed, importable and exporting a `Conf`. Only modules are
+    imported (not attributes), so the module is where its code is defined."""
     key = f"{group}.{MODULE_KEY}"
-    if not isinstance(given, str) or not given.startswith(allowed_prefixes(allow_targets)):
+    if not isinstance(given, str) or not f"{given}.".startswith(allowed_prefixes(allow_targets)):
         raise ConfigError(outside_allowlist(key, given, allow_targets))
     try:
         module = importlib.import_module(given)
@@ -73,7 +74,6 @@ def project_module(group: str, given, allow_targets=()) -> ModuleType:
         raise user_error(e, given, key, f"importing {given}") from e
     except Exception as e:  # the module itself raised while importing
         raise user_error(e, given, key, f"importing {given}") from e
-    check_defined_in_allowlist(key, given, allow_targets)
     if not isinstance(getattr(module, "Conf", None), type):
         raise ConfigError(f"`{key}` names {given}, which has no `Conf`: a {group} module exports its schema as a "
                           f"dataclass named Conf (docs/extending.md). Add it. Received: {key}={given!r}")

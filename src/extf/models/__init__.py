@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from extf.config.registry import builtin_options, option_module
+from extf.config.instantiate import call_user
+from extf.config.registry import MODULE_KEY, builtin_options, option_module
 from extf.errors import ConfigError
 
 
@@ -27,6 +28,16 @@ def families() -> dict[str, ModuleType]:
 def family(model_cfg, allow_targets=()) -> ModuleType:
     """The module of the family a (validated) model config names: extf's, or the project's (`_module_`)."""
     return option_module("model", model_cfg, allow_targets)
+
+
+def builder(model_cfg, allow_targets=()):
+    """The family's `build(cfg, inputs) -> features`; a project's (`_module_`) fails with one message naming it and
+    showing its own traceback frames."""
+    module = family(model_cfg, allow_targets)
+    if MODULE_KEY not in model_cfg:
+        return module.build
+    target = f"{module.__name__}.build"
+    return lambda cfg, inputs: call_user(module.build, target, f"model.{MODULE_KEY}", cfg, inputs)
 
 
 def _trait(model_cfg, name: str, allow_targets=()) -> bool:
@@ -99,7 +110,7 @@ def build_model(cfg, meta, hp=None):
 
         return user.build(cfg, meta, compile_like_extf)
     check_fits_data(model_cfg, meta, allow_targets=allow_targets)
-    build = family(model_cfg, allow_targets).build
+    build = builder(model_cfg, allow_targets)
     batch_size = cfg.trainer.batch_size if model_cfg.get("stateful", False) else None
     if "table" in meta.extra:  # one input per column; the preprocessing layers give one feature vector
         from extf.models.tables import encode_table, table_inputs

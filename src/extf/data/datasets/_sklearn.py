@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from extf.config.schema import DatasetConf
-from extf.data.datasets._arrays import split_arrays
+from extf.data.arrays import split_arrays
 from extf.data.splits import Meta, Splits
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from extf.config.constraints import NON_NEGATIVE_INT, OneOf
 from extf.config.schema import DatasetConf
-from extf.data.datasets._arrays import infer_task, split_arrays
+from extf.data.arrays import infer_task, split_arrays
 from extf.data.splits import Splits
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from extf.config.schema import DatasetConf
-from extf.data.datasets._arrays import split_arrays
+from extf.data.arrays import split_arrays
 from extf.data.splits import Meta, Splits
 
 

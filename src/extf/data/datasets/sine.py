@@ -9,7 +9,7 @@ import numpy as np
 
 from extf.config.constraints import NON_NEGATIVE, POSITIVE_INT
 from extf.config.schema import DatasetConf
-from extf.data.datasets._arrays import split_arrays
+from extf.data.arrays import split_arrays
 from extf.data.splits import Meta, Splits
 from extf.errors import DataError
 

@@ -1,4 +1,5 @@
-"""What the in-memory datasets share: arrays -> seeded splits, and the task of user-given targets."""
+"""Arrays -> seeded splits, and the task of user-given targets: what in-memory dataset modules share (extf's and
+a project's: docs/extending.md)."""
 
 from __future__ import annotations
 
