@@ -58,7 +58,7 @@ tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensor
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
 test: install ## Run the whole test suite (trainings, fault, server and browser tests included)
-	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that train no model (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
