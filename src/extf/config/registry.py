@@ -28,18 +28,24 @@ GROUP_PACKAGES = {"model": "extf.models", "dataset": "extf.data.datasets"}
 MODULE_KEY = "_module_"  # a project's option: the module that defines it
 
 
+def _module_names(group: str) -> list[str]:
+    package = importlib.import_module(GROUP_PACKAGES[group])
+    return sorted(i.name for i in pkgutil.iter_modules(package.__path__) if not i.name.startswith("_"))
+
+
+def _builtin(group: str, name: str) -> ModuleType | None:
+    """extf's own option `name` of `group` (its module, when that exports a `Conf`), imported only when asked for."""
+    if name not in _module_names(group):
+        return None
+    module = importlib.import_module(f"{GROUP_PACKAGES[group]}.{name}")
+    return module if isinstance(getattr(module, "Conf", None), type) else None
+
+
 @cache
 def builtin_options(group: str) -> dict[str, ModuleType]:
     """extf's own options of `group`: name -> module, for every module of the group's package that has a `Conf`."""
-    package = importlib.import_module(GROUP_PACKAGES[group])
-    found = {}
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        if isinstance(getattr(module, "Conf", None), type):
-            found[info.name] = module
-    return found
+    found = {name: _builtin(group, name) for name in _module_names(group)}
+    return {name: module for name, module in found.items() if module is not None}
 
 
 def option_module(group: str, node, allow_targets=()) -> ModuleType:
@@ -47,14 +53,14 @@ def option_module(group: str, node, allow_targets=()) -> ModuleType:
     given = node.get(MODULE_KEY) if hasattr(node, "get") else None
     if given is not None:
         return project_module(group, given, allow_targets)
-    options = builtin_options(group)
     name = node.get("name") if hasattr(node, "get") else None
-    if name not in options:
-        raise ConfigError(f"Unknown {group} name {name!r}. Expected one of: {', '.join(sorted(options))}. Set "
-                          f"`name:` in the {group} YAML file to one of them, or name the module of your project's "
-                          f"own {group} with `{MODULE_KEY}: mypackage.module` (docs/extending.md). "
-                          f"Received: {group}.name={name!r}")
-    return options[name]
+    module = _builtin(group, name) if isinstance(name, str) else None
+    if module is None:
+        raise ConfigError(f"Unknown {group} name {name!r}. Expected one of: "
+                          f"{', '.join(sorted(builtin_options(group)))}. Set `name:` in the {group} YAML file to one "
+                          f"of them, or name the module of your project's own {group} with `{MODULE_KEY}: "
+                          f"mypackage.module` (docs/extending.md). Received: {group}.name={name!r}")
+    return module
 
 
 def project_module(group: str, given, allow_targets=()) -> ModuleType:

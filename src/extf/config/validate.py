@@ -47,6 +47,8 @@ def register_resolvers() -> None:
     leave outputs/ before it is created."""
     if not OmegaConf.has_resolver("extf_path_name"):
         OmegaConf.register_new_resolver("extf_path_name", lambda v: check_path_name("experiment_name", v))
+
+
 # targets whose modules import without TensorFlow are resolved here too (keras.* ones when instantiated): a name
 # under the allowlist may still reach a callable outside it through a module's imports (`extf.cli.os.system`)
 RESOLVED_WHEN_VALIDATED = ("extf.", "sklearn.")
@@ -104,13 +106,12 @@ def _group_option(group: str, node: Any, allow_targets: tuple) -> tuple[type, di
         return _user_option(group, node, allow_targets)
     if group in registry.GROUP_PACKAGES:
         cls = registry.option_module(group, node, allow_targets).Conf
-    else:
-        options = schema.OPTIMIZERS
-        cls = options.get(node.get("name"))
+    else:  # optimizers: keras' own, named by `_target_`; the schema says which of their arguments a YAML may set
+        cls = schema.OPTIMIZERS.get(node.get("name"))
         if cls is None:
             raise ConfigError(f"Unknown {group} name {node.get('name')!r}. Expected one of: "
-                              f"{', '.join(sorted(options))}. Set `name:` in the {group} YAML file to one of them. "
-                              f"Received: {group}.name={node.get('name')!r}")
+                              f"{', '.join(sorted(schema.OPTIMIZERS))}. Set `name:` in the {group} YAML file to one "
+                              f"of them. Received: {group}.name={node.get('name')!r}")
     own = {k: v for k, v in node.items() if k != registry.MODULE_KEY}
     merged = _merge(cls, own, prefix=group)
     return cls, ({registry.MODULE_KEY: node[registry.MODULE_KEY], **merged} if registry.MODULE_KEY in node
