@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from extf.config.schema import DatasetConf
 from extf.data.arrays import split_arrays
@@ -13,7 +12,6 @@ from extf.data.splits import Meta, Splits
 @dataclass
 class TableConf(DatasetConf):
     standardize: bool  # z-score features with statistics of the training split only
-    constraints: ClassVar = {}
 
 
 def sklearn_table(loader_name: str, task: str):
