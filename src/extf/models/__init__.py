@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from extf.config.instantiate import call_user
+from extf.config.instantiate import call_user, instantiate
 from extf.config.registry import MODULE_KEY, builtin_options, option_module
 from extf.errors import ConfigError
 
@@ -213,8 +213,6 @@ def loss_and_metrics(model_cfg, meta, allow_targets=()):
     if model_cfg.get("metrics"):
         from omegaconf import OmegaConf
 
-        from extf.config.instantiate import instantiate
-
         given = OmegaConf.to_container(model_cfg.metrics, resolve=True)
         metrics = [instantiate(m, where=f"model.metrics[{i}]", allow_targets=allow_targets)
                    if isinstance(m, dict) else m for i, m in enumerate(given)]
@@ -224,8 +222,6 @@ def loss_and_metrics(model_cfg, meta, allow_targets=()):
 def make_optimizer(opt_cfg, allow_targets=()):
     """Instantiate the optimizer's allowlisted `_target_` with the remaining keys as arguments."""
     from omegaconf import OmegaConf
-
-    from extf.config.instantiate import instantiate
 
     spec = OmegaConf.to_container(opt_cfg, resolve=True)
     spec.pop("name", None)
