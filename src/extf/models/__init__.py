@@ -1,10 +1,10 @@
-"""Model families built from config: `build_model(cfg, meta, hp) -> compiled keras.Model`.
+"""Model families built from config: `build_model(cfg, meta) -> compiled keras.Model`.
 
 One module per family (mlp, cnn, rnn, fcn, autoencoder, conv1d), each with its YAML file in conf/model/: the module
 exports `Conf` (the schema of its keys and their constraints), `build(cfg, inputs) -> features` and, optionally,
 `check(cfg, meta)` (does the dataset suit it) and traits (`TAKES_TABLE`, `SEGMENTS`, `RECONSTRUCTS`). The families
 are found from those modules (`extf.config.registry`); a project adds its own the same way (docs/extending.md).
-`build_model` applies the trial's hyperparameters, checks the model fits the data, adds the dataset's
+`build_model` (given a config with the trial's values applied) checks the model fits the data, adds the dataset's
 preprocessing and the task's output layer, and compiles with the configured optimizer, loss and metrics.
 
 Families that reconstruct learn to reproduce their input instead of the dataset's targets: `prepare_splits` gives
@@ -91,14 +91,10 @@ def check_takes_table(model_cfg, meta, allow_targets=()) -> None:
                           f"model.name={model_cfg.name!r}, column kinds {kinds}")
 
 
-def build_model(cfg, meta, hp=None):
-    """Build and compile the model the (validated) config describes; `hp` values override config values."""
+def build_model(cfg, meta):
+    """Build and compile the model the (validated) config describes (a trial's values already applied)."""
     import keras
 
-    if hp is not None:
-        from extf.tuning.space import apply_hyperparameters
-
-        cfg = apply_hyperparameters(cfg, hp)
     model_cfg = cfg.model
     allow_targets = tuple(cfg.get("allow_targets") or ())
     if "_target_" in model_cfg:  # the project's own model function (extf.models.user)
