@@ -195,9 +195,7 @@ clean: ## Remove the runs (outputs/, multirun/, mlruns/)
 
 
 def parse(args: list[str]) -> tuple[Path, str]:
-    from extf.project import (
-        PACKAGE_NAME,  # extf.project imports Hydra: only `extf init` pays for it, not --help
-    )
+    from extf.project import PACKAGE_NAME  # extf.project imports Hydra: only `extf init` pays for it, not --help
 
     folder, name = None, "myproj"
     for a in args:
