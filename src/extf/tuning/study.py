@@ -556,7 +556,7 @@ class Study:
             from extf.evaluation.evaluate import write_plots
 
             write_plots(self.splits.meta, self.splits.test.y, self.test_outputs, art / "plots",
-                        self.cfg.evaluation.threshold, x=None if self.splits.streams else self.splits.test.x)
+                        self.cfg.evaluation.threshold, x=self.splits.test.inputs(4))  # the overlay shows 4
         meta = self.splits.meta
         table = table_spec(meta, self.cfg.evaluation.threshold)
         write_json_atomic(art / "dataset.json", {
