@@ -140,3 +140,12 @@ def test_a_projects_tf_data_trains_and_evaluates(make_cfg):
     metrics, outputs = evaluate_model(model, splits, "test", splits.meta, 0.5, 8)
     assert outputs.shape[0] == 12 and 0.0 <= metrics["accuracy"] <= 1.0
     keras.backend.clear_session()
+
+
+def test_a_projects_tf_data_is_described_for_mlflow_without_reading_it():
+    from extf.data.lineage import dataset_inputs
+
+    splits = _load("ok")
+    inputs = dataset_inputs({"_target_": "tests.unit.test_data_path.streamed", "name": "mine"}, splits, None)
+    assert [(i["context"], i["rows"]) for i in inputs] == [("train", 36), ("validation", 12), ("test", 12)]
+    assert len({i["digest"] for i in inputs}) == 3 and inputs[0]["shape"] == [4]

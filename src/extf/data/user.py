@@ -151,6 +151,9 @@ def _checked_stream(ds, part: str, task: str, bad):
         raise bad(f"{part} as a batched tf.data.Dataset (its labels have shape {tuple(y_spec.shape or ())}, expected "
                   f"one label per element); return it unbatched (dataset.unbatch()): extf batches it with "
                   f"trainer.batch_size", f"{part} element_spec={spec}")
+    if not (x_spec.dtype.is_floating or x_spec.dtype.is_integer or x_spec.dtype.is_bool):
+        raise bad(f"{part} inputs of type {x_spec.dtype.name}, expected numbers (a table of category columns: use "
+                  f"dataset=csv)", f"{part} element_spec={spec}")
     if not x_spec.shape.is_fully_defined():
         raise bad(f"{part} inputs of unknown shape {x_spec.shape} (give them one with tf.ensure_shape in a map)",
                   f"{part} element_spec={spec}")
@@ -159,8 +162,7 @@ def _checked_stream(ds, part: str, task: str, bad):
         raise bad(f"{part} labels of type {y_spec.dtype.name} for task {task}, expected {what}", f"{part} "
                   f"element_spec={spec}")
     y_dtype = tf.float32 if task == "regression" else tf.int64
-    x_dtype = tf.float32 if x_spec.dtype.is_floating or x_spec.dtype.is_integer else x_spec.dtype
-    ds = ds.map(lambda x, y: (tf.cast(x, x_dtype), tf.cast(tf.reshape(y, []), y_dtype)),
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(tf.reshape(y, []), y_dtype)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds, x_spec
 
