@@ -58,7 +58,7 @@ tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensor
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
 test: install ## Run the whole test suite (trainings, fault, server and browser tests included)
-	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that train no model (-m "not slow and not e2e")
 	$(BIN)/python -m pytest -m "not slow and not e2e"
@@ -70,11 +70,12 @@ test-deps: ## Install the Debian packages the skipped tests need: Graphviz, Chro
 bench: install ## Benchmarks: median, range and verdict of each figure over alternated runs; log in bench/last-run.log; ARGS="P2 --reps 5"
 	$(BIN)/python bench/run.py $(ARGS) 2>&1 | tee bench/last-run.log
 
-lint: install ## ruff
+lint: install ## ruff, and lint-imports: the layer contract and no import cycles ([tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 dist: install ## Build extf's wheel and sdist into dist/ (python -m build); pip install dist/extf-*.whl anywhere
 	$(BIN)/python -m build --outdir dist .
 
 clean: ## Remove run outputs (outputs/, multirun/, mlruns/) and caches
-	rm -rf outputs multirun mlruns .pytest_cache .ruff_cache
+	rm -rf outputs multirun mlruns .pytest_cache .ruff_cache .import_linter_cache

@@ -49,18 +49,18 @@ def main() -> int:
     df[numeric] = df[numeric].fillna(means).astype("float32")
     df[categories] = df[categories].fillna("").astype(str)
 
-    def dataset(rows, shuffle=False):
+    def dataset(rows, shuffle=False, batch_size=args.batch_size):
         part = {c: df[c].to_numpy()[rows] for c in df.columns}
         ds = tf.data.Dataset.from_tensor_slices((part, y[rows]))
         if shuffle:
             ds = ds.shuffle(len(rows), seed=args.seed)
-        return ds.batch(args.batch_size)
+        return ds.batch(batch_size)
 
     features = {c: keras.utils.FeatureSpace.float_normalized() for c in numeric}
     features.update({f"{c}_missing": keras.utils.FeatureSpace.float() for c in flagged})
     features.update({c: keras.utils.FeatureSpace.string_categorical(num_oov_indices=1) for c in categories})
     space = keras.utils.FeatureSpace(features=features, output_mode="concat")
-    space.adapt(dataset(train).map(lambda x, _: x))
+    space.adapt(dataset(train, batch_size=4096).map(lambda x, _: x))  # adapting in large batches: one pass, fast
     train_ds, val_ds, test_ds = (dataset(rows, shuffle=rows is train)
                                  .map(lambda x, t: (space(x), t), num_parallel_calls=tf.data.AUTOTUNE)
                                  .prefetch(tf.data.AUTOTUNE) for rows in (train, val, test))

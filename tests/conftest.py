@@ -73,7 +73,7 @@ def make_cfg(tmp_path):
     """compose + validate for a command, with mlruns/ and outputs under tmp_path."""
 
     def _make(overrides=None, command="train"):
-        from extf.commands import prepare
+        from extf.commands.composed import prepare
 
         cfg = compose([f"paths.root_dir={tmp_path}", *(overrides or [])], output_dir=tmp_path / "out")
         return prepare(command, cfg)

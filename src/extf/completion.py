@@ -2,8 +2,9 @@
 
 Hydra's own `--shell-completion` assumes the app is the whole command line; `extf` puts a COMMAND first. This adapter
 completes the COMMAND word itself, then hands the words after it to Hydra's completion (config groups `dataset=`, their
-options `dataset=iris`, config keys `model.units=`, Hydra flags) for train / tune / evaluate / predict, and offers the
-key=value options of the other commands. Install it with `eval "$(extf --shell-completion bash)"` (or `zsh`).
+options `dataset=iris`, config keys `model.units=`, Hydra flags) for the commands that compose a config (train / tune /
+evaluate / predict: HYDRA in their module), and offers the key=value options of the others (OPTIONS in their module).
+Install it with `eval "$(extf --shell-completion bash)"` (or `zsh`).
 
 Protocol: the shell function runs `COMP_LINE=... COMP_POINT=... COMP_WORDBREAKS=... extf --shell-completion query=bash`,
 which prints one candidate per line: the whole word, or with bash only what follows the word's last `=` or `:` (the
@@ -17,14 +18,9 @@ import io
 import os
 import sys
 
-HYDRA_COMMANDS = ("train", "tune", "evaluate", "predict")
-# key=value options of the commands that do not go through Hydra
-OPTIONS = {
-    "runs": ("root=", "experiment=", "run_id="),
-    "ui": ("port=", "root="),
-    "report": ("run_id=", "output=", "root="),
-    "init": ("name=",),
-}
+from extf.commands import COMMANDS
+from extf.commands.hydra_app import conf_dir, open_project
+
 HYDRA_FLAGS = ("--help", "--hydra-help", "--cfg", "--resolve", "--package", "--multirun", "-m", "--info")
 FLAG_VALUES = {
     "--cfg": ("job", "hydra", "all"), "-c": ("job", "hydra", "all"),
@@ -64,12 +60,6 @@ USAGE = """usage: extf --shell-completion [install=]bash|zsh    print the script
        COMP_LINE='extf tune data' extf --shell-completion query=bash   the candidates, one per line"""
 
 
-def commands() -> tuple[str, ...]:
-    from extf.cli import COMMANDS
-
-    return COMMANDS
-
-
 def candidates(line: str, point: int | None = None) -> list[str]:
     """The completions of the word under the cursor of `line` (a whole `extf ...` command line), sorted."""
     line = line[: len(line) if point is None else max(0, min(point, len(line)))]
@@ -79,12 +69,12 @@ def candidates(line: str, point: int | None = None) -> list[str]:
     if not words:
         return []
     if not args:  # the COMMAND word
-        return sorted(c for c in (*commands(), "--help") if c.startswith(current))
-    command, rest = args[0], args[1:]
-    if command in HYDRA_COMMANDS:
+        return sorted(c for c in (*COMMANDS, "--help") if c.startswith(current))
+    command, rest = COMMANDS.get(args[0]), args[1:]
+    if getattr(command, "HYDRA", False):
         return hydra_candidates(rest, current)
     given = {a.partition("=")[0] + "=" for a in rest}
-    return sorted(o for o in OPTIONS.get(command, ()) if o.startswith(current) and o not in given)
+    return sorted(o for o in getattr(command, "OPTIONS", ()) if o.startswith(current) and o not in given)
 
 
 def query(line: str, point: int | None = None, wordbreaks: str = "") -> list[str]:
@@ -107,8 +97,6 @@ def hydra_candidates(rest: list[str], current: str) -> list[str]:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra._internal.utils import create_config_search_path
         from hydra.plugins.completion_plugin import DefaultCompletionPlugin
-
-        from extf.cli import conf_dir, open_project
 
         _, rest = open_project(rest)  # the project's conf/ and experiments/ (before extf's) offer their options too
         loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir())))

@@ -102,7 +102,7 @@ class MlflowUI:
     """`mlflow ui` on the project's store as `extf ui` starts it, on a free port of 127.0.0.1."""
 
     def __init__(self, project: Path):
-        from extf.cli import mlflow_ui_command
+        from extf.commands.ui import mlflow_ui_command
 
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = project / "mlflow-ui.log"
@@ -226,7 +226,7 @@ def test_mlflow_ui_lists_the_study_and_compares_its_trials(mlflow_ui, study, bro
 
 
 def test_html_report_shows_leaderboard_test_metrics_and_plots(study, browser_context):
-    pytest.importorskip("extf.reporting.command", reason="`extf report` is not there yet")
+    pytest.importorskip("extf.commands.report", reason="`extf report` is not there yet")
     from playwright.sync_api import expect
 
     parent, trials = study["parent"], study["trials"]

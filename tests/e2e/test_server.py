@@ -48,7 +48,7 @@ def server_root(tmp_path_factory):
 def mlflow_server(server_root):
     """The server .ci/run started with `make server` (EXTF_TEST_MLFLOW_PORT), else one of this module's own."""
     if os.environ.get("EXTF_TEST_MLFLOW_PORT"):
-        from extf.server import healthy
+        from extf.tracking.server import healthy
 
         port = int(os.environ["EXTF_TEST_MLFLOW_PORT"])
         assert healthy(f"http://127.0.0.1:{port}"), f"EXTF_TEST_MLFLOW_PORT={port}: no MLflow server answers there"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from extf.errors import ConfigError
 from tests.conftest import assert_clean_error, run_extf, running_runs
 from tests.unit.test_image_folders import damaged_inside
 
@@ -600,17 +601,18 @@ def test_lambda_layer_loads_when_the_user_opts_in(study):
 
 # --------------------------------------------------------------------------- the MLflow UI stays on loopback
 def test_ui_binds_to_loopback_only(tmp_path, monkeypatch):
-    from extf import cli
+    from extf.commands import ui
 
     (tmp_path / "mlruns").mkdir()
     (tmp_path / "mlruns" / "mlflow.db").touch()
     calls = []
-    monkeypatch.setattr(cli.os, "execv", lambda exe, cmd: calls.append(cmd))
-    assert cli.ui([f"root={tmp_path}", "port=5123"]) == 0
+    monkeypatch.setattr(ui.os, "execv", lambda exe, cmd: calls.append(cmd))
+    assert ui.run([f"root={tmp_path}", "port=5123"]) == 0
     (cmd,) = calls
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd.count("--host") == 1
     assert cmd[cmd.index("--port") + 1] == "5123"
     assert not any("0.0.0.0" in part for part in cmd)
     for args in (["host=0.0.0.0"], ["--host", "0.0.0.0"], ["host=192.168.1.5"]):
-        assert cli.ui([f"root={tmp_path}", *args]) == 2
+        with pytest.raises(ConfigError, match="127.0.0.1 only"):
+            ui.run([f"root={tmp_path}", *args])
     assert len(calls) == 1

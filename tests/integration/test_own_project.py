@@ -28,7 +28,7 @@ def demo(tmp_path_factory) -> Path:
 
 
 def test_init_writes_a_project_without_importing_tensorflow(tmp_path):
-    code = ("import sys; from extf.scaffold import main; main([sys.argv[1], 'name=shop']); "
+    code = ("import sys; from extf.commands.init import run; run([sys.argv[1], 'name=shop']); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from extf.cli import COMMANDS
 from extf.cli import main as cli_main
+from extf.commands import COMMANDS
 from extf.completion import candidates, main, query
 from tests.conftest import CONF, needs
 

@@ -74,7 +74,7 @@ def test_validation_does_not_import_tensorflow(make_cfg):
     import subprocess
     import sys
 
-    code = ("import sys; from tests.conftest import compose; from extf.commands import prepare; "
+    code = ("import sys; from tests.conftest import compose; from extf.commands.composed import prepare; "
             "prepare('train', compose(['paths.root_dir=/tmp'])); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert out.stdout.strip() == "False", out.stdout + out.stderr

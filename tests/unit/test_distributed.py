@@ -77,7 +77,7 @@ def test_worker_bad_input(monkeypatch, env, args, needle):
     (["start", "db=x;drop"], "database name"), (["start", "host=0.0.0.0"], "unknown option 'host=0.0.0.0'"),
 ])
 def test_server_bad_input(args, needle):
-    from extf.server import parse
+    from extf.commands.server import parse
 
     with pytest.raises(ConfigError, match="Received") as e:
         parse(args)

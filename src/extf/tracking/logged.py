@@ -70,3 +70,19 @@ def fetch(tracking_uri: str, run_id: str | None, key: str = "run_id") -> LoggedS
         weights_path=files["model_files/model.weights.h5"],
         metrics=dict(run.data.metrics),
     )
+
+
+def load_logged_model(logged: LoggedStudy, allow_targets=(), unsafe: bool = False):
+    """The study's .keras model, with safe_mode unless `unsafe` (the user's unsafe_load=true). A model built by the
+    project's own function: its module is imported first (when this project's allow_targets allow it), so the
+    custom layers it registers with keras.saving.register_keras_serializable load."""
+    from extf.config.instantiate import resolve
+    from extf.config.validate import allowed_prefixes
+    from extf.console import import_tensorflow
+    from extf.models.io import load_model
+
+    import_tensorflow()
+    target = logged.config.model.get("_target_") if "model" in logged.config else None
+    if target and str(target).startswith(allowed_prefixes(allow_targets)):
+        resolve(str(target), "model._target_ (of the logged study)", tuple(allow_targets))
+    return load_model(logged.model_path, unsafe=unsafe, source=f"run {logged.run_id}")

@@ -129,18 +129,3 @@ def format_table(rows: list[dict]) -> str:
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
 
-
-def main(args: list[str]) -> int:
-    """extf runs [root=DIR] [experiment=NAME] [run_id=ID] [tracking_uri=URI]"""
-    from extf.options import parse_options, store_uri
-
-    opts = parse_options(args, {"experiment": None, "run_id": None, "tracking_uri": None}, "runs",
-                         "root=DIR, experiment=NAME, run_id=ID or tracking_uri=URI")
-    uri = store_uri(opts, "runs")
-    if opts["run_id"]:
-        print(f"Leaderboard of study run {opts['run_id']}:")
-        print(format_table(leaderboard(uri, opts["run_id"])))
-    else:
-        print(format_table(list_studies(uri, opts["experiment"])))
-        print("\nA study's trials: extf runs run_id=<run_id>   (or make runs RUN=<run_id>)")
-    return 0

@@ -1,5 +1,5 @@
-"""`key=value` options of the commands that are not Hydra apps (runs, report, ui, server), and the project's local
-MLflow store they read. No heavy imports here: these commands answer fast."""
+"""`key=value` options of the commands that are not Hydra apps (runs, report, ui, server), and the MLflow store they
+read. No heavy imports here: these commands answer fast."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from extf.errors import ConfigError
+from extf.tracking.server import require
 
 
 def parse_options(args: list[str], defaults: dict, command: str, expected: str, allow_empty: bool = True) -> dict:
@@ -41,8 +42,6 @@ def store_uri(opts: dict, command: str) -> str:
     if not uri:
         return local_store_uri(opts["root"], command)
     if uri.startswith(("http://", "https://")):
-        from extf.server import require
-
         require(uri, "tracking_uri", "or leave tracking_uri out to read this project's mlruns/")
         return uri
     if uri.startswith("sqlite:///"):

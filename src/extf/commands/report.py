@@ -8,8 +8,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from extf.commands.options import parse_options, store_uri
 from extf.errors import ConfigError, ExtfError
-from extf.options import parse_options, store_uri
+
+HELP = "one self-contained HTML report of a study: extf report [run_id=ID] [output=PATH] (default: latest tune)"
+OPTIONS = ("run_id=", "output=", "root=")  # what tab completion offers
 
 USAGE = """\
 usage: extf report [run_id=ID] [output=PATH] [root=DIR] [tracking_uri=URI]
@@ -58,7 +61,7 @@ def log_report(client, run_id: str, path: Path) -> None:
                         f"run_id={run_id!r}") from None
 
 
-def main(args: list[str]) -> int:
+def run(args: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in args):
         print(USAGE)
         return 0

@@ -1,8 +1,9 @@
-"""`extf server start|stop|status`: an MLflow tracking server on 127.0.0.1 with a PostgreSQL backend store.
+"""An MLflow tracking server on 127.0.0.1 with a PostgreSQL backend store: is it up, start it, stop it.
 
 The store is a database on the machine's PostgreSQL (Debian's `postgresql` package: the cluster is started and the
 role and database are created when missing), or any SQLAlchemy URI in $EXTF_BACKEND_STORE_URI. Artifacts are served
-by the server (proxied) from <root>/mlruns/server-artifacts. Studies log to it with `tracking=mlflow_server`.
+by the server (proxied) from <root>/mlruns/server-artifacts. Studies log to it with `tracking=mlflow_server`; the
+`extf server` command (extf.commands.server) drives this module.
 """
 
 from __future__ import annotations
@@ -14,31 +15,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from extf.errors import ConfigError, ExtfError
-from extf.options import parse_options
 
-DEFAULTS = {"port": "5001", "db": "extf"}
 ROLE = "extf"
 
 
-def parse(args: list[str]) -> tuple[str, dict[str, str]]:
-    action = args[0] if args and "=" not in args[0] else "start"
-    rest = args[1:] if args and "=" not in args[0] else args
-    if action not in ("start", "stop", "status"):
-        raise ConfigError(f"extf server takes start, stop or status. Received: {action!r}")
-    opts = parse_options(rest, DEFAULTS, "server", "port=NUMBER, db=NAME or root=DIR (the project, for "
-                         "mlruns/server-artifacts)")
-    if not opts["port"].isdigit() or not 0 < int(opts["port"]) < 65536:
-        raise ConfigError(f"port must be a TCP port number (1-65535). Received: port={opts['port']!r}")
-    if not opts["db"].replace("_", "").isalnum():
-        raise ConfigError(f"db must be a database name of letters, digits and _. Received: db={opts['db']!r}")
-    opts["root"] = str(Path(opts["root"] or ".").resolve())
-    return action, opts
-
-
 def healthy(uri: str, timeout: float = 2.0) -> bool:
+    """Whether the MLflow server at `uri` answers its /health endpoint."""
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:  # noqa: S310 - local URI
             return r.status == 200
@@ -89,70 +75,67 @@ def postgres_uri(db: str) -> str:
     return f"postgresql+psycopg2://{ROLE}:{ROLE}@127.0.0.1:{port}/{db}"
 
 
-def _files(opts: dict) -> tuple[Path, Path, Path]:
-    base = Path(opts["root"]) / "mlruns" / "server"
-    return base, base / f"server-{opts['port']}.pid", base / f"server-{opts['port']}.log"
+@dataclass(frozen=True)
+class Server:
+    """The server extf runs for a project on a port: its address and the files it keeps under <root>/mlruns/."""
+
+    port: str
+    root: Path
+    db: str = "extf"
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "mlruns" / "server" / f"server-{self.port}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "mlruns" / "server" / f"server-{self.port}.log"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "mlruns" / "server-artifacts"
 
 
-def start(opts: dict, wait: float = 120) -> str:
-    uri = f"http://127.0.0.1:{opts['port']}"
-    base, pid_file, log_file = _files(opts)
-    if healthy(uri):
-        print(f"An MLflow server already answers at {uri}.")
-        return uri
-    store = postgres_uri(opts["db"])
-    artifacts = Path(opts["root"]) / "mlruns" / "server-artifacts"
-    base.mkdir(parents=True, exist_ok=True)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", opts["port"],
-           "--backend-store-uri", store, "--artifacts-destination", str(artifacts), "--workers", "2"]
-    with open(log_file, "ab") as log:
+def start(server: Server, wait: float = 120) -> str:
+    """Start `mlflow server` in its own process group and wait until it answers; returns its backend store URI."""
+    store = postgres_uri(server.db)
+    server.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    server.artifacts.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", server.port,
+           "--backend-store-uri", store, "--artifacts-destination", str(server.artifacts), "--workers", "2"]
+    with open(server.log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    pid_file.write_text(str(proc.pid))
+    server.pid_file.write_text(str(proc.pid))
     deadline = time.time() + wait
     while time.time() < deadline:
-        if healthy(uri):
-            print(f"MLflow server: {uri} (backend store {store.split('@')[-1]}, artifacts {artifacts}); log "
-                  f"{log_file}. Stop it with `extf server stop port={opts['port']}` (make server-stop).")
-            return uri
+        if healthy(server.uri):
+            return store
         if proc.poll() is not None:
             break
         time.sleep(0.5)
-    stop(opts, quiet=True)
-    tail = log_file.read_text(errors="replace").strip().splitlines()[-5:]
-    raise ExtfError(f"The MLflow server did not start at {uri}. Expected it to answer /health within {wait:.0f} s; "
-                    f"its log ({log_file}) ends with: {' | '.join(tail)}. Received: exit code {proc.poll()}")
+    stop(server)
+    tail = server.log_file.read_text(errors="replace").strip().splitlines()[-5:]
+    raise ExtfError(f"The MLflow server did not start at {server.uri}. Expected it to answer /health within "
+                    f"{wait:.0f} s; its log ({server.log_file}) ends with: {' | '.join(tail)}. "
+                    f"Received: exit code {proc.poll()}")
 
 
-def stop(opts: dict, quiet: bool = False) -> None:
-    _, pid_file, _ = _files(opts)
-    if not pid_file.exists():
-        if not quiet:
-            print(f"No MLflow server started by extf on port {opts['port']} (no {pid_file}).")
-        return
-    pid = int(pid_file.read_text())
+def stop(server: Server) -> bool:
+    """Stop the server (and its uvicorn workers) that `start` left on this port; False when there was none."""
+    if not server.pid_file.exists():
+        return False
+    pid = int(server.pid_file.read_text())
     try:
-        os.killpg(pid, signal.SIGTERM)  # the server and its uvicorn workers
+        os.killpg(pid, signal.SIGTERM)
         for _ in range(100):
             os.kill(pid, 0)
             time.sleep(0.1)
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    pid_file.unlink(missing_ok=True)
-    if not quiet:
-        print(f"Stopped the MLflow server on port {opts['port']}.")
-
-
-def main(args: list[str]) -> int:
-    action, opts = parse(args)
-    if action == "start":
-        start(opts)
-    elif action == "stop":
-        stop(opts)
-    else:
-        uri = f"http://127.0.0.1:{opts['port']}"
-        up = healthy(uri)
-        print(f"MLflow server at {uri}: {'up' if up else 'down'}")
-        return 0 if up else 1
-    return 0
+    server.pid_file.unlink(missing_ok=True)
+    return True

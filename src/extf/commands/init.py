@@ -16,8 +16,10 @@ import tempfile
 from pathlib import Path
 
 from extf.errors import ConfigError
-from extf.project import PACKAGE_NAME
 
+HELP = ("write a new project of your own (its conf/, a package with a model and a data function, an experiment, "
+        "README, Makefile): extf init DIR [name=PACKAGE]; then cd DIR && extf tune")
+OPTIONS = ("name=",)  # what tab completion offers
 USAGE = "extf init DIR [name=PACKAGE]   (PACKAGE: the project's Python package, default myproj)"
 TAKEN = ("extf", "keras", "sklearn", "tensorflow", "hydra", "omegaconf", "mlflow", "numpy", "pandas", "conf")
 
@@ -193,6 +195,8 @@ clean: ## Remove the runs (outputs/, multirun/, mlruns/)
 
 
 def parse(args: list[str]) -> tuple[Path, str]:
+    from extf.project import PACKAGE_NAME  # extf.project imports Hydra: only `extf init` pays for it, not --help
+
     folder, name = None, "myproj"
     for a in args:
         key, sep, value = a.partition("=")
@@ -218,7 +222,7 @@ def files(name: str) -> dict[str, str]:
     return {path.replace("myproj/", f"{name}/"): text.replace("myproj", name) for path, text in FILES.items()}
 
 
-def main(args: list[str]) -> int:
+def run(args: list[str]) -> int:
     folder, name = parse(args)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"{str(folder)!r} already exists and is not an empty folder; extf init writes a new "

@@ -1,0 +1,86 @@
+"""A study's time budget (`tuner.time_budget`): no trial starts once it is spent, and a running trial ends at its
+next epoch boundary, keeping the epochs it had.
+
+Like pruning, the budget lives in the oracle, the one place every worker asks: `create_trial` answers STOPPED once the
+budget is spent (keras-tuner's search loop, and each distributed worker's, then ends), and `update_trial` — called with
+each epoch's values — answers STOPPED, which ends the trial's fit at that epoch. The time spent is part of the oracle's
+saved state, so a resumed study goes on with what is left of its budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+
+import keras_tuner as kt
+from keras_tuner.engine import trial as kt_trial
+
+from extf.errors import ConfigError
+
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value, key: str = "tuner.time_budget") -> float | None:
+    """Seconds from 90, "90s", "30m", "2h", "1.5h", "1d"; None (or "none") for no budget."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    if isinstance(value, bool):
+        seconds = None
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value).lower())
+        seconds = float(match.group(1)) * UNITS[match.group(2)] if match else None
+    if seconds is None or seconds <= 0:
+        raise ConfigError(f"{key} must be a positive duration: seconds (e.g. 600) or a number with a unit s, m, h "
+                          f"or d (e.g. 30m, 2h); null for no budget. Received: {key}={value!r}")
+    return seconds
+
+
+def with_budget(oracle_class: type) -> type:
+    """`oracle_class` (any keras-tuner oracle) that stops the study when its time budget is spent."""
+    return type(f"Budgeted{oracle_class.__name__}", (TimeBudgetMixin, oracle_class), {})
+
+
+class TimeBudgetMixin:
+    """Mixed in before a keras-tuner oracle class; `time_budget`: seconds or None."""
+
+    def __init__(self, *args, time_budget: float | None = None, clock=time.monotonic, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_budget = time_budget
+        self._clock = clock
+        self._started = clock()
+        self._spent_before = 0.0  # seconds spent in earlier runs of this study (resume)
+
+    def spent(self) -> float:
+        return self._spent_before + (self._clock() - self._started)
+
+    def time_left(self) -> float | None:
+        return None if self.time_budget is None else max(0.0, self.time_budget - self.spent())
+
+    def budget_spent(self) -> bool:
+        return self.time_budget is not None and self.spent() >= self.time_budget
+
+    @kt.synchronized
+    def create_trial(self, tuner_id):
+        if self.budget_spent() and tuner_id not in self.ongoing_trials:  # a trial to re-run would start too
+            self.tuner_ids.discard(tuner_id)
+            return kt_trial.Trial(self.get_space(), status=kt_trial.TrialStatus.STOPPED)
+        return super().create_trial(tuner_id)
+
+    @kt.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        trial = super().update_trial(trial_id, metrics, step=step)
+        if self.budget_spent() and trial.status != kt_trial.TrialStatus.STOPPED:
+            trial = copy.copy(trial)
+            trial.status = kt_trial.TrialStatus.STOPPED
+        return trial
+
+    def get_state(self):
+        return {**super().get_state(), "time_spent": self.spent()}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._spent_before = float(state.get("time_spent", 0.0))
+        self._started = self._clock()

@@ -1,0 +1,91 @@
+"""The study time budget: parsing `tuner.time_budget`, and the oracle that stops on time (a fake clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+kt = pytest.importorskip("keras_tuner")
+
+from keras_tuner.engine import trial as kt_trial  # noqa: E402
+
+from extf.errors import ConfigError  # noqa: E402
+from extf.tuning.budget import parse_duration, with_budget  # noqa: E402
+from extf.tuning.pruning import PruningRule, pruned_epoch, with_pruning  # noqa: E402
+
+
+@pytest.mark.parametrize("value, seconds", [(90, 90.0), ("90", 90.0), ("90s", 90.0), ("30m", 1800.0),
+                                            ("2h", 7200.0), ("1.5h", 5400.0), ("1d", 86400.0), (None, None),
+                                            ("none", None), (0.5, 0.5)])
+def test_durations_read_as_seconds(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", [0, -5, "0m", "-1h", "2 hours", "h", True, "1y"])
+def test_a_bad_budget_is_one_message_naming_the_key_and_the_value(value):
+    with pytest.raises(ConfigError, match=r"tuner\.time_budget must be a positive duration.*Received: "
+                                          r"tuner\.time_budget="):
+        parse_duration(value)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_oracle(tmp_path, clock, budget=60.0, cls=kt.oracles.RandomSearchOracle, **kwargs):
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = with_budget(cls)(objective=kt.Objective("val_accuracy", "max"), max_trials=100, hyperparameters=hp,
+                              tune_new_entries=False, seed=1, time_budget=budget, clock=clock, **kwargs)
+    oracle._set_project_dir(str(tmp_path), "search")
+    return oracle
+
+
+def test_no_trial_starts_after_the_budget_and_a_running_one_stops_at_its_next_epoch(tmp_path):
+    clock = Clock()
+    oracle = make_oracle(tmp_path, clock)
+    trial = oracle.create_trial("tuner0")
+    assert trial.status == kt_trial.TrialStatus.RUNNING
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0).status != "STOPPED"
+    clock.now += 61
+    assert oracle.time_left() == 0.0 and oracle.budget_spent()
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.6}, step=1).status == "STOPPED"
+    trial.status = kt_trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+    assert oracle.trials[trial.trial_id].score == pytest.approx(0.6)  # the epochs it had count
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert len(oracle.trials) == 1
+
+
+def test_a_resumed_study_goes_on_with_what_is_left_of_its_budget(tmp_path):
+    clock = Clock()
+    oracle = make_oracle(tmp_path, clock)
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0)
+    trial.status = kt_trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+    clock.now += 40
+    oracle.save()
+
+    clock.now += 3600  # the study was not running meanwhile
+    resumed = make_oracle(tmp_path, clock)
+    resumed.reload()
+    assert resumed.time_left() == pytest.approx(20.0)
+    assert resumed.create_trial("tuner0").status == "RUNNING"
+    clock.now += 25
+    assert resumed.create_trial("tuner1").status == "STOPPED"
+
+
+def test_budget_and_pruning_compose_on_one_oracle(tmp_path):
+    clock = Clock()
+    cls = with_pruning(kt.oracles.RandomSearchOracle)
+    oracle = make_oracle(tmp_path, clock, cls=cls, pruning=PruningRule("median", "max", 0, 1))
+    assert hasattr(oracle, "pruned") and oracle.time_budget == 60.0
+    trial = oracle.create_trial("tuner0")
+    clock.now += 100
+    answer = oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0)
+    assert answer.status == "STOPPED" and pruned_epoch(answer) is None
+    assert trial.trial_id not in oracle.pruned  # stopped by the budget, not pruned
