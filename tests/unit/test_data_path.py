@@ -149,3 +149,11 @@ def test_a_projects_tf_data_is_described_for_mlflow_without_reading_it():
     inputs = dataset_inputs({"_target_": "tests.unit.test_data_path.streamed", "name": "mine"}, splits, None)
     assert [(i["context"], i["rows"]) for i in inputs] == [("train", 36), ("validation", 12), ("test", 12)]
     assert len({i["digest"] for i in inputs}) == 3 and inputs[0]["shape"] == [4]
+
+
+def test_a_projects_tf_data_cannot_be_cut_into_folds():
+    from extf.data.folds import check_folds
+    from extf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="extf cannot cut.*tuner.cv_folds=0"):
+        check_folds(_load("ok"), 3)
