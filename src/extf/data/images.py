@@ -140,7 +140,8 @@ class ImageReader:
             ds = ds.cache()
             if shuffle:  # the same order as the file names' shuffle with this seed (a permutation of as many)
                 ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        # a static batch size when it divides the files (no remainder dropped), as the other splits
+        return ds.batch(batch_size, drop_remainder=len(paths) % batch_size == 0).prefetch(tf.data.AUTOTUNE)
 
     def read(self, files: list) -> np.ndarray:
         """A few files as one array (an input example); the same decoding as `dataset`."""

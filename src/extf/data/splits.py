@@ -99,7 +99,7 @@ class DatasetSplit:
         ds = self.data
         if shuffle:
             ds = ds.shuffle(min(self.size, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return ds.batch(batch_size, drop_remainder=self.size % batch_size == 0).prefetch(tf.data.AUTOTUNE)
 
     @cached_property
     def y(self) -> np.ndarray:
@@ -131,7 +131,9 @@ class Splits:
 def array_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int | None = None):
     """Batches of rows of `x` (an array or a dict of columns) and `y` as a prefetched tf.data pipeline. The row
     numbers are shuffled (seeded, each epoch anew) and batched, then each batch is gathered at once: no per-sample
-    work, and the arrays are held once, as tensors (already in memory: nothing to cache)."""
+    work. The arrays become tensors once per pipeline; they are in memory already, so there is nothing to cache.
+    When `batch_size` divides the rows, the batches have a static size (dropping no remainder): a stateful RNN,
+    whose batch size is fixed, needs it."""
     import tensorflow as tf
 
     n = len(y)
@@ -143,7 +145,8 @@ def array_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool = False, seed
     def rows(i):
         return tf.nest.map_structure(lambda t: tf.gather(t, i), tensors)
 
-    ds = ds.batch(batch_size).map(rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=n % batch_size == 0).map(rows, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                      deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
