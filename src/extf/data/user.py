@@ -34,8 +34,9 @@ def load(cfg: dict, seed: int, allow_targets=()) -> Splits:
 
     def bad(what: str, received: str) -> UserCodeError:
         return UserCodeError(f"the project's {target} ({key}) returned {what}. Expected a dict with x and y (or "
-                             f"train, val and test as (x, y) pairs or unbatched tf.data.Dataset of (x, y)) and task: binary, multiclass or regression "
-                             f"(see docs/own-project.md). Received: {received}")
+                             f"train, val and test as (x, y) pairs or unbatched tf.data.Dataset of (x, y)) and "
+                             f"task: binary, multiclass or regression (see docs/own-project.md). Received: "
+                             f"{received}")
 
     if not isinstance(result, dict):
         kind = type(result).__name__
