@@ -66,44 +66,59 @@ class _Trial:
         self.trial_id = trial_id
         self.hyperparameters = kt.HyperParameters()
         self.hyperparameters.values = dict(values)
+        self.status = kt.engine.trial.TrialStatus.RUNNING
+        self.message = None
 
 
-def test_warm_start_and_a_missing_parent_fall_back_to_scratch(make_cfg, tmp_path):
+def test_warm_start_and_a_missing_parent_fall_back_to_scratch(make_cfg, tmp_path, monkeypatch):
+    import dataclasses
+
+    import keras_tuner as kt
+
     from extf.tracking import make_tracker
-    from extf.tuning.study import Study
-    from extf.tuning.tuner import WARM_START, _run_trial
+    from extf.tuning.context import TrialContext
+    from extf.tuning.prepare import prepare_search
+    from extf.tuning.recorder import TrialRecorder
+    from extf.tuning.state import StudyState
+    from extf.tuning.tuner import make_tuner
+    from extf.tuning.warm_start import WARM_START
 
     cfg = make_cfg(["dataset=iris", "model=mlp", "search_space=none", "tuner=hyperband",
                     f"tuner.max_epochs={MAX_EPOCHS}", "tuner.factor=2", "tracking=none", "callbacks=none",
                     "trainer.batch_size=16"], command="tune")
-    study = Study(cfg, out=io.StringIO())
-    study._prepare_search()
-    study._prepare_dir()
-    study.tracker = make_tracker(cfg, study.name)
+    inputs = prepare_search(cfg)
+    state = StudyState(tmp_path / "study")
+    state.prepare(overwrite=False)
+    out = io.StringIO()
+    recorder = TrialRecorder(cfg, state, inputs.objective, out)
     histories = {}
-    record = study.record_trial
 
-    def keep_history(trial_id, *args, **kwargs):
-        histories[trial_id] = kwargs.get("history")
-        return record(trial_id, *args, **kwargs)
+    def record(result):
+        histories[result.trial_id] = result.history
+        recorder.record(result)
 
-    study.record_trial = keep_history
-    search = tmp_path / "search"
-
-    def trial_dir_of(trial_id):
-        path = search / f"trial_{trial_id}"
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+    ctx = TrialContext(cfg, inputs.splits, inputs.objective, make_tracker(cfg, cfg.experiment_name), record,
+                       recorder.say)
+    tuner = make_tuner(ctx, inputs.space, tmp_path / "tuner", overwrite=True)
+    monkeypatch.setattr(tuner.oracle, "end_trial", lambda trial: None)  # these trials are not the oracle's
+    monkeypatch.setattr(tuner, "save", lambda: None)
+    search = Path(tuner.project_dir)
 
     def run(trial_id, values):
-        return _run_trial(study, _Trial(trial_id, values), trial_dir_of(trial_id), trial_dir_of)
+        """keras-tuner's loop for one trial: on_trial_begin, run_trial, on_trial_end."""
+        trial = _Trial(trial_id, values)
+        tuner.on_trial_begin(trial)
+        result = tuner.run_trial(trial)
+        trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        tuner.on_trial_end(trial)
+        return result
 
     round0 = {"tuner/epochs": 2, "tuner/initial_epoch": 0, "tuner/bracket": 1, "tuner/round": 0}
     run("00", round0)
     assert (search / "trial_00" / WARM_START).is_file()
 
     # init_from (unreadable here: loading it would stop the study) gives way to the parent's weights
-    study.init_weights = tmp_path / "no-such.weights.h5"
+    tuner.ctx = dataclasses.replace(ctx, init_weights=tmp_path / "no-such.weights.h5")
 
     promoted = {"tuner/trial_id": "00", "tuner/epochs": 4, "tuner/initial_epoch": 2, "tuner/bracket": 1,
                 "tuner/round": 1}
@@ -114,11 +129,11 @@ def test_warm_start_and_a_missing_parent_fall_back_to_scratch(make_cfg, tmp_path
     assert not (search / "trial_01" / WARM_START).exists()  # trained max_epochs: the last round
 
     # the parent's weights are gone: the trial trains all its epochs from scratch, and says so once
-    study.init_weights = None
+    tuner.ctx = ctx
     result = run("02", promoted)
     assert set(result) == {"val_accuracy"}
     assert len(histories["02"]["loss"]) == 4
-    assert [t["status"] for t in study.trials] == ["FINISHED"] * 3
-    assert [t["epochs"] for t in study.trials] == [2, 2, 4]
-    out = study.out.getvalue()
-    assert out.count("weights are missing") == 1 and "trains from scratch for 4 epochs" in out
+    assert [t["status"] for t in state.trials] == ["FINISHED"] * 3
+    assert [t["epochs"] for t in state.trials] == [2, 2, 4]
+    text = out.getvalue()
+    assert text.count("weights are missing") == 1 and "trains from scratch for 4 epochs" in text

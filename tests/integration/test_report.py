@@ -186,7 +186,7 @@ def tuned(tmp_path_factory):
 def test_report_of_a_real_study(tuned):
     from mlflow import MlflowClient
 
-    from extf.tracking.runs import _short
+    from extf.tracking.runs import short_value
 
     root, parent = tuned["root"], tuned["parent"]
     path = report_path(tuned["stdout"])
@@ -196,7 +196,7 @@ def test_report_of_a_real_study(tuned):
 
     tests = {k: f"{v:.4g}" for k, v in run.data.metrics.items() if k.startswith("test_")}
     assert tests and shown_test_metrics(html) == tests
-    best = {k[len("best."):]: _short(v) for k, v in run.data.tags.items() if k.startswith("best.")}
+    best = {k[len("best."):]: short_value(v) for k, v in run.data.tags.items() if k.startswith("best.")}
     assert best and dict(table_after(html, "Best hyperparameters")) == best
     assert f"{run.data.metrics['best_val_accuracy']:.4g}" in html
 

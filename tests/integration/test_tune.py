@@ -94,8 +94,8 @@ def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
                        command="tune")
         study = Study(cfg, out=io.StringIO())
         summary = study.run()
-        trials = [(t["trial_id"], t["val_accuracy"], {k: v for k, v in t.items() if "." in k}) for t in study.trials]
-        return study.best_hp, trials, summary["test_metrics"]
+        trials = [(t["trial_id"], t["val_accuracy"], {k: v for k, v in t.items() if "." in k}) for t in study.state.trials]
+        return study.state.best_hp, trials, summary["test_metrics"]
 
     hp_a, trials_a, test_a = search(False)
     hp_b, trials_b, test_b = search(True)
@@ -112,7 +112,7 @@ def test_determinism_gives_the_same_leaderboard(make_cfg):
                         "tuner.overwrite=true", "determinism=true"], command="tune")
         study = Study(cfg, out=io.StringIO())
         study.run()
-        return [(t["trial_id"], t["val_accuracy"], {k: v for k, v in t.items() if "." in k}) for t in study.trials]
+        return [(t["trial_id"], t["val_accuracy"], {k: v for k, v in t.items() if "." in k}) for t in study.state.trials]
 
     assert leaderboard() == leaderboard()
 

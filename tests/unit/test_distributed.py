@@ -7,8 +7,9 @@ import json
 import pytest
 
 from extf.errors import ConfigError
-from extf.tuning.distributed import collect_best, requeue_orphans, worker_main
-from extf.tuning.study import Objective
+from extf.objective import Objective
+from extf.tuning.distributed import requeue_orphans, worker_main
+from extf.tuning.state import collect_best
 
 
 def write_best(d, trial: dict, weights: bytes) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from extf.objective import Objective, ranked_trials
 from extf.tracking.runs import ranked_trial_runs
-from extf.tuning.distributed import collect_best
-from extf.tuning.study import Objective, _ranked
+from extf.tuning.state import collect_best
 
 ACC = Objective("val_accuracy", "max")
 LOSS = Objective("val_mae", "min")
@@ -24,7 +24,7 @@ def test_study_leaderboard_puts_the_tie_break_winner_first():
               {"trial_id": "1", "val_accuracy": None, "status": "FAILED"},
               {"trial_id": "2", "val_accuracy": 0.95, "val_loss_min": 0.20},
               {"trial_id": "3", "val_accuracy": 0.90, "val_loss_min": 0.10}]
-    assert [t["trial_id"] for t in _ranked(trials, ACC)] == ["2", "0", "3", "1"]
+    assert [t["trial_id"] for t in ranked_trials(trials, ACC)] == ["2", "0", "3", "1"]
 
 
 def run(trial_id, status="FINISHED", value=None, loss=None):

@@ -1,8 +1,8 @@
-"""Model families built from config: `build_model(cfg, meta, hp) -> compiled keras.Model`.
+"""Model families built from config: `build_model(cfg, meta) -> compiled keras.Model`.
 
 One builder per family (mlp, cnn, rnn, fcn, autoencoder, conv1d). Each takes the model config and the dataset
-metadata and returns an uncompiled model; `build_model` applies the trial's hyperparameters, checks the model fits
-the data, adds the task's output layer, and compiles with the configured optimizer, loss and metrics.
+metadata and returns an uncompiled model; `build_model` (given a config with the trial's values applied) checks the
+model fits the data, adds the task's output layer, and compiles with the configured optimizer, loss and metrics.
 
 Families in RECONSTRUCTS learn to reproduce their input instead of the dataset's targets: `prepare_splits` gives
 them splits whose targets are the inputs (task `reconstruction`), so any dataset serves them unchanged.
@@ -107,14 +107,10 @@ def _check_halvings(shape: tuple, model: str, key: str, times: int, no_fit: str,
                           f"Received: {key}={times}, input_shape={shape}")
 
 
-def build_model(cfg, meta, hp=None):
-    """Build and compile the model the (validated) config describes; `hp` values override config values."""
+def build_model(cfg, meta):
+    """Build and compile the model the (validated) config describes (a trial's values already applied)."""
     import keras
 
-    if hp is not None:
-        from extf.tuning.space import apply_hyperparameters
-
-        cfg = apply_hyperparameters(cfg, hp)
     model_cfg = cfg.model
     allow_targets = tuple(cfg.get("allow_targets") or ())
     if "_target_" in model_cfg:  # the project's own model function (extf.models.user)

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from extf.objective import Objective
 from extf.reporting.study import Trial
-from extf.tracking.runs import _short
-from extf.tuning.study import Objective
+from extf.tracking.runs import short_value
 
 WIDTH, TOP, HEIGHT, NA_GAP, SIDE = 1100, 92, 300, 28, 80  # SVG layout (px): plot area TOP..TOP+HEIGHT
 MIN_TRIALS = 3  # below this, no importance estimate
@@ -50,9 +50,9 @@ class Axis:
             return []
         distinct = sorted({v for v in self.values if v is not None})
         if len(distinct) <= 5 and all(v.is_integer() for v in distinct):  # a few integers: each one
-            return [(self.position(v), _short(v)) for v in distinct]
+            return [(self.position(v), short_value(v)) for v in distinct]
         mid = math.sqrt(self.lo * self.hi) if self.log else (self.lo + self.hi) / 2
-        return [(self.position(v), _short(v)) for v in (self.lo, mid, self.hi)]
+        return [(self.position(v), short_value(v)) for v in (self.lo, mid, self.hi)]
 
 
 def _number(value) -> float | None:
@@ -119,8 +119,8 @@ def _trial_line(trial: Trial, axes: list[Axis], index: int, xs: list[float], col
         points.append(f"{x:.1f},{TOP + HEIGHT + NA_GAP if pos is None else TOP + (1 - pos) * HEIGHT:.1f}")
     cls = "best" if best else ("failed" if colour is None else "trial")
     style = f' stroke="{colour}"' if colour else ""
-    hps = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-    value = "no value" if trial.value is None else _short(trial.value)
+    hps = ", ".join(f"{k}={short_value(v)}" for k, v in trial.params.items())
+    value = "no value" if trial.value is None else short_value(trial.value)
     title = f"trial {trial.trial_id} ({trial.status}): {axes[-1].name}={value}; {hps}"
     return f'<polyline points="{" ".join(points)}" class="{cls}"{style}><title>{escape(title)}</title></polyline>'
 
@@ -134,9 +134,9 @@ def _legend(trials: list[Trial], objective: Objective) -> str:
     return (f'<defs><linearGradient id="extf-viridis">{stops}</linearGradient></defs>'
             + _label(0, 16, f"colour: {objective.name} ({'higher' if objective.direction == 'max' else 'lower'}"
                      f" is better)", "start", "tick")
-            + _label(0, 36, f"worst {_short(worst)}", "start", "tick")
+            + _label(0, 36, f"worst {short_value(worst)}", "start", "tick")
             + '<rect x="82" y="27" width="160" height="11" fill="url(#extf-viridis)"/>'
-            + _label(250, 36, f"best {_short(best)}", "start", "tick")
+            + _label(250, 36, f"best {short_value(best)}", "start", "tick")
             + '<line x1="360" y1="32" x2="400" y2="32" class="best" stroke="#fde725"/>'
             + _label(406, 36, "best trial", "start", "tick")
             + '<line x1="490" y1="32" x2="530" y2="32" class="failed"/>'

@@ -9,7 +9,7 @@ from html import escape
 from extf import __version__
 from extf.reporting.charts import importance, note, parallel_coordinates
 from extf.reporting.study import StudyReport
-from extf.tracking.runs import _short, natural_key
+from extf.tracking.runs import natural_key, short_value
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1f2328;
@@ -120,10 +120,10 @@ def _test_metrics(metrics: dict[str, float]) -> str:
     if not summary and not per_class:
         return f"<div>{note('No test_* metrics are logged on this run (the study did not finish its test evaluation).')}</div>"
     html = "<div><h3>Test metrics (test split, evaluated once)</h3>"
-    html += _table(["metric", "value"], [[escape(k), _short(v)] for k, v in summary], {1: "num"}) + "</div>"
+    html += _table(["metric", "value"], [[escape(k), short_value(v)] for k, v in summary], {1: "num"}) + "</div>"
     if per_class:
         names = sorted({m for row in per_class.values() for m in row})
-        rows = [[escape(c), *(_short(per_class[c][m]) if m in per_class[c] else "" for m in names)]
+        rows = [[escape(c), *(short_value(per_class[c][m]) if m in per_class[c] else "" for m in names)]
                 for c in sorted(per_class, key=natural_key)]
         html += (f"<div><h3>Per class (test_&lt;metric&gt;_&lt;class&gt;)</h3>"
                  f"{_table(['class', *map(escape, names)], rows, dict.fromkeys(range(1, len(names) + 1), 'num'))}</div>")
@@ -137,10 +137,10 @@ def _results(r: StudyReport) -> str:
     tags = r.run.data.tags
     source = tags if any(k.startswith("best.") for k in tags) else params
     best_hps = [(k[len("best."):], v) for k, v in source.items() if k.startswith("best.")]
-    kpi = (f"<p class='kpi'>{_short(best_val)} <small>best_{escape(r.objective.name)} (trial "
+    kpi = (f"<p class='kpi'>{short_value(best_val)} <small>best_{escape(r.objective.name)} (trial "
            f"{escape(r.run.data.tags.get('best_trial_id', '?'))})</small></p>" if best_val is not None
            else note("No best_val_* metric is logged on this run."))
-    hps_html = (_table(["hyperparameter", "value"], [[escape(k), escape(_short(v))] for k, v in best_hps], {1: "num"})
+    hps_html = (_table(["hyperparameter", "value"], [[escape(k), escape(short_value(v))] for k, v in best_hps], {1: "num"})
                 if best_hps else note("No best.* tags: no hyperparameter was searched (one fixed trial)."))
     return (f"<h2>Results</h2><div class='row'>{_test_metrics(metrics)}<div><h3>Best validation objective</h3>{kpi}"
             f"<h3>Best hyperparameters</h3>{hps_html}</div></div>")
@@ -154,8 +154,8 @@ def _leaderboard(r: StudyReport) -> str:
     rows, classes = [], []
     for rank, t in enumerate(r.trials, 1):
         cells = [str(rank), escape(t.trial_id), f'<span class="status-{escape(t.status)}">{escape(t.status)}</span>',
-                 "—" if t.value is None else _short(t.value),
-                 *(escape(_short(t.params[h])) if h in t.params else "" for h in hps),
+                 "—" if t.value is None else short_value(t.value),
+                 *(escape(short_value(t.params[h])) if h in t.params else "" for h in hps),
                  "" if t.epochs is None else str(t.epochs)]
         rows.append(cells + ([escape(t.reason)] if with_reason else []))
         classes.append("best" if rank == 1 and t.value is not None else ("failed" if t.value is None else ""))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from extf.errors import ConfigError
+from extf.objective import Objective
 from extf.tracking.runs import natural_key, objective_of, ranked_trial_runs
-from extf.tuning.study import Objective
 
 IMAGES = ("learning_curves.png", "plots")  # artifacts inlined in the report (plots/: every *.png)
 

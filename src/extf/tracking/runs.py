@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from extf.errors import ConfigError
+from extf.objective import Objective, ranked, resolve_objective
 
 
 def _client(tracking_uri: str):
@@ -54,19 +55,13 @@ def _finished_trials(client, parent) -> int:
         f"tags.mlflow.parentRunId = '{parent.info.run_id}' and attributes.status = 'FINISHED'")))
 
 
-def objective_of(run):
+def objective_of(run) -> Objective:
     """The objective a study (its parent run) optimised: the logged best_val_* metric, else the config's, with its
     direction."""
-    from types import SimpleNamespace
-
-    from extf.tuning.study import resolve_objective
-
     params = run.data.params
     logged = next((k[len("best_"):] for k in sorted(run.data.metrics) if k.startswith("best_val_")), None)
-    name = logged or params.get("tuner.objective.name", "auto")
-    cfg = SimpleNamespace(tuner=SimpleNamespace(objective=SimpleNamespace(
-        name=name, direction=params.get("tuner.objective.direction", "auto"))))
-    return resolve_objective(cfg, SimpleNamespace(task=run.data.tags.get("task", "")))
+    return resolve_objective(logged or params.get("tuner.objective.name", "auto"),
+                             params.get("tuner.objective.direction", "auto"), run.data.tags.get("task", ""))
 
 
 def natural_key(text: str):
@@ -84,9 +79,7 @@ def ranked_trial_runs(client, parent, objective) -> list:
     def value(r):
         return r.data.metrics.get(f"{objective.name}_best") if r.info.status == "FINISHED" else None
 
-    done = [r for r in children if value(r) is not None]
-    done.sort(key=lambda r: objective.rank(value(r), r.data.metrics.get("val_loss_min")))
-    return done + [r for r in children if value(r) is None]
+    return ranked(children, objective, value, lambda r: r.data.metrics.get("val_loss_min"))
 
 
 def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
@@ -105,8 +98,9 @@ def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
     return rows
 
 
-def _short(value) -> str:
-    """Floats (and params that are floats as text) with 4 significant digits: 0.30000000000000004 -> 0.3."""
+def short_value(value) -> str:
+    """A table cell: floats (and params that are floats as text) with 4 significant digits: 0.30000000000000004 ->
+    0.3."""
     text = str(value)
     try:
         number = float(text)
@@ -123,7 +117,7 @@ def format_table(rows: list[dict]) -> str:
         columns += [c for c in r if c not in columns]
     if all(not r.get("reason") for r in rows) and "reason" in columns:
         columns.remove("reason")
-    cells = [[_short(r.get(c, "")) for c in columns] for r in rows]
+    cells = [[short_value(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]

@@ -3,21 +3,33 @@ supervises N worker processes; each worker asks the oracle for trials (KERASTUNE
 KERASTUNER_ORACLE_PORT) and logs them as child runs of the study's parent run.
 
 A worker killed by a signal is restarted under the same tuner id: the oracle hands it the trial it was running, so that
-trial runs again. Workers on other machines join with `extf worker STUDY_DIR` (see README, "Scaling out").
+trial runs again (extf.tuning.chief). Workers on other machines join with `extf worker STUDY_DIR` (see README,
+"Scaling out").
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 from extf.errors import ConfigError, ExtfError
+from extf.tuning.context import TrialContext
+from extf.tuning.prepare import (
+    apply_determinism,
+    fatal_cause,
+    open_tracker,
+    prepare_search,
+    start_tracking_process,
+)
+from extf.tuning.recorder import TrialRecorder
+from extf.tuning.state import StudyState, write_json_atomic
 
 WORKER_FILE = "worker.json"
 CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
@@ -111,16 +123,12 @@ def serve_oracle(oracle, host: str, port: int):
 def announce_study(study_dir: Path, cfg_container: dict, token: str) -> None:
     """worker.json, first half: the config, so workers started now load TensorFlow, the data and the tracking store
     while the chief still sets up; `ready` is false until the chief serves the oracle (`write_worker_file`)."""
-    from extf.tuning.study import write_json_atomic
-
     write_json_atomic(study_dir / WORKER_FILE, {"token": token, "ready": False, "config": cfg_container})
 
 
 def write_worker_file(study_dir: Path, cfg_container: dict, token: str, parent_run_id: str | None,
                       init_weights: Path | None, port: int) -> None:
     """worker.json, complete: where the oracle listens and which parent run the trials belong to."""
-    from extf.tuning.study import write_json_atomic
-
     write_json_atomic(study_dir / WORKER_FILE, {"token": token, "ready": True, "config": cfg_container,
                                                 "parent_run_id": parent_run_id, "oracle_port": port,
                                                 "init_weights": str(init_weights) if init_weights else None})
@@ -164,138 +172,57 @@ def watch_parent(parent_pid: int) -> None:
     threading.Thread(target=poll, name="extf-watch-parent", daemon=True).start()
 
 
-class LocalWorkers:
-    """N-1 `extf worker` processes beside the chief (worker0), restarted when a signal kills them; a thread watches
-    them while the chief runs its own trials."""
+class RemoteWorker:
+    """A worker process of a distributed search (`extf worker`, started by the chief or on another machine): loads
+    everything, waits until the chief serves its oracle (`wait_ready` returns the complete worker.json), then runs the
+    trials the oracle hands out until it says stop. Its best trial stays in workers/<id>/best for the chief."""
 
-    def __init__(self, study, token: str, out):
-        t = study.cfg.tuner
-        self.study, self.out, self.token = study, out, token
-        self.host = "127.0.0.1" if t.oracle_host in ("0.0.0.0", "::", "") else t.oracle_host
-        self.threads = t.threads_per_worker or default_threads(t.workers)
-        self.restarts_left = t.max_worker_restarts
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs = study.study_dir / "workers"
-        self.error: BaseException | None = None
-        self.stopping = False
-        self.watcher = None
+    def __init__(self, cfg: DictConfig, study_dir: Path, worker_id: str, wait_ready: Callable[[], dict], out=sys.stdout):
+        self.cfg = cfg
+        self.study_dir = study_dir
+        self.worker_id = worker_id
+        self.wait_ready = wait_ready
+        self.out = out
+        self.started = time.time()
 
-    def start(self) -> None:
-        import threading
-
-        for wid in worker_ids(self.study.cfg.tuner.workers)[1:]:
-            self._spawn(wid)
-        self.watcher = threading.Thread(target=self._watch, name="extf-workers", daemon=True)
-        self.watcher.start()
-
-    def _watch(self) -> None:
+    def run(self) -> None:
+        process = start_tracking_process(self.cfg, self.cfg.experiment_name)  # before TensorFlow's import
         try:
-            self.wait()
-        except BaseException as e:  # handed to the main thread by join()
-            self.error = e
+            _set_threads()
+            quiet_conditions()
+            self._work(process)
+        finally:
+            if process is not None:
+                process.close()
 
-    def join(self, oracle) -> None:
-        """After the chief's own trials: wait for the worker processes, then for trials of remote workers."""
-        while self.watcher.is_alive():
-            self.watcher.join(0.5)
-        if self.error is not None:
-            raise self.error
-        if oracle.ongoing_trials:  # a remote worker still running a trial
-            print(f"Waiting for {len(oracle.ongoing_trials)} trial(s) on other workers: "
-                  f"{', '.join(sorted(oracle.ongoing_trials))}", file=self.out, flush=True)
-            while oracle.ongoing_trials:
-                time.sleep(1)
+    def _work(self, process) -> None:
+        import keras_tuner as kt
 
-    def _spawn(self, wid: str) -> None:
-        (self.logs / wid).mkdir(parents=True, exist_ok=True)
-        threads = str(self.threads)
-        # no port: the worker reads it from worker.json once the chief serves the oracle (started before that)
-        env = {k: v for k, v in os.environ.items() if k != ENV_PORT}
-        env.update({ENV_ID: wid, ENV_IP: self.host, ENV_TOKEN: self.token, "TF_NUM_INTRAOP_THREADS": threads,
-                    "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads})
-        with open(self.logs / wid / "stderr.log", "ab") as log:
-            env["EXTF_PARENT_PID"] = str(os.getpid())
-            self.procs[wid] = subprocess.Popen([sys.executable, "-m", "extf.cli", "worker", str(self.study.study_dir)],
-                                               env=env, stderr=log)
+        from extf.tuning.tuner import make_tuner
 
-    def wait(self) -> None:
-        """Until every worker process has finished (the oracle told it to stop); restart the ones killed."""
-        while self.procs and not self.stopping:
-            for wid, proc in list(self.procs.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del self.procs[wid]
-                if code == 0:
-                    continue
-                if (code < 0 or code in KILLED_CODES) and _stopping_too(code):
-                    return  # a Ctrl-C reached the whole process group: the chief stops the study, nothing restarts
-                if (code < 0 or code in KILLED_CODES) and self.restarts_left > 0:
-                    self.restarts_left -= 1
-                    parent = getattr(self.study, "parent_id", None)  # None: killed before the study's run started
-                    ended = parent and self.study.tracker.end_stale_trials(
-                        parent, worker=wid, reason=f"{wid} was killed (exit code {code}); the trial runs again")
-                    print(f"[{wid}] stopped by a signal (exit code {code}); restarting it, its trial runs again"
-                          + (f" ({ended} trial run marked KILLED)" if ended else ""), file=self.out, flush=True)
-                    self._spawn(wid)
-                    continue
-                raise ExtfError(self._failure(wid, code))
-            time.sleep(0.2)
-
-    def _failure(self, wid: str, code: int) -> str:
-        lines = (self.logs / wid / "stderr.log").read_text(encoding="utf-8", errors="replace").splitlines()
-        errors = [ln for ln in lines if ln.startswith("extf worker: ")]
-        detail = errors[-1].split(": ", 1)[1].removeprefix("error: ") if errors else (lines[-1] if lines else "no output")
-        if code < 0 or code in KILLED_CODES:
-            return (f"worker {wid} was killed more often than tuner.max_worker_restarts allows. Expected workers to "
-                    f"finish; see {self.logs / wid / 'stderr.log'}. Received: exit code {code}")
-        return f"{detail} (in worker {wid}; its log: {self.logs / wid / 'stderr.log'})"
-
-    def stop(self) -> None:
-        """Ask the remaining workers to stop (their trial runs end KILLED), then make sure they are gone."""
-        self.stopping = True
-        if self.watcher is not None:
-            self.watcher.join(5)
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.time() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
-
-
-def collect_best(study_dir: Path, objective) -> bool:
-    """The best trial over every worker's best/ (and an earlier one in study_dir/best) becomes study_dir/best."""
-    candidates = []
-    for d in [study_dir / "best", *sorted((study_dir / "workers").glob("*/best"))]:
-        if (d / "trial.json").exists() and (d / "model.weights.h5").exists():
-            trial = json.loads((d / "trial.json").read_text(encoding="utf-8"))["trial"]
-            if trial.get(objective.name) is not None:
-                candidates.append((d, trial))
-    if not candidates:
-        return False
-    best_dir, _ = min(candidates, key=lambda c: objective.rank(c[1][objective.name], c[1].get("val_loss_min")))
-    target = study_dir / "best"
-    if best_dir != target:
-        target.mkdir(exist_ok=True)
-        for name in ("model.weights.h5", "trial.json"):
-            tmp = target / f".{name}.tmp"
-            shutil.copyfile(best_dir / name, tmp)
-            os.replace(tmp, target / name)
-    return True
+        cfg = self.cfg
+        # the slow part (TensorFlow, the data, the tracking store) runs before the chief is ready, then this waits
+        inputs = prepare_search(cfg)
+        state = StudyState(self.study_dir, best_dir=self.study_dir / "workers" / self.worker_id / "best")
+        state.best_dir.mkdir(parents=True, exist_ok=True)
+        tracker = open_tracker(cfg, cfg.experiment_name, process)
+        apply_determinism(cfg)
+        info = self.wait_ready()
+        os.environ.setdefault(ENV_PORT, str(info["oracle_port"]))  # keras-tuner's client reads it from here
+        state.restore(inputs.objective)
+        recorder = TrialRecorder(cfg, state, inputs.objective, self.out, self.worker_id, self.started)
+        ctx = TrialContext(cfg, inputs.splits, inputs.objective, tracker, recorder.record, recorder.say,
+                           parent_run_id=info["parent_run_id"], worker_id=self.worker_id,
+                           init_weights=Path(info["init_weights"]) if info.get("init_weights") else None)
+        tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=False)
+        try:
+            tuner.search(verbose=0)
+        except kt.errors.FatalError as e:
+            raise fatal_cause(e) from None
 
 
 def worker_main(args: list[str]) -> int:
     """`extf worker STUDY_DIR`: run trials for the chief oracle named by the KERASTUNER_* environment variables."""
-    from omegaconf import OmegaConf
-
-    from extf.tuning.study import Study
-
     if len(args) != 1 or args[0].startswith("-"):
         raise ConfigError("extf worker takes one argument, the study directory the chief printed (on a shared "
                           "file system). Usage: KERASTUNER_TUNER_ID=w1 KERASTUNER_ORACLE_IP=HOST "
@@ -314,13 +241,8 @@ def worker_main(args: list[str]) -> int:
     info = read_worker_file(study_dir, token, wait=READY_TIMEOUT if token else 0.0)  # local: written before spawn
     if os.environ.get("EXTF_PARENT_PID", "").isdigit():
         watch_parent(int(os.environ["EXTF_PARENT_PID"]))
-    study = Study(OmegaConf.create(info["config"]))
-    study.start_tracking()  # before TensorFlow's import (below), which it overlaps
-    _set_threads()
-    quiet_conditions()
-    # the slow part (TensorFlow, the data, the tracking store) runs before the chief is ready, then this waits
-    study.work(os.environ[ENV_ID],
-               lambda: read_worker_file(study_dir, info.get("token"), wait=READY_TIMEOUT, ready=True))
+    RemoteWorker(OmegaConf.create(info["config"]), study_dir, os.environ[ENV_ID],
+                 lambda: read_worker_file(study_dir, info.get("token"), wait=READY_TIMEOUT, ready=True)).run()
     return 0
 
 
@@ -341,7 +263,7 @@ def limit_threads(threads: int) -> None:
         pass
 
 
-def _stopping_too(code: int, grace: float = 3.0) -> bool:
+def stopping_too(code: int, grace: float = 3.0) -> bool:
     """Whether this (chief) process is being interrupted as well. A worker killed by SIGINT or SIGTERM may have got
     it from the terminal together with the chief, whose signal handler runs a moment later: wait that moment."""
     from extf.errors import interrupted

@@ -45,41 +45,6 @@ def check_stateful_batches(cfg, splits) -> None:
                           f"{sizes}. Batch sizes that fit: {fits}. Received: trainer.batch_size={bs}")
 
 
-class EpochLogger:
-    """Keras callback factory: collects per-epoch logs and hands them to the tracker in batches."""
-
-    @staticmethod
-    def create(tracker, run_id, flush_every: int = 10, prefix: str = ""):
-        import keras
-
-        from extf.errors import raise_if_interrupted
-
-        class _EpochLogger(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.rows: list[tuple[int, dict[str, float]]] = []
-
-            def on_epoch_end(self, epoch, logs=None):
-                raise_if_interrupted()
-                logs = dict(logs or {})
-                lr = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
-                if lr is not None:
-                    logs.setdefault("learning_rate", float(np.asarray(lr)))
-                self.rows.append((epoch, {prefix + k: float(v) for k, v in logs.items() if _finite(v)}))
-                if len(self.rows) >= flush_every:
-                    self.flush()
-
-            def on_train_end(self, logs=None):
-                self.flush()
-
-            def flush(self):
-                if self.rows:
-                    tracker.log_metric_history(run_id, self.rows)
-                    self.rows = []
-
-        return _EpochLogger()
-
-
 class StateResetter:
     @staticmethod
     def create():
@@ -97,7 +62,8 @@ class StateResetter:
         return _Reset()
 
 
-def _finite(v) -> bool:
+def finite(v) -> bool:
+    """Whether a logged value is a finite number (NaN and infinities are not logged)."""
     try:
         return math.isfinite(float(v))
     except (TypeError, ValueError):
@@ -131,6 +97,6 @@ def val_loss_min(history: dict, objective_name: str) -> float | None:
 def best_value(history: dict, name: str, direction: str) -> tuple[float, int]:
     """The best value of a per-epoch metric and its epoch (0-based)."""
     values = np.asarray(history[name], dtype="float64")
-    finite = np.where(np.isfinite(values), values, np.inf if direction == "min" else -np.inf)
-    epoch = int(np.argmin(finite) if direction == "min" else np.argmax(finite))
+    scores = np.where(np.isfinite(values), values, np.inf if direction == "min" else -np.inf)
+    epoch = int(np.argmin(scores) if direction == "min" else np.argmax(scores))
     return float(values[epoch]), epoch

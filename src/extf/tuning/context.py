@@ -1,0 +1,50 @@
+"""What the tuner gets to run trials (a `TrialContext`) and hands back (a `TrialResult`): never the study itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from extf.objective import Objective
+
+STOP = "stop"  # TrialContext.report's answer that ends the trial's fit after this epoch
+
+
+@dataclass
+class TrialResult:
+    """An ended trial, as the study records it."""
+
+    trial_id: str
+    hp_values: dict  # the trial's active hyperparameters (and keras-tuner's tuner/* values)
+    status: str  # FINISHED | FAILED
+    value: float | None  # the objective (the mean over executions); None when FAILED
+    epochs: int  # epochs trained (a hyperband trial that continues its parent: the epochs added)
+    seconds: float
+    model: Any = None  # FINISHED: the best execution's model
+    history: dict | None = None  # FINISHED: its Keras history
+    reason: str | None = None  # FAILED: why
+    error: BaseException | None = None  # FAILED: what run_trial caught (the study's message if no trial finishes)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """A study's trials: their config, data, objective and tracker, and where their results go."""
+
+    cfg: DictConfig
+    splits: Any  # train and val reach the trials; test never does
+    objective: Objective
+    tracker: Any
+    record: Callable[[TrialResult], None]  # the study's bookkeeping: trials.jsonl, best/, the progress line
+    say: Callable[[str], None]  # a note on the study's output
+    parent_run_id: str | None = None  # the study's parent run, which the trial runs belong to
+    worker_id: str | None = None  # the tuner id in a distributed search (tags each trial run)
+    init_weights: Path | None = None  # init_from: the weights every trial starts from
+
+    def report(self, epoch: int, logs: dict[str, float]) -> str | None:
+        """A trial's values after each epoch; `STOP` ends its fit there. The one place a pruning or time-budget
+        policy plugs in: there is none yet, so every trial trains all its epochs."""
+        return None

@@ -1,0 +1,158 @@
+"""After the search: the best trial's model (its architecture with its saved weights, no retraining), evaluated ONCE
+on the test split, its artifacts written to <study>/artifacts and logged on the study's parent run."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from extf.objective import Objective
+from extf.tuning.recorder import fmt
+from extf.tuning.state import BEST_WEIGHTS, StudyState, write_json_atomic
+
+
+class FinalTest:
+    """The best trial of `state` tested and logged; `run()` returns its test metrics."""
+
+    def __init__(self, cfg: DictConfig, splits, objective: Objective, state: StudyState, tracker,
+                 parent_id: str | None):
+        from extf.tuning.space import apply_hyperparameters
+
+        self.cfg = cfg
+        self.splits = splits
+        self.objective = objective
+        self.state = state
+        self.tracker = tracker
+        self.parent_id = parent_id
+        self.best_cfg = apply_hyperparameters(cfg, state.best_hp)
+        self.art = state.dir / "artifacts"
+
+    def run(self) -> dict[str, float]:
+        import keras
+
+        keras.backend.clear_session()
+        model = self.final_model()
+        test_metrics, outputs = self.evaluate(model)
+        model_files, table = self.write_artifacts(model, outputs)
+        self.log(model, test_metrics, model_files, table)
+        return test_metrics
+
+    def final_model(self):
+        """The best trial's architecture with its saved weights."""
+        from extf.models import build_model
+
+        model = build_model(self.best_cfg, self.splits.meta)
+        with warnings.catch_warnings():  # the fresh optimizer has no slots yet; only the layer weights matter here
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(self.state.dir / "best" / BEST_WEIGHTS)
+        if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+            # saved with its optimizer's variables, so that keras.models.load_model / mlflow.keras.load_model of the
+            # logged model do not warn "Skipping variable loading for optimizer" (2 saved variables vs 14 built)
+            model.optimizer.build(model.trainable_variables)
+        return model
+
+    def evaluate(self, model) -> tuple[dict[str, float], object]:
+        """The only place the test split is used: once, after the search. (test_ metrics, the model's outputs)"""
+        from extf.evaluation.evaluate import evaluate_model
+
+        cfg = self.best_cfg
+        metrics, outputs = evaluate_model(model, self.splits, "test", self.splits.meta, cfg.evaluation.threshold,
+                                          cfg.trainer.batch_size, stateful=bool(cfg.model.get("stateful")))
+        return {f"test_{k}": v for k, v in metrics.items()}, outputs
+
+    def write_artifacts(self, model, outputs) -> tuple[dict, dict | None]:
+        """<study>/artifacts, afresh: config, search space, leaderboard, history and curves, model files, test
+        plots, dataset.json. Returns the model files and the table spec (None unless the data is a table)."""
+        from extf.evaluation.plots import learning_curves
+        from extf.models.io import save_model_files
+        from extf.tracking.provenance import freeze
+
+        cfg, art, meta = self.cfg, self.art, self.splits.meta
+        if art.exists():
+            shutil.rmtree(art)
+        art.mkdir()
+        (art / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+        (art / "requirements-freeze.txt").write_text(freeze(), encoding="utf-8")
+        (art / "search_space.yaml").write_text(OmegaConf.to_yaml(cfg.search_space), encoding="utf-8")
+        _write_leaderboard(self.state.ranked(self.objective), art / "leaderboard.csv")
+        history = self.state.best_history()
+        _write_history(history, art / "history.csv")
+        learning_curves(history, art / "learning_curves.png", self.objective.name, self._best_epoch(history))
+        model_files = save_model_files(model, art / "model_files")
+        if cfg.evaluation.plots:
+            from extf.evaluation.evaluate import write_plots
+
+            write_plots(meta, self.splits.test.y, outputs, art / "plots", cfg.evaluation.threshold,
+                        x=self.splits.test.inputs(4))  # the segmentation overlay shows 4
+        table = table_spec(meta, cfg.evaluation.threshold)
+        write_json_atomic(art / "dataset.json", {
+            "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
+            "class_names": list(meta.class_names), "threshold": cfg.evaluation.threshold,
+            "feature_names": meta.extra.get("feature_names"), **({"table": table} if table else {})})
+        return model_files, table
+
+    def _best_epoch(self, history: dict) -> int | None:
+        if not history or self.objective.name not in history:
+            return None
+        from extf.tuning.trial import best_value
+
+        return best_value(history, self.objective.name, self.objective.direction)[1]
+
+    def log(self, model, test_metrics: dict, model_files: dict, table: dict | None) -> None:
+        """The parent run: test metrics, the best trial (tags), the artifacts and the MLflow Keras model."""
+        state, name, parent = self.state, self.objective.name, self.parent_id
+        best = state.best_trial
+        self.tracker.log_metrics(parent, {**test_metrics, f"best_{name}": state.best_value,
+                                          "finished_trials": sum(t["status"] == "FINISHED" for t in state.trials)})
+        self.tracker.set_tags(parent, {
+            "best_trial_id": best["trial_id"],
+            "mlflow.note.content": f"best trial {best['trial_id']}: {name}={fmt(state.best_value)}; "
+                                   + ", ".join(f"{k}={fmt(v)}" for k, v in test_metrics.items()),
+        })
+        # tags, not params: a study extended later (a larger tuner.max_trials) may find another best trial
+        self.tracker.replace_tags(parent, "best.", {f"best.{k}": v for k, v in state.best_hp.items()})
+        self.tracker.log_artifacts(parent, self.art)
+        if self.cfg.tracking.log_model:
+            import keras
+
+            example, prediction = self._example(model, table)
+            self.tracker.log_keras_model(parent, model_files["keras"], example, prediction, keras.__version__,
+                                         keras.backend.backend(), table=table)
+
+    def _example(self, model, table: dict | None):
+        """The input example of the logged model and its prediction: raw rows and the predictions table for a
+        table, else the first training inputs (a stateful model's whole batch)."""
+        n = self.best_cfg.trainer.batch_size if self.best_cfg.model.get("stateful") else 5
+        if table:
+            from extf.data.rows import TableModel
+            from extf.data.tables import head_frame
+
+            example = head_frame(self.splits.train, n, table)
+            return example, TableModel(model, table).predict(example)
+        example = self.splits.train.inputs(n)
+        return example, model.predict(example, verbose=0, batch_size=len(example))
+
+
+def table_spec(meta, threshold: float) -> dict | None:
+    """What the logged model of a table needs to take raw rows (extf.data.rows), or None for other data."""
+    if "table" not in meta.extra:
+        return None
+    return {**meta.extra["table"], "task": meta.task, "class_names": list(meta.class_names),
+            "threshold": float(threshold)}
+
+
+def _write_leaderboard(ranked_trials: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame(ranked_trials).to_csv(path, index=False)
+
+
+def _write_history(history: dict, path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(history)
+    df.insert(0, "epoch", range(len(df)))
+    df.to_csv(path, index=False)

@@ -1,0 +1,73 @@
+"""What every process of a study does before its first trial (the `extf tune` process and each `extf worker`): start
+the tracking process, load the data once, resolve the objective, open the tracker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from extf.errors import ExtfError
+from extf.objective import Objective, resolve_objective
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    space: list  # the parsed search space (extf.tuning.space.parse_space)
+    splits: Any  # the dataset's splits (train, val, test) and its Meta
+    objective: Objective
+
+
+def start_tracking_process(cfg: DictConfig, experiment_name: str):
+    """Tracking on: the MLflow tracking process, started before TensorFlow's import, which its start-up (importing
+    MLflow, opening or creating the store) then overlaps on the other core (see extf.tracking.process); else None.
+    A study that stops before `open_tracker` (a data error, say) may leave a new, empty store behind."""
+    from extf.tracking.process import TrackerProcess
+
+    tcfg = cfg.tracking
+    if tcfg.enabled and tcfg.tracking_uri:
+        return TrackerProcess(OmegaConf.to_container(tcfg, resolve=True), experiment_name)
+    return None
+
+
+def prepare_search(cfg: DictConfig) -> SearchInputs:
+    """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
+    from extf.console import import_tensorflow
+    from extf.data import load_dataset
+    from extf.models import check_fits_data, prepare_splits
+    from extf.models.augmentation import check_augmentation
+    from extf.tuning.space import parse_space
+    from extf.tuning.trial import check_stateful_batches
+
+    import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
+    space = parse_space(cfg.search_space, cfg)
+    splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
+    meta = splits.meta
+    check_fits_data(cfg.model, meta)
+    check_stateful_batches(cfg, splits)
+    check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
+    return SearchInputs(space, splits, resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction,
+                                                         meta.task))
+
+
+def open_tracker(cfg: DictConfig, experiment_name: str, process=None):
+    """The study's tracker, opened once TensorFlow is imported (MLflow itself runs in `process` when given)."""
+    import keras_tuner  # noqa: F401 - TensorFlow first
+
+    from extf.tracking import make_tracker
+
+    return process.open() if process is not None else make_tracker(cfg, experiment_name)
+
+
+def apply_determinism(cfg: DictConfig) -> None:
+    if cfg.determinism:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def fatal_cause(e: BaseException) -> ExtfError:
+    """The user error inside keras-tuner's FatalError (raised by a trial to stop the search)."""
+    cause = e.args[0] if e.args else e
+    return cause if isinstance(cause, ExtfError) else ExtfError(f"The search stopped: {cause}")

@@ -1,0 +1,80 @@
+"""The study's side of an ended trial: its row in trials.jsonl, best/ when it leads, one progress line."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from omegaconf import DictConfig
+
+from extf.objective import Objective
+from extf.tuning.context import TrialResult
+from extf.tuning.state import StudyState
+from extf.tuning.trial import val_loss_min
+
+
+class TrialRecorder:
+    """Records the trials this process runs into `state`; `worker_id`: a worker of a distributed search, whose
+    lines start with its id and count every worker's trials."""
+
+    def __init__(self, cfg: DictConfig, state: StudyState, objective: Objective, out=sys.stdout,
+                 worker_id: str | None = None, started: float | None = None):
+        self.cfg = cfg
+        self.state = state
+        self.objective = objective
+        self.out = out
+        self.worker_id = worker_id
+        self.started = time.time() if started is None else started
+        self.first_error: BaseException | None = None  # of this process's first FAILED trial
+
+    def record(self, result: TrialResult) -> None:
+        """Called by the tuner when a trial ends: keep the best weights, print one progress line."""
+        name = self.objective.name
+        row = {"trial_id": result.trial_id, "status": result.status, name: result.value, "epochs": result.epochs,
+               "seconds": round(result.seconds, 2), **result.hp_values}
+        if result.reason:
+            row["reason"] = result.reason
+        if (loss_min := val_loss_min(result.history, name)) is not None:  # the tie-break (Objective.rank)
+            row["val_loss_min"] = loss_min
+        self.state.append(row)
+        if result.status == "FAILED" and self.first_error is None:
+            self.first_error = result.error
+        n_done, best_shown = self._progress()
+        if (result.status == "FINISHED" and result.value is not None
+                and self.state.improves(self.objective, result.value, row.get("val_loss_min"))):
+            self.state.keep_best(row, result.value, result.hp_values, result.model, result.history)
+        value_text = f"{name}={fmt(result.value)}" if result.value is not None else f"FAILED ({result.reason})"
+        best = self.state.best_value if best_shown is None else best_shown
+        self.say(f"[trial {n_done}/{self.cfg.tuner.max_trials}] {self._shown(result.hp_values)}  {value_text}  "
+                 f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s")
+
+    def say(self, text: str) -> None:
+        """A line on the study's output (a trial line, a note); in a worker it starts with the worker's id."""
+        print(f"[{self.worker_id}] {text}" if self.worker_id else text, file=self.out, flush=True)
+
+    def _progress(self) -> tuple[int, float | None]:
+        """(trials done, the best value to show; None: this process's own best). A worker counts every worker's
+        trials and shows the best of them all."""
+        if not self.worker_id:
+            return len(self.state.trials), None
+        rows = self.state.logged_trials()
+        best = None
+        for r in rows.values():
+            v = r.get(self.objective.name)
+            if r.get("status") == "FINISHED" and v is not None and self.objective.better(v, best):
+                best = v
+        return len(rows), best
+
+    def _shown(self, hp_values: dict) -> str:
+        order = {k: i for i, k in enumerate(self.cfg.search_space)}  # workers get the values in another order
+        shown = " ".join(f"{k}={fmt(v)}" for k, v in sorted(hp_values.items(), key=lambda kv: order.get(kv[0], 1e9))
+                         if not k.startswith("tuner/"))
+        return shown or "(fixed config)"
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

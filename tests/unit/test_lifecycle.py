@@ -1,0 +1,127 @@
+"""The trial lifecycle on keras-tuner's hooks, driven by keras-tuner's own code for one trial (no training): the
+trial run opens in on_trial_begin and ends from keras-tuner's verdict in on_trial_end; a trial that stops the search
+ends its run KILLED / FAILED and is not recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+class FakeTracker:
+    """The tracker calls of a trial, with the ids the tracker was given for start_trial."""
+
+    def __init__(self):
+        self.calls = []
+        self.parent_id = self.worker_id = None
+
+    def start_trial(self, trial_id, params):
+        self.calls.append(("start_trial", trial_id, params, self.parent_id, self.worker_id))
+        return f"run-{trial_id}"
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.calls.append((name, *args, kwargs))
+
+
+class FakeTrial:
+    def __init__(self, trial_id: str, values: dict):
+        import keras_tuner as kt
+
+        self.trial_id = trial_id
+        self.hyperparameters = kt.HyperParameters()
+        for name, value in values.items():
+            self.hyperparameters.Fixed(name, value)
+        self.status = kt.engine.trial.TrialStatus.RUNNING
+        self.message = None
+
+
+@pytest.fixture
+def lifecycle(make_cfg, tmp_path, monkeypatch):
+    from extf.objective import Objective
+    from extf.tuning.context import TrialContext
+    from extf.tuning.space import parse_space
+    from extf.tuning.tuner import make_tuner
+
+    cfg = make_cfg(["dataset=iris", "model=mlp", "search_space=none", "tracking=none"], command="tune")
+    tracker, records = FakeTracker(), []
+    ctx = TrialContext(cfg, None, Objective("val_accuracy", "max"), tracker, records.append, print,
+                       parent_run_id="parent", worker_id="worker1")
+    tuner = make_tuner(ctx, parse_space(cfg.search_space, cfg), tmp_path / "tuner", overwrite=True)
+    monkeypatch.setattr(tuner.oracle, "end_trial", lambda trial: None)  # these trials are not the oracle's
+    monkeypatch.setattr(tuner, "save", lambda: None)
+    return tuner, tracker, records, monkeypatch
+
+
+def fails_with(monkeypatch, tuner, error: BaseException):
+    def fit_trial(trial):
+        raise error
+
+    monkeypatch.setattr(tuner, "_fit_trial", fit_trial)
+
+
+def test_a_failed_trial_is_recorded_and_its_run_ends_failed_with_keras_tuners_reason(lifecycle):
+    import keras_tuner as kt
+
+    tuner, tracker, records, monkeypatch = lifecycle
+    trial = FakeTrial("03", {"model.units": 8})
+    tuner.on_trial_begin(trial)
+    assert tracker.calls == [("start_trial", "03", {"model.units": 8}, "parent", "worker1")]
+    assert tuner.tuner_id == "worker1"
+    error = ValueError("shapes do not match\nsecond line")
+    fails_with(monkeypatch, tuner, error)
+    tuner._try_run_and_update_trial(trial)  # keras-tuner's own code sets the status and the message
+    assert trial.status == kt.engine.trial.TrialStatus.FAILED
+    tuner.on_trial_end(trial)
+    reason = "ValueError: shapes do not match\nsecond line"
+    assert tracker.calls[-1] == ("end_run", "run-03", "FAILED", {"reason": reason})
+    (result,) = records
+    assert (result.trial_id, result.status, result.value, result.reason) == ("03", "FAILED", None,
+                                                                             "ValueError: shapes do not match")
+    assert result.error is error and result.hp_values == {"model.units": 8}
+    assert tuner.running is None
+
+
+@pytest.mark.parametrize("error, status, reason", [
+    (KeyboardInterrupt(), "KILLED", "interrupted (KeyboardInterrupt)"),
+    ("fatal", "FAILED", "the project's model function is broken"),
+])
+def test_a_trial_that_stops_the_search_ends_its_run_and_is_not_recorded(lifecycle, error, status, reason):
+    import keras_tuner as kt
+
+    from extf.errors import UserCodeError
+
+    tuner, tracker, records, monkeypatch = lifecycle
+    if error == "fatal":
+        error = kt.errors.FatalError(UserCodeError(reason))
+    trial = FakeTrial("04", {})
+    tuner.on_trial_begin(trial)
+    fails_with(monkeypatch, tuner, error)
+    with pytest.raises(type(error)):
+        tuner._try_run_and_update_trial(trial)
+    assert tracker.calls[-1] == ("end_run", "run-04", status, {"reason": reason})
+    assert records == [] and tuner.running is None
+
+
+def test_a_lost_tracking_server_stops_the_search():
+    import keras_tuner as kt
+
+    from extf.errors import TrackingUnavailable
+    from extf.tuning.tuner import StudyTuner
+
+    class Lost(FakeTracker):
+        def start_trial(self, trial_id, params):
+            raise TrackingUnavailable("the tracking server is gone")
+
+    tuner = StudyTuner.__new__(StudyTuner)  # only the hook: no oracle needed
+    tuner.ctx = type("Ctx", (), {"tracker": Lost(), "parent_run_id": None, "worker_id": None})()
+    tuner.get_trial_dir = lambda trial_id: "unused"
+    with pytest.raises(kt.errors.FatalError):
+        tuner.on_trial_begin(FakeTrial("05", {}))
+
+
+def test_failure_reason_of_a_message_without_a_traceback():
+    from extf.tuning.tuner import failure_reason
+
+    assert failure_reason(None) == "the trial failed"
+    assert failure_reason("something odd") == "something odd"
