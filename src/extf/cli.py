@@ -45,7 +45,8 @@ COMPLETION_FLAGS = ("--shell-completion", "-sc")
 
 def usage() -> str:
     """extf's help: the commands and their one-line help, from the registry."""
-    lines = [textwrap.fill(module.HELP, width=118, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12)
+    lines = [textwrap.fill(module.HELP, width=118, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12,
+                           break_on_hyphens=False, break_long_words=False)
              for name, module in COMMANDS.items()]
     return USAGE.format(commands="\n".join(lines))
 
@@ -136,6 +137,9 @@ def entry() -> None:
         code = main()
     except SystemExit as e:
         code = e.code
+    except BrokenPipeError:  # `extf --help | head`: the reader left; nothing more can be said, as for any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python prints it
         print(code, file=sys.stderr)
         code = 1

@@ -195,7 +195,8 @@ clean: ## Remove the runs (outputs/, multirun/, mlruns/)
 
 
 def parse(args: list[str]) -> tuple[Path, str]:
-    from extf.project import PACKAGE_NAME  # extf.project imports Hydra: only `extf init` pays for it, not --help
+    # extf.project imports Hydra: only `extf init` pays for it, not `extf --help` and the other commands
+    from extf.project import PACKAGE_NAME
 
     folder, name = None, "myproj"
     for a in args:

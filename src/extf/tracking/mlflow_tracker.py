@@ -374,7 +374,7 @@ def _no_requirement_check():
 
 def _check_server(uri: str) -> None:
     """Fail at once, with what to do, when the configured MLflow server does not answer."""
-    from extf.server import require
+    from extf.tracking.server import require
 
     _server["uri"], _server["lost"] = uri, None
     require(uri, "tracking.tracking_uri", "set tracking.tracking_uri to a running server, or log to the local store "
