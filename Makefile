@@ -57,7 +57,8 @@ server-stop: install ## Stop the MLflow server that `make server` started on $(S
 tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensorboard on 127.0.0.1:6006
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
-test: install ## Run the whole test suite (trainings, fault, server and browser tests included)
+test: install ## The layer contract (lint-imports), then the whole test suite (trainings, fault, server and browser tests)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 test-fast: install ## Run the tests that train no model (-m "not slow and not e2e")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from extf.data import load_dataset
-from extf.data.datasets import NABIYA_VOCAB, read_nabiya
+from extf.data.datasets.nabiya import NABIYA_VOCAB, read_nabiya
 from extf.errors import DataError
 from tests.conftest import SHARED_DATA
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from extf.data import load_dataset
-from extf.data.datasets import SHAPE_CLASSES
+from extf.data.datasets.shapes import SHAPE_CLASSES
 from extf.errors import ConfigError
 from extf.models import build_model, check_fits_data
 from extf.tuning.trial import fit, make_callbacks

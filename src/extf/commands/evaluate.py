@@ -35,7 +35,7 @@ def evaluate(cfg, dataset_overridden: bool, out=sys.stdout) -> dict[str, float]:
     study_cfg = logged.config
     ds_cfg = cfg.dataset if dataset_overridden else study_cfg.dataset
     # the allow_targets of this project's extf.yaml, not the logged ones: a stored config cannot widen them
-    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed, cfg.allow_targets))
+    splits = prepare_splits(study_cfg.model, load_dataset(ds_cfg, study_cfg.seed, cfg.allow_targets), cfg.allow_targets)
     if logged.dataset.get("input_shape"):  # before TensorFlow is imported to load the model
         check_input_shape(logged.dataset["input_shape"], splits.meta.input_shape, f"dataset '{splits.meta.name}'")
     model = load_logged_model(logged, cfg.allow_targets, unsafe=bool(cfg.get("unsafe_load")))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from extf.config.validate import allowed_prefixes, outside_allowlist
+from extf.config.allowlist import allowed_prefixes, check_defined_in_allowlist, outside_allowlist
 from extf.errors import ConfigError, UserCodeError
+
+__all__ = ["call_user", "check_defined_in_allowlist", "instantiate", "resolve", "user_error"]
 
 
 def instantiate(spec: dict[str, Any], where: str, allow_targets=(), **overrides: Any) -> Any:
@@ -43,30 +45,6 @@ def _targets(node: Any, path: str):
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _targets(v, f"{path}[{i}]")
-
-
-def check_defined_in_allowlist(key: str, target: Any, allow_targets=()) -> None:
-    """The target's name must be under the allowlist, and so must the module that defines the object it resolves
-    to: a module's imports (`extf.cli.os.system`) must not reach callables outside it."""
-    import inspect
-
-    prefixes = allowed_prefixes(allow_targets)
-    if not isinstance(target, str) or not target.startswith(prefixes):
-        raise ConfigError(outside_allowlist(key, target, allow_targets))
-    try:
-        obj = _locate(target)
-    except ImportError:  # a module on the path failed to import: Hydra's own error, with the key, comes later
-        return
-    except AttributeError:
-        raise ConfigError(f"`{key}` names nothing that can be imported: {target!r} is not a module, class or "
-                          f"function. Name a callable where it is defined, e.g. keras.callbacks.EarlyStopping. "
-                          f"Received: {key}={target!r}") from None
-    module = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
-    if not (isinstance(module, str) and f"{module}.".startswith(prefixes)):
-        allowed = ", ".join(p + "*" for p in prefixes)
-        raise ConfigError(f"`{key}` resolves to {getattr(obj, '__qualname__', obj)!s} from module {module!r}, "
-                          f"outside the allowlist: only callables defined under {allowed} may be instantiated from "
-                          f"a config. Name the callable where it is defined. Received: {key}={target!r}")
 
 
 def resolve(target: str, key: str, allow_targets=()):
@@ -132,23 +110,3 @@ def user_error(e: BaseException, target: str, key: str, doing: str) -> UserCodeE
     message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
     return UserCodeError(f"the project's {target} ({key}) failed while {doing}: {message}{where}Fix it in "
                           f"{target} (EXTF_DEBUG=1 shows the whole traceback). Received: {key}={target!r}")
-
-
-def _locate(path: str) -> Any:
-    """The object a dotted path names: the longest importable module prefix, then attributes. Unlike Hydra's
-    `_locate`, a module reached as an attribute (`keras.src.utils.io_utils.os`) is followed, so what it resolves
-    to can be checked. AttributeError when nothing of that name exists."""
-    import importlib
-
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError as e:
-            if e.name and not ".".join(parts[:cut]).startswith(e.name):
-                raise ImportError(str(e)) from e  # the module exists but one of its own imports is missing
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise AttributeError(path)

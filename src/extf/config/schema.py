@@ -1,228 +1,108 @@
-"""Structured-config schemas: one dataclass per option of each config group.
+"""Structured-config schemas: the type and the allowed values of every key; the defaults are in the YAML files.
 
-A group's `name` key selects its schema, so `model=cnn` is checked against `CnnConf`. Merging the composed YAML into
-the schema rejects unknown keys and wrong types before TensorFlow is imported. Value ranges are checked in
-`extf.config.validate`.
+A schema is a dataclass whose fields have no default: OmegaConf gives each `???` (required), so a key a YAML file
+leaves out is reported as missing, and the value a YAML file gives is its only default. Merging the composed YAML
+into a schema rejects unknown keys and wrong types; `constraints` (per key) and `checks` (over several keys) beside
+the fields say which values are allowed, checked by `extf.config.constraints.check_section`.
+
+The config groups whose options are code (model families, datasets) take their schemas from the option's own module
+(`extf.config.registry`); the schemas here are the ones of plain sections and the bases those modules extend.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-MISSING = "???"
+from extf.config.constraints import (
+    FRACTION,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Interval,
+    OneOf,
+    at_least,
+)
+from extf.errors import ConfigError
 
 
-# --------------------------------------------------------------------------- datasets
+# --------------------------------------------------------------------------- bases of the code options
+def leave_training_data(section: dict, prefix: str) -> None:
+    """The validation and test splits must both exist and leave at least 10% of the data for training."""
+    val, test = section["val_fraction"], section["test_fraction"]
+    if val + test >= 0.9:
+        raise ConfigError("dataset.val_fraction + dataset.test_fraction must leave at least 10% of the data for "
+                          "training. Lower one of them, e.g. dataset.val_fraction=0.16 dataset.test_fraction=0.2. "
+                          f"Received: dataset.val_fraction={val}, dataset.test_fraction={test}")
+    if test <= 0 or val <= 0:
+        raise ConfigError("Both dataset.val_fraction and dataset.test_fraction must be > 0: the tuner scores on the "
+                          "validation split and the final model is tested once on the test split. Set both, e.g. "
+                          "to 0.16 and 0.2. Received: "
+                          f"dataset.val_fraction={val}, dataset.test_fraction={test}")
+
+
 @dataclass
 class DatasetConf:
-    name: str = MISSING
-    val_fraction: float = 0.16
-    test_fraction: float = 0.2
+    """Keys every dataset has (a dataset module's `Conf` extends it)."""
+
+    name: str
+    val_fraction: float
+    test_fraction: float
+    constraints: ClassVar = {"val_fraction": FRACTION, "test_fraction": FRACTION}
+    checks: ClassVar = (leave_training_data,)
 
 
-@dataclass
-class TabularDatasetConf(DatasetConf):
-    standardize: bool = True  # z-score features with statistics of the training split only
-
-
-@dataclass
-class DigitsConf(DatasetConf):
-    pass
-
-
-@dataclass
-class SineConf(DatasetConf):
-    n_points: int = 1200
-    window: int = 20
-    period: float = 50.0  # time steps per sine cycle
-    noise: float = 0.05
-
-
-@dataclass
-class NabiyaConf(DatasetConf):
-    window: int = 4
-    features: str = "index"  # index: one feature (note index / vocabulary size); pitch_duration: two features
-    path: str | None = None  # defaults to the melody shipped with extf
-    repeats: int = 1  # the song played this many times in a row (the test split is then a part heard before)
-
-
-@dataclass
-class ShapesConf(DatasetConf):
-    n_samples: int = 600
-    image_size: int = 32  # height = width, in pixels; at least 8
-    max_shapes: int = 3  # each image has 1 to max_shapes circles, squares and triangles
-    noise: float = 0.1  # standard deviation of the Gaussian pixel noise (shapes are >= 0.2 brighter than background)
-
-
-@dataclass
-class CsvConf(DatasetConf):
-    path: str = MISSING  # a CSV (delimited text with a header row) or a .parquet file
-    target: str = MISSING
-    features: list[str] | None = None  # default: every column but the target
-    task: str = "auto"  # auto | binary | multiclass | regression
-    delimiter: str = ","
-    standardize: bool = True
-    drop: list[str] = field(default_factory=list)  # columns to leave out
-    categorical: list[str] | None = None  # columns that are categories even if they hold numbers (text always is)
-    na_values: list[str] = field(default_factory=list)  # more cell values that mean "missing" (besides NA, empty...)
-    max_categories: int = 10000  # a category column with more distinct values is an error: drop or hash it
-    hash_buckets: dict[str, int] | None = None  # column: buckets, for very many categories
-
-
-@dataclass
-class NpzConf(DatasetConf):
-    path: str = MISSING
-    x_key: str = "x"
-    y_key: str = "y"
-    task: str = "auto"
-    standardize: bool = False
-
-
-@dataclass
-class ImageDirConf(DatasetConf):
-    path: str = MISSING  # a folder with one sub-folder of images per class
-    height: int = 32
-    width: int = 32
-    color_mode: str = "grayscale"  # grayscale (1 channel) | rgb (3 channels)
-    skip_bad_files: bool = False  # true: leave out (and count) files that cannot be decoded instead of stopping
-
-
-DATASETS: dict[str, type] = {
-    "digits": DigitsConf,
-    "iris": TabularDatasetConf,
-    "wine": TabularDatasetConf,
-    "breast_cancer": TabularDatasetConf,
-    "sine": SineConf,
-    "nabiya": NabiyaConf,
-    "shapes": ShapesConf,
-    "csv": CsvConf,
-    "npz": NpzConf,
-    "image_dir": ImageDirConf,
-}
-
-
-# --------------------------------------------------------------------------- models
 @dataclass
 class ModelConf:
-    name: str = MISSING
-    loss: str | None = None  # default follows the task
-    metrics: list[str] | None = None  # default follows the task
+    """Keys every model family has (a family module's `Conf` extends it)."""
+
+    name: str
+    loss: str | None  # null: follows the task
+    metrics: list[Any] | None  # null: follows the task; names or `_target_` specs of metric classes
 
 
-@dataclass
-class MlpConf(ModelConf):
-    units: int = 64  # units of the first hidden layer, and of the others unless units_<i> is set
-    num_layers: int = 2
-    units_1: int | None = None  # units of hidden layer 1 (0-based); null: `units`
-    units_2: int | None = None
-    units_3: int | None = None
-    activation: str = "relu"
-    kernel_initializer: str = "glorot_uniform"
-    dropout: float = 0.0
-    batch_norm: bool = False
-    batch_norm_momentum: float = 0.9  # moving statistics' momentum (Keras: 0.99, for large datasets)
-
-
-@dataclass
-class CnnConf(ModelConf):
-    filters: int = 32  # doubled in each further block
-    num_blocks: int = 2
-    kernel_size: int = 3
-    padding: str = "same"
-    data_format: str = "channels_last"
-    pool_size: int = 2
-    activation: str = "relu"
-    kernel_initializer: str = "glorot_uniform"
-    batch_norm: bool = False
-    batch_norm_momentum: float = 0.9  # moving statistics' momentum (Keras: 0.99, for large datasets)
-    dense_units: int = 64
-    dropout: float = 0.25
-
-
-@dataclass
-class RnnConf(ModelConf):
-    cell: str = "lstm"
-    units: int = 32
-    num_layers: int = 1
-    dropout: float = 0.0
-    stateful: bool = False
-    dense_units: int = 0  # 0: no hidden dense layer before the output
-
-
-@dataclass
-class FcnConf(ModelConf):
-    filters: int = 16  # filters of the first level, doubled at each level down
-    depth: int = 2  # down/up levels; the image height and width must be divisible by 2**depth
-    kernel_size: int = 3
-    activation: str = "relu"
-    batch_norm: bool = True
-    batch_norm_momentum: float = 0.9  # moving statistics' momentum (Keras: 0.99, for large datasets)
-    dropout: float = 0.0  # after each pooling and the bottleneck
-    upsampling: str = "transpose"  # transpose (learned Conv2DTranspose) | nearest | bilinear (UpSampling2D)
-
-
-@dataclass
-class AutoencoderConf(ModelConf):
-    kind: str = "dense"  # dense (any data, flattened) | conv (images: strided Conv2D down, Conv2DTranspose up)
-    latent_dim: int = 16  # size of the code between encoder and decoder
-    units: int = 128  # dense: first encoder layer, halved in each further one (never below latent_dim)
-    filters: int = 16  # conv: first encoder layer, doubled in each further one
-    num_layers: int = 2  # encoder layers (the decoder mirrors them); conv: each halves the image height and width
-    kernel_size: int = 3  # conv only
-    activation: str = "relu"
-
-
-@dataclass
-class Conv1dConf(ModelConf):
-    filters: int = 32  # doubled in each further block
-    num_blocks: int = 2
-    kernel_size: int = 3
-    padding: str = "same"  # same | valid (each block shortens the sequence by kernel_size - 1)
-    pool_size: int = 2  # MaxPooling1D after each block; 1: no pooling
-    activation: str = "relu"
-    dropout: float = 0.0  # after each block
-    pooling: str = "global_average"  # global_average (GlobalAveragePooling1D) | flatten: the head's input
-    dense_units: int = 32  # 0: no hidden dense layer before the output
-
-
-MODELS: dict[str, type] = {"mlp": MlpConf, "cnn": CnnConf, "rnn": RnnConf, "fcn": FcnConf,
-                           "autoencoder": AutoencoderConf, "conv1d": Conv1dConf}
+# a dataset or model given as the project's callable (`_target_`): its own keys are its arguments; these are extf's
+# and may be left out of its YAML file
+USER_OPTION_DEFAULTS = {
+    "dataset": {"val_fraction": 0.16, "test_fraction": 0.2},
+    "model": {"loss": None, "metrics": None},
+}
 
 
 # --------------------------------------------------------------------------- optimizers
 @dataclass
 class OptimizerConf:
-    _target_: str = MISSING
-    name: str = MISSING
-    learning_rate: float = 0.001
+    _target_: str
+    name: str
+    learning_rate: float
+    constraints: ClassVar = {"learning_rate": POSITIVE}
 
 
 @dataclass
 class AdamConf(OptimizerConf):
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    amsgrad: bool = False
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    amsgrad: bool
 
 
 @dataclass
 class SgdConf(OptimizerConf):
-    momentum: float = 0.0
-    nesterov: bool = False
+    momentum: float
+    nesterov: bool
 
 
 @dataclass
 class RmspropConf(OptimizerConf):
-    rho: float = 0.9
-    momentum: float = 0.0
-    epsilon: float = 1e-7
+    rho: float
+    momentum: float
+    epsilon: float
 
 
 @dataclass
 class AdagradConf(OptimizerConf):
-    initial_accumulator_value: float = 0.1
-    epsilon: float = 1e-7
+    initial_accumulator_value: float
+    epsilon: float
 
 
 OPTIMIZERS: dict[str, type] = {"adam": AdamConf, "sgd": SgdConf, "rmsprop": RmspropConf, "adagrad": AdagradConf}
@@ -231,99 +111,137 @@ OPTIMIZERS: dict[str, type] = {"adam": AdamConf, "sgd": SgdConf, "rmsprop": Rmsp
 # --------------------------------------------------------------------------- the rest
 @dataclass
 class TrainerConf:
-    epochs: int = 30
-    batch_size: int = 32
-    verbosity: int = 0  # Keras fit verbose: 0 silent, 1 progress bar, 2 one line per epoch
-    shuffle: bool = True  # ignored (False) for stateful RNNs, whose samples must stay in order
+    epochs: int
+    batch_size: int
+    verbosity: int  # Keras fit verbose: 0 silent, 1 progress bar, 2 one line per epoch
+    shuffle: bool  # ignored (False) for stateful RNNs, whose samples must stay in order
+    constraints: ClassVar = {"epochs": POSITIVE_INT, "batch_size": POSITIVE_INT, "verbosity": NON_NEGATIVE_INT}
 
 
 @dataclass
 class AugmentationConf:
-    name: str = "none"  # none | image (ImageDataGenerator options as Keras preprocessing layers, training only)
-    rotation_range: float = 0.0  # degrees, random angle in [-r, r]
-    width_shift_range: float = 0.0  # fraction of the width, in [0, 1)
-    height_shift_range: float = 0.0  # fraction of the height, in [0, 1)
-    shear_range: float = 0.0  # radians, random shear angle in [-s, s]
-    zoom_range: float = 0.0  # zoom factor in [1 - x, 1 + x], x in [0, 1)
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
-    rescale: float | None = None  # pixel multiplier, applied in training and inference
-    fill_mode: str = "nearest"  # nearest | constant | reflect | wrap
-    cval: float = 0.0  # fill value for fill_mode=constant
-    seed: int | None = None
+    name: str  # none | image (ImageDataGenerator options as Keras preprocessing layers, training only)
+    rotation_range: float  # degrees, random angle in [-r, r]
+    width_shift_range: float  # fraction of the width, in [0, 1)
+    height_shift_range: float  # fraction of the height, in [0, 1)
+    shear_range: float  # radians, random shear angle in [-s, s]
+    zoom_range: float  # zoom factor in [1 - x, 1 + x], x in [0, 1)
+    horizontal_flip: bool
+    vertical_flip: bool
+    rescale: float | None  # pixel multiplier, applied in training and inference
+    fill_mode: str  # nearest | constant | reflect | wrap
+    cval: float  # fill value for fill_mode=constant
+    seed: int | None
 
 
 @dataclass
 class EvaluationConf:
-    threshold: float = 0.5  # decision threshold of binary tasks, in [0, 1]
-    plots: bool = True  # ROC, PR, confusion matrix / predicted vs actual PNGs on the study's parent run
+    threshold: float  # decision threshold of binary tasks
+    plots: bool  # ROC, PR, confusion matrix / predicted vs actual PNGs on the study's parent run
+    constraints: ClassVar = {"threshold": Interval(0, 1, "in [0, 1]: it is the probability above which a binary "
+                                                         "prediction is the positive class")}
 
 
 @dataclass
 class TrackingConf:
-    name: str = MISSING
-    enabled: bool = True
-    tracking_uri: str | None = None
-    artifact_root: str | None = None
-    log_model: bool = True  # log the MLflow Keras model (signature + input example)
+    name: str
+    enabled: bool
+    tracking_uri: str | None
+    artifact_root: str | None
+    log_model: bool  # log the MLflow Keras model (signature + input example)
     # an MLflow server (http:// URIs): how long to wait for an answer and how often to retry before giving up
-    request_timeout: int = 30
-    request_retries: int = 5
+    request_timeout: int
+    request_retries: int
+    constraints: ClassVar = {"request_timeout": POSITIVE_INT, "request_retries": NON_NEGATIVE_INT}
 
 
 @dataclass
 class ObjectiveConf:
-    name: str = "auto"  # auto: val_accuracy (classification), val_mean_iou (segmentation), val_loss (regression)
-    direction: str = "auto"  # auto | min | max
+    name: str  # auto: val_accuracy (classification), val_mean_iou (segmentation), val_loss (regression)
+    direction: str  # auto | min | max
+    constraints: ClassVar = {"direction": OneOf({"auto", "min", "max"})}
+
+
+TUNER_KEYS = {"random": (), "grid": (), "bayesian": ("alpha", "beta"), "hyperband": ("factor", "hyperband_iterations")}
+
+
+def tuner_keys_set(section: dict, prefix: str) -> None:
+    """A tuner's own keys are set (they have no value unless its YAML file gives one)."""
+    unset = [k for k in TUNER_KEYS.get(section["name"], ()) if section.get(k) is None]
+    if unset:
+        raise ConfigError(f"tuner={section['name']} needs {', '.join(f'tuner.{k}' for k in unset)}: set them in "
+                          f"its YAML file (conf/tuner/{section['name']}.yaml) or on the command line. Received: "
+                          + ", ".join(f"tuner.{k}=None" for k in unset))
 
 
 @dataclass
 class TunerConf:
-    name: str = MISSING
-    max_trials: int = 1
-    executions_per_trial: int = 1
-    seed: int | None = None  # default: the top-level seed
-    overwrite: bool = False
-    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
-    max_retries_per_trial: int = 0
-    max_consecutive_failed_trials: int = 3
-    # bayesian
-    num_initial_points: int | None = None
-    alpha: float = 1e-4
-    beta: float = 2.6
-    # hyperband: epochs per trial come from the bracket, up to max_epochs (default: trainer.epochs)
-    max_epochs: int | None = None
-    factor: int = 3
-    hyperband_iterations: int = 1
+    """One schema for every tuner; the keys only one tuner reads may be left out of the others' YAML files."""
+
+    name: str
+    max_trials: int
+    executions_per_trial: int
+    seed: int | None  # null: the top-level seed
+    overwrite: bool
+    objective: ObjectiveConf
+    max_retries_per_trial: int
+    max_consecutive_failed_trials: int
     # distributed search (keras-tuner's chief oracle + worker processes); 0 = one process
-    workers: int = 0
-    oracle_host: str = "127.0.0.1"  # where the chief oracle listens; 0.0.0.0 only to let other machines in
-    oracle_port: int = 0  # 0: a free port
-    threads_per_worker: int | None = None  # TensorFlow intra/inter-op threads per worker (default: cores / workers)
-    max_worker_restarts: int = 3  # a worker killed by a signal is restarted (its trial runs again) this often
+    workers: int
+    oracle_host: str  # where the chief oracle listens; 0.0.0.0 only to let other machines in
+    oracle_port: int  # 0: a free port
+    threads_per_worker: int | None  # TensorFlow intra/inter-op threads per worker (null: cores / workers)
+    max_worker_restarts: int  # a worker killed by a signal is restarted (its trial runs again) this often
+    # one tuner's own keys, in its YAML file only: absent (null) for the others, so they may be left out
+    num_initial_points: int | None = None  # bayesian; null: 3 x the number of hyperparameters
+    alpha: float | None = None  # bayesian
+    beta: float | None = None  # bayesian
+    max_epochs: int | None = None  # hyperband: epochs per trial come from the bracket (null: trainer.epochs)
+    factor: int | None = None  # hyperband
+    hyperband_iterations: int | None = None  # hyperband
+    constraints: ClassVar = {
+        "name": OneOf(TUNER_KEYS),
+        "max_trials": POSITIVE_INT, "executions_per_trial": POSITIVE_INT, "max_retries_per_trial": NON_NEGATIVE_INT,
+        "max_consecutive_failed_trials": POSITIVE_INT, "threads_per_worker": POSITIVE_INT,
+        "workers": NON_NEGATIVE_INT, "oracle_port": NON_NEGATIVE_INT, "max_worker_restarts": NON_NEGATIVE_INT,
+        "num_initial_points": POSITIVE_INT, "max_epochs": POSITIVE_INT, "hyperband_iterations": POSITIVE_INT,
+        "factor": at_least(2, "hyperband keeps 1/factor of the trials in each round"),
+    }
+    checks: ClassVar = (tuner_keys_set,)
 
 
 @dataclass
 class PathsConf:
-    root_dir: str = "."
-    mlruns_dir: str = MISSING
-    output_dir: str = MISSING  # Hydra's run directory (logs, .hydra/)
-    study_dir: str | None = None  # tuner state + best model; set by the CLI (stable per study, for resume)
+    root_dir: str
+    mlruns_dir: str
+    output_dir: str  # Hydra's run directory (logs, .hydra/)
+    study_dir: str | None  # tuner state + best model; set by the CLI (stable per study, for resume)
 
 
 @dataclass
 class TopConf:
     """Keys at the top of config.yaml; groups are checked with their own schemas."""
 
-    seed: int = 42
-    experiment_name: str = "extf"
-    determinism: bool = False  # tf.config.experimental.enable_op_determinism()
-    command: str = "train"
-    run_id: str | None = None  # evaluate / predict: the study's parent run
-    init_from: str | None = None  # train / tune: start from this study's model weights (the notes' retraining)
-    input: str | None = None  # predict: a .csv, a .npy or a folder of images
-    output: str | None = None  # predict: where the predictions CSV goes
-    unsafe_load: bool = False  # evaluate / predict: load .keras files with safe_mode=False (Lambda layers run code)
-    allow_targets: list[str] = field(default_factory=list)  # the project's packages `_target_` may name (extf.yaml)
-    search_space: dict[str, Any] = field(default_factory=dict)
-    callbacks: dict[str, Any] = field(default_factory=dict)
+    seed: int
+    experiment_name: str
+    determinism: bool  # tf.config.experimental.enable_op_determinism()
+    command: str
+    run_id: str | None  # evaluate / predict: the study's parent run
+    init_from: str | None  # train / tune: start from this study's model weights (the notes' retraining)
+    input: str | None  # predict: a .csv, a .npy or a folder of images
+    output: str | None  # predict: where the predictions CSV goes
+    unsafe_load: bool  # evaluate / predict: load .keras files with safe_mode=False (Lambda layers run code)
+    allow_targets: list[str]  # the project's packages `_target_` may name (extf.yaml)
+    search_space: dict[str, Any]
+    callbacks: dict[str, Any]
+
+
+# sections with one schema each (the groups `dataset`, `model`, `optimizer` and `tuner` pick theirs by `name`)
+SECTIONS: dict[str, type] = {
+    "trainer": TrainerConf,
+    "augmentation": AugmentationConf,
+    "evaluation": EvaluationConf,
+    "tracking": TrackingConf,
+    "tuner": TunerConf,
+    "paths": PathsConf,
+}

@@ -1,110 +1,94 @@
 """Model families built from config: `build_model(cfg, meta) -> compiled keras.Model`.
 
-One builder per family (mlp, cnn, rnn, fcn, autoencoder, conv1d). Each takes the model config and the dataset
-metadata and returns an uncompiled model; `build_model` (given a config with the trial's values applied) checks the
-model fits the data, adds the task's output layer, and compiles with the configured optimizer, loss and metrics.
+One module per family (mlp, cnn, rnn, fcn, autoencoder, conv1d), each with its YAML file in conf/model/: the module
+exports `Conf` (the schema of its keys and their constraints), `build(cfg, inputs) -> features` and, optionally,
+`check(cfg, meta)` (does the dataset suit it) and traits (`TAKES_TABLE`, `SEGMENTS`, `RECONSTRUCTS`). The families
+are found from those modules (`extf.config.registry`); a project adds its own the same way (docs/extending.md).
+`build_model` (given a config with the trial's values applied) checks the model fits the data, adds the dataset's
+preprocessing and the task's output layer, and compiles with the configured optimizer, loss and metrics.
 
-Families in RECONSTRUCTS learn to reproduce their input instead of the dataset's targets: `prepare_splits` gives
+Families that reconstruct learn to reproduce their input instead of the dataset's targets: `prepare_splits` gives
 them splits whose targets are the inputs (task `reconstruction`), so any dataset serves them unchanged.
 """
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 
+from extf.config.instantiate import call_user, instantiate
+from extf.config.registry import MODULE_KEY, builtin_options, option_module
 from extf.errors import ConfigError
 
-FAMILIES = ("mlp", "cnn", "rnn", "fcn", "autoencoder", "conv1d")
-RECONSTRUCTS = ("autoencoder",)  # families whose target is their own input
+
+def families() -> dict[str, ModuleType]:
+    """extf's own model families: name -> module."""
+    return builtin_options("model")
 
 
-def prepare_splits(model_cfg, splits):
-    """The splits this model family trains on: the dataset's, or its inputs as targets for RECONSTRUCTS."""
+def family(model_cfg, allow_targets=()) -> ModuleType:
+    """The module of the family a (validated) model config names: extf's, or the project's (`_module_`)."""
+    return option_module("model", model_cfg, allow_targets)
+
+
+def builder(model_cfg, allow_targets=()):
+    """The family's `build(cfg, inputs) -> features`; a project's (`_module_`) fails with one message naming it and
+    showing its own traceback frames."""
+    module = family(model_cfg, allow_targets)
+    if MODULE_KEY not in model_cfg:
+        return module.build
+    target = f"{module.__name__}.build"
+    return lambda cfg, inputs: call_user(module.build, target, f"model.{MODULE_KEY}", cfg, inputs)
+
+
+def _trait(model_cfg, name: str, allow_targets=()) -> bool:
+    if "_target_" in model_cfg:  # the project's model function: a plain model of the dataset's task
+        return False
+    return bool(getattr(family(model_cfg, allow_targets), name, False))
+
+
+def prepare_splits(model_cfg, splits, allow_targets=()):
+    """The splits this model family trains on: the dataset's, or its inputs as targets for a family that
+    reconstructs (RECONSTRUCTS)."""
     from extf.data.splits import reconstruction_splits
 
-    check_takes_table(model_cfg, splits.meta)
-    if model_cfg.name in RECONSTRUCTS and splits.meta.task != "reconstruction":
+    check_takes_table(model_cfg, splits.meta, allow_targets)
+    if _trait(model_cfg, "RECONSTRUCTS", allow_targets) and splits.meta.task != "reconstruction":
         return reconstruction_splits(splits)
     return splits
 
 
-def check_fits_data(model_cfg, meta, batch_size: int | None = None) -> None:
+def check_fits_data(model_cfg, meta, batch_size: int | None = None, allow_targets=()) -> None:
     """Refuse a model family that cannot take this dataset's inputs, before TensorFlow is imported."""
     if "_target_" in model_cfg:  # the project's model: extf.models.user checks what it returns
         return
     name = model_cfg.name
-    shape = tuple(meta.input_shape)
-    check_takes_table(model_cfg, meta)
-    if (name in RECONSTRUCTS) != (meta.task == "reconstruction"):
-        raise ConfigError(f"model={name} and the task '{meta.task}' do not go together: model=autoencoder "
+    module = family(model_cfg, allow_targets)
+    check_takes_table(model_cfg, meta, allow_targets)
+    if bool(getattr(module, "RECONSTRUCTS", False)) != (meta.task == "reconstruction"):
+        raise ConfigError(f"model={name} and the task '{meta.task}' do not go together: model={name} "
                           f"reconstructs its input, so it trains on splits whose targets are their inputs, and "
-                          f"only it does. Pass the splits through extf.models.prepare_splits(model_cfg, splits). "
-                          f"Received: model.name={name!r}, task={meta.task!r}")
-    if name == "autoencoder" and model_cfg.kind == "conv":
-        _check_conv_autoencoder_fits(model_cfg, meta, shape)
-    if meta.task == "segmentation" and name != "fcn":
+                          f"only such a family does. Pass the splits through extf.models.prepare_splits(model_cfg, "
+                          f"splits). Received: model.name={name!r}, task={meta.task!r}")
+    if meta.task == "segmentation" and not getattr(module, "SEGMENTS", False):
+        use = " or ".join(f"model={f}" for f, m in families().items() if getattr(m, "SEGMENTS", False))
         raise ConfigError(f"Dataset '{meta.name}' is a segmentation dataset: its targets are a class per pixel, "
-                          f"and model={name} predicts one value per image. Use model=fcn, which predicts a class "
+                          f"and model={name} predicts one value per image. Use {use}, which predicts a class "
                           f"for every pixel. Received: model.name={name!r}, task='segmentation'")
-    if name == "fcn":
-        _check_fcn_fits(model_cfg, meta, shape)
-    if name == "cnn" and len(shape) != 3:
-        raise ConfigError(f"model=cnn needs image data of shape (height, width, channels), but dataset "
-                          f"'{meta.name}' has inputs of shape {shape}. Use model=mlp (tabular) or model=rnn "
-                          f"(sequences), or an image dataset such as dataset=digits. Received: input_shape={shape}")
-    if name in ("rnn", "conv1d") and len(shape) != 2:
-        raise ConfigError(f"model={name} needs sequence data of shape (timesteps, features), but dataset "
-                          f"'{meta.name}' has inputs of shape {shape}. Use a sequence dataset such as dataset=sine "
-                          f"or dataset=nabiya, or model=mlp. Received: input_shape={shape}")
+    if hasattr(module, "check"):
+        module.check(model_cfg, meta)
 
 
-def check_takes_table(model_cfg, meta) -> None:
-    """A table with category columns or missing cells reaches the model as its raw columns; only the families in
-    TABLE_FAMILIES turn them into one feature vector."""
-    from extf.models.tables import TABLE_FAMILIES
-
-    if "table" in meta.extra and model_cfg.name not in TABLE_FAMILIES:
+def check_takes_table(model_cfg, meta, allow_targets=()) -> None:
+    """A table with category columns or missing cells reaches the model as its raw columns; only the families that
+    say TAKES_TABLE turn them into one feature vector."""
+    if "table" in meta.extra and not _trait(model_cfg, "TAKES_TABLE", allow_targets):
         kinds = sorted({c["kind"] for c in meta.extra["table"]["columns"]})
+        takes = [f for f, m in families().items() if getattr(m, "TAKES_TABLE", False)]
         raise ConfigError(f"model={model_cfg.name} does not take a table's columns: dataset '{meta.name}' "
                           f"({meta.extra['table'].get('source', '')}) has category columns or missing cells, which "
                           f"the model's preprocessing layers encode and impute column by column, and only "
-                          f"{', '.join(f'model={f}' for f in TABLE_FAMILIES)} takes them. Use model=mlp. Received: "
+                          f"{', '.join(f'model={f}' for f in takes)} takes them. Use model={takes[0]}. Received: "
                           f"model.name={model_cfg.name!r}, column kinds {kinds}")
-
-
-def _check_fcn_fits(model_cfg, meta, shape: tuple) -> None:
-    if len(shape) != 3 or meta.modality != "image":
-        raise ConfigError(f"model=fcn needs image data of shape (height, width, channels), but dataset "
-                          f"'{meta.name}' has {meta.modality} inputs of shape {shape}. Use an image segmentation "
-                          f"dataset such as dataset=shapes. Received: input_shape={shape}")
-    if meta.task != "segmentation":
-        raise ConfigError(f"model=fcn predicts a class for every pixel and needs a segmentation dataset (a mask "
-                          f"per image), but dataset '{meta.name}' has {meta.task} targets. Use dataset=shapes, "
-                          f"or model=cnn to classify whole images. Received: task={meta.task!r}")
-    _check_halvings(shape, "model=fcn", "model.depth", model_cfg.depth, "(none: resize the images)",
-                    "or images of another size (dataset.image_size for dataset=shapes)")
-
-
-def _check_conv_autoencoder_fits(model_cfg, meta, shape: tuple) -> None:
-    if len(shape) != 3 or meta.modality != "image":
-        raise ConfigError(f"model=autoencoder with kind=conv needs image data of shape (height, width, channels), "
-                          f"but dataset '{meta.name}' has {meta.modality} inputs of shape {shape}. Use "
-                          f"model.kind=dense for tabular or sequence data, or an image dataset such as "
-                          f"dataset=digits. Received: model.kind='conv', input_shape={shape}")
-    _check_halvings(shape, "model=autoencoder with kind=conv", "model.num_layers", model_cfg.num_layers,
-                    "(none: use model.kind=dense)", "")
-
-
-def _check_halvings(shape: tuple, model: str, key: str, times: int, no_fit: str, other: str) -> None:
-    """Encoder-decoders halve the image `times` times and double it back: both sides must divide by 2**times."""
-    step = 2**times
-    if shape[0] % step or shape[1] % step:
-        fits = [d for d in range(1, 6) if shape[0] % 2**d == 0 and shape[1] % 2**d == 0]
-        name = key.split(".")[-1]
-        raise ConfigError(f"{model} halves the image {times} time(s) and doubles it back, so the image height and "
-                          f"width must be divisible by 2**{name} = {step}; {shape[0]}x{shape[1]} is not. Use {key} "
-                          f"in {fits or no_fit}{', ' + other if other else ''}. "
-                          f"Received: {key}={times}, input_shape={shape}")
 
 
 def build_model(cfg, meta):
@@ -121,11 +105,8 @@ def build_model(cfg, meta):
             model.compile(optimizer=make_optimizer(cfg.optimizer, allow_targets), loss=loss, metrics=metrics)
 
         return user.build(cfg, meta, compile_like_extf)
-    check_fits_data(model_cfg, meta)
-    if model_cfg.name not in FAMILIES:  # validated earlier; kept for direct callers
-        raise ConfigError(f"Unknown model family. Expected one of: {', '.join(FAMILIES)}. "
-                          f"Received: model.name={model_cfg.name!r}")
-    build = importlib.import_module(f"extf.models.{model_cfg.name}").build
+    check_fits_data(model_cfg, meta, allow_targets=allow_targets)
+    build = builder(model_cfg, allow_targets)
     batch_size = cfg.trainer.batch_size if model_cfg.get("stateful", False) else None
     if "table" in meta.extra:  # one input per column; the preprocessing layers give one feature vector
         from extf.models.tables import encode_table, table_inputs
@@ -228,8 +209,6 @@ def loss_and_metrics(model_cfg, meta, allow_targets=()):
     if model_cfg.get("metrics"):
         from omegaconf import OmegaConf
 
-        from extf.config.instantiate import instantiate
-
         given = OmegaConf.to_container(model_cfg.metrics, resolve=True)
         metrics = [instantiate(m, where=f"model.metrics[{i}]", allow_targets=allow_targets)
                    if isinstance(m, dict) else m for i, m in enumerate(given)]
@@ -239,8 +218,6 @@ def loss_and_metrics(model_cfg, meta, allow_targets=()):
 def make_optimizer(opt_cfg, allow_targets=()):
     """Instantiate the optimizer's allowlisted `_target_` with the remaining keys as arguments."""
     from omegaconf import OmegaConf
-
-    from extf.config.instantiate import instantiate
 
     spec = OmegaConf.to_container(opt_cfg, resolve=True)
     spec.pop("name", None)
@@ -256,3 +233,10 @@ def initializer(name: str):
     if name == "normal":
         return keras.initializers.RandomNormal(stddev=0.05)
     return name
+
+
+def __getattr__(name: str):
+    """`FAMILIES`: the names of extf's own families, found from their modules when first asked for."""
+    if name == "FAMILIES":
+        return tuple(families())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,46 @@ inputs as targets (`extf.models.prepare_splits`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+from extf.config.constraints import ACTIVATIONS, POSITIVE_INT, OneOf
+from extf.config.schema import ModelConf
+from extf.errors import ConfigError
+from extf.models.checks import check_halvings
+
+
+@dataclass
+class Conf(ModelConf):
+    kind: str  # dense (any data, flattened) | conv (images: strided Conv2D down, Conv2DTranspose up)
+    latent_dim: int  # size of the code between encoder and decoder
+    units: int  # dense: first encoder layer, halved in each further one (never below latent_dim)
+    filters: int  # conv: first encoder layer, doubled in each further one
+    num_layers: int  # encoder layers (the decoder mirrors them); conv: each halves the image height and width
+    kernel_size: int  # conv only
+    activation: str
+    constraints: ClassVar = {
+        "kind": OneOf({"dense", "conv"}), "latent_dim": POSITIVE_INT, "units": POSITIVE_INT,
+        "filters": POSITIVE_INT, "num_layers": POSITIVE_INT, "kernel_size": POSITIVE_INT, "activation": ACTIVATIONS,
+    }
+
+
+RECONSTRUCTS = True  # learns to reproduce its input: it trains on splits whose targets are the inputs
+
+
+def check(cfg, meta) -> None:
+    """kind=conv: images whose sides halve num_layers times."""
+    if cfg.kind != "conv":
+        return
+    shape = tuple(meta.input_shape)
+    if len(shape) != 3 or meta.modality != "image":
+        raise ConfigError(f"model=autoencoder with kind=conv needs image data of shape (height, width, channels), "
+                          f"but dataset '{meta.name}' has {meta.modality} inputs of shape {shape}. Use "
+                          f"model.kind=dense for tabular or sequence data, or an image dataset such as "
+                          f"dataset=digits. Received: model.kind='conv', input_shape={shape}")
+    check_halvings(shape, "model=autoencoder with kind=conv", "model.num_layers", cfg.num_layers,
+                   "(none: use model.kind=dense)", "")
+
 
 def build(cfg, inputs):
     if cfg.kind == "conv":

@@ -7,8 +7,43 @@ them once at the input, so the same dataset feeds both layouts.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from typing import ClassVar
 
+from extf.config.constraints import ACTIVATIONS, FRACTION, INITIALIZERS, NON_NEGATIVE_INT, POSITIVE_INT, OneOf
+from extf.config.schema import ModelConf
 from extf.errors import ConfigError
+
+
+@dataclass
+class Conf(ModelConf):
+    filters: int  # doubled in each further block
+    num_blocks: int
+    kernel_size: int
+    padding: str
+    data_format: str
+    pool_size: int
+    activation: str
+    kernel_initializer: str
+    batch_norm: bool
+    batch_norm_momentum: float  # moving statistics' momentum (Keras: 0.99, for large datasets)
+    dense_units: int
+    dropout: float
+    constraints: ClassVar = {
+        "filters": POSITIVE_INT, "num_blocks": POSITIVE_INT, "kernel_size": POSITIVE_INT, "pool_size": POSITIVE_INT,
+        "padding": OneOf({"valid", "same"}), "data_format": OneOf({"channels_last", "channels_first"}),
+        "activation": ACTIVATIONS, "kernel_initializer": INITIALIZERS, "batch_norm_momentum": FRACTION,
+        "dense_units": NON_NEGATIVE_INT, "dropout": FRACTION,
+    }
+
+
+def check(cfg, meta) -> None:
+    """Images only."""
+    shape = tuple(meta.input_shape)
+    if len(shape) != 3:
+        raise ConfigError(f"model=cnn needs image data of shape (height, width, channels), but dataset "
+                          f"'{meta.name}' has inputs of shape {shape}. Use model=mlp (tabular) or model=rnn "
+                          f"(sequences), or an image dataset such as dataset=digits. Received: input_shape={shape}")
 
 
 def effective_data_format(requested: str) -> str:

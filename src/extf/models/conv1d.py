@@ -7,7 +7,36 @@ occurs in the window; pooling and the deeper blocks (filters doubled) see longer
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+from extf.config.constraints import ACTIVATIONS, FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, OneOf
+from extf.config.schema import ModelConf
 from extf.errors import ConfigError
+from extf.models.checks import check_sequences
+
+
+@dataclass
+class Conf(ModelConf):
+    filters: int  # doubled in each further block
+    num_blocks: int
+    kernel_size: int
+    padding: str  # same | valid (each block shortens the sequence by kernel_size - 1)
+    pool_size: int  # MaxPooling1D after each block; 1: no pooling
+    activation: str
+    dropout: float  # after each block
+    pooling: str  # global_average (GlobalAveragePooling1D) | flatten: the head's input
+    dense_units: int  # 0: no hidden dense layer before the output
+    constraints: ClassVar = {
+        "filters": POSITIVE_INT, "num_blocks": POSITIVE_INT, "kernel_size": POSITIVE_INT, "pool_size": POSITIVE_INT,
+        "padding": OneOf({"valid", "same"}), "activation": ACTIVATIONS, "dropout": FRACTION,
+        "pooling": OneOf({"global_average", "flatten"}), "dense_units": NON_NEGATIVE_INT,
+    }
+
+
+def check(cfg, meta) -> None:
+    """Sequences only."""
+    check_sequences("conv1d", meta)
 
 
 def build(cfg, inputs):

@@ -8,6 +8,49 @@ Activation]. The output is the input's height and width; `build_model` adds the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+from extf.config.constraints import ACTIVATIONS, FRACTION, POSITIVE_INT, OneOf
+from extf.config.schema import ModelConf
+from extf.errors import ConfigError
+from extf.models.checks import check_halvings
+
+
+@dataclass
+class Conf(ModelConf):
+    filters: int  # filters of the first level, doubled at each level down
+    depth: int  # down/up levels; the image height and width must be divisible by 2**depth
+    kernel_size: int
+    activation: str
+    batch_norm: bool
+    batch_norm_momentum: float  # moving statistics' momentum (Keras: 0.99, for large datasets)
+    dropout: float  # after each pooling and the bottleneck
+    upsampling: str  # transpose (learned Conv2DTranspose) | nearest | bilinear (UpSampling2D)
+    constraints: ClassVar = {
+        "filters": POSITIVE_INT, "depth": POSITIVE_INT, "kernel_size": POSITIVE_INT, "activation": ACTIVATIONS,
+        "batch_norm_momentum": FRACTION, "dropout": FRACTION,
+        "upsampling": OneOf({"transpose", "nearest", "bilinear"}),
+    }
+
+
+SEGMENTS = True  # predicts a class per pixel: the family for segmentation datasets
+
+
+def check(cfg, meta) -> None:
+    """Images of a segmentation dataset whose sides halve `depth` times."""
+    shape = tuple(meta.input_shape)
+    if len(shape) != 3 or meta.modality != "image":
+        raise ConfigError(f"model=fcn needs image data of shape (height, width, channels), but dataset "
+                          f"'{meta.name}' has {meta.modality} inputs of shape {shape}. Use an image segmentation "
+                          f"dataset such as dataset=shapes. Received: input_shape={shape}")
+    if meta.task != "segmentation":
+        raise ConfigError(f"model=fcn predicts a class for every pixel and needs a segmentation dataset (a mask "
+                          f"per image), but dataset '{meta.name}' has {meta.task} targets. Use dataset=shapes, "
+                          f"or model=cnn to classify whole images. Received: task={meta.task!r}")
+    check_halvings(shape, "model=fcn", "model.depth", cfg.depth, "(none: resize the images)",
+                   "or images of another size (dataset.image_size for dataset=shapes)")
+
 
 def build(cfg, inputs):
     import keras

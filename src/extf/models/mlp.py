@@ -4,6 +4,34 @@ Layer 0 has `units`; layer i > 0 has `units_<i>` when set (a search space makes 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+from extf.config.constraints import ACTIVATIONS, FRACTION, INITIALIZERS, POSITIVE_INT
+from extf.config.schema import ModelConf
+
+
+@dataclass
+class Conf(ModelConf):
+    units: int  # units of the first hidden layer, and of the others unless units_<i> is set
+    num_layers: int
+    units_1: int | None  # units of hidden layer 1 (0-based); null: `units`
+    units_2: int | None
+    units_3: int | None
+    activation: str
+    kernel_initializer: str
+    dropout: float
+    batch_norm: bool
+    batch_norm_momentum: float  # moving statistics' momentum (Keras: 0.99, for large datasets)
+    constraints: ClassVar = {
+        "units": POSITIVE_INT, "num_layers": POSITIVE_INT, "units_1": POSITIVE_INT, "units_2": POSITIVE_INT,
+        "units_3": POSITIVE_INT, "activation": ACTIVATIONS, "kernel_initializer": INITIALIZERS,
+        "dropout": FRACTION, "batch_norm_momentum": FRACTION,
+    }
+
+
+TAKES_TABLE = True  # a table's columns reach it as one feature vector (extf.models.tables)
+
 
 def build(cfg, inputs):
     import keras

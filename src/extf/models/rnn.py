@@ -6,6 +6,32 @@ size (batch_input_shape = (batch, timesteps, features)) and the trainer resets t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+from extf.config.constraints import FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, OneOf
+from extf.config.schema import ModelConf
+from extf.models.checks import check_sequences
+
+
+@dataclass
+class Conf(ModelConf):
+    cell: str
+    units: int
+    num_layers: int
+    dropout: float
+    stateful: bool
+    dense_units: int  # 0: no hidden dense layer before the output
+    constraints: ClassVar = {
+        "cell": OneOf({"simple_rnn", "gru", "lstm"}), "units": POSITIVE_INT, "num_layers": POSITIVE_INT,
+        "dropout": FRACTION, "dense_units": NON_NEGATIVE_INT,
+    }
+
+
+def check(cfg, meta) -> None:
+    """Sequences only."""
+    check_sequences("rnn", meta)
+
 
 def build(cfg, inputs):
     import keras

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 
-TABLE_FAMILIES = ("mlp",)  # families that take a table's columns (a feature vector after the preprocessing)
-
 
 def layer_name(column: str) -> str:
     """A column name as a layer name (letters, digits, _ . - only)."""

@@ -43,9 +43,9 @@ def prepare_search(cfg: DictConfig) -> SearchInputs:
 
     import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
     space = parse_space(cfg.search_space, cfg)
-    splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets))
+    splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets), cfg.allow_targets)
     meta = splits.meta
-    check_fits_data(cfg.model, meta)
+    check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
     check_stateful_batches(cfg, splits)
     check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
     return SearchInputs(space, splits, resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction,

@@ -1,0 +1,10 @@
+"""scikit-learn's embedded iris dataset (multiclass); features z-scored with training-split statistics."""
+
+from __future__ import annotations
+
+from extf.data.datasets._sklearn import TableConf as Conf
+from extf.data.datasets._sklearn import sklearn_table
+
+__all__ = ["Conf", "load"]
+
+load = sklearn_table("load_iris", "multiclass")
