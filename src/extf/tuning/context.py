@@ -28,6 +28,7 @@ class TrialResult:
     history: dict | None = None  # FINISHED: its Keras history
     reason: str | None = None  # FAILED: why
     error: BaseException | None = None  # FAILED: what run_trial caught (the study's message if no trial finishes)
+    pruned_at: int | None = None  # FINISHED early: the 1-based epoch pruning stopped it at
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ from extf.errors import (
 from extf.models import build_model
 from extf.tuning import warm_start as ws
 from extf.tuning.context import STOP, TrialContext, TrialResult
-from extf.tuning.oracle import make_oracle
+from extf.tuning.oracle import has_policies, make_oracle
+from extf.tuning.pruning import pruned_epoch
 from extf.tuning.space import apply_hyperparameters
 from extf.tuning.trial import best_value, finite, fit, make_callbacks, val_loss_min
 
@@ -65,6 +66,7 @@ class RunningTrial:
     result: TrialResult | None = None  # run_trial's outcome (FINISHED)
     summary: dict = field(default_factory=dict)  # the run's final metrics
     error: BaseException | None = None  # what made run_trial fail
+    pruned_at: int | None = None  # the 1-based epoch the oracle's pruning stopped the trial at
 
 
 def _fatal_if_tracking_lost(hook):
@@ -131,8 +133,22 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         running.rows.append((epoch, {running.prefix + k: v for k, v in values.items()}))
         if len(running.rows) >= FLUSH_EVERY:
             self._send_epochs()
-        if self.ctx.report(epoch, values) == STOP:
+        if self.ctx.report(epoch, values) == STOP or self._oracle_stops(trial, epoch, values):
             model.stop_training = True
+
+    def _oracle_stops(self, trial, epoch: int, values: dict) -> bool:
+        """With pruning or a time budget, each epoch's objective goes to the oracle (the chief's, in a distributed
+        search), whose answer is STOPPED once a policy ends the trial: the fit stops after this epoch."""
+        name = self.ctx.objective.name
+        if not has_policies(self.ctx.cfg) or name not in values:
+            return False
+        answer = self.oracle.update_trial(trial.trial_id, {name: values[name]}, step=epoch)
+        if answer.status != kt.engine.trial.TrialStatus.STOPPED:
+            return False
+        pruned = pruned_epoch(answer)
+        if pruned is not None:
+            self.running.pruned_at = pruned + 1
+        return True
 
     @_fatal_if_tracking_lost
     def on_trial_end(self, trial) -> None:
@@ -141,6 +157,9 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         running, tracker = self.running, self.ctx.tracker
         if trial.status == kt.engine.trial.TrialStatus.COMPLETED:
             running.result.seconds = time.time() - running.started
+            if running.pruned_at is not None:
+                running.result.pruned_at = running.pruned_at
+                tracker.set_tags(running.run_id, {"extf.pruned": "true", "extf.pruned_epoch": running.pruned_at})
             self.ctx.record(running.result)
             # the summary and the epochs not sent yet go with the run's end: one write per trial
             tracker.end_trial(running.run_id, "FINISHED", running.summary, running.rows)
@@ -263,6 +282,8 @@ def make_tuner(ctx: TrialContext, specs, directory: Path, overwrite: bool) -> St
     kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
     # keras-tuner rewrites oracle.json and trial.json in place: a kill in the middle would leave them cut
     kt_utils.save_json = _save_json_atomic
+    # with pruning or a budget the trials report each epoch to the oracle themselves, which keras-tuner calls old style
+    warnings.filterwarnings("ignore", message="The use case of calling", category=DeprecationWarning)
     oracle = make_oracle(ctx.cfg, specs, ctx.objective)
     with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
         return StudyTuner(ctx, oracle, directory, overwrite)
