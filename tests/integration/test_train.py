@@ -124,8 +124,8 @@ def test_diverging_training_ends_failed(tmp_path):
 def test_stateful_lstm_trains_in_order(make_cfg, monkeypatch):
     """A stateful LSTM carries its state from one batch to the next, so it must get the training windows in time
     order, one per batch, and start every epoch from a zero state: Keras' fit is watched to check that it gets
-    shuffle=False, chronological windows (each one the previous one moved by a note), and a state that is zero at
-    the start of each epoch and not at its end.
+    batches of one window each, in time order (each one the previous one moved by a note) and the same order in
+    every epoch, and a state that is zero at the start of each epoch and not at its end.
 
     Mutation check (2026-12-01): passing shuffle=True for stateful models in tuning/trial.fit, dropping its
     StateResetter, or building the RNN with stateful=False each fail this test."""
@@ -150,7 +150,8 @@ def test_stateful_lstm_trains_in_order(make_cfg, monkeypatch):
     real_fit = keras.Model.fit
 
     def watched_fit(model, x=None, y=None, **kwargs):
-        calls.append({"x": np.asarray(x), "shuffle": kwargs.get("shuffle"), "batch_size": kwargs.get("batch_size"),
+        epochs = [[np.asarray(inputs) for inputs, _ in x] for _ in range(2)]  # the tf.data batches of two epochs
+        calls.append({"epochs": epochs,
                       "stateful": [layer.name for layer in model.layers if getattr(layer, "stateful", False)]})
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), Probe()]
         return real_fit(model, x, y, **kwargs)
@@ -162,8 +163,10 @@ def test_stateful_lstm_trains_in_order(make_cfg, monkeypatch):
     assert "test_accuracy" in summary["test_metrics"]
     (call,) = calls
     assert call["stateful"], "the RNN layers are not stateful"
-    assert call["shuffle"] is False and call["batch_size"] == 1
-    x = call["x"]
+    first, second = call["epochs"]
+    assert all(len(batch) == 1 for batch in first), "the batches are not of the model's fixed batch size 1"
+    assert all(np.array_equal(a, b) for a, b in zip(first, second)), "the batches are reshuffled between epochs"
+    x = np.concatenate(first)
     assert len(x) > 10 and np.array_equal(x[1:, :-1], x[:-1, 1:]), "the training windows are not in time order"
     begins = [v for kind, _, v in states if kind == "begin"]
     ends = [v for kind, _, v in states if kind == "end"]

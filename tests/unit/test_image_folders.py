@@ -57,7 +57,7 @@ def test_a_split_streams_and_holds_no_images(tmp_path):
 
     root = write_folder(tmp_path / "photos", {"a": 12, "b": 12})
     splits = load_dataset(folder_cfg(root, height=16, width=12), seed=0)
-    assert splits.streams and isinstance(splits.train, FileSplit) and not hasattr(splits.train, "x")
+    assert isinstance(splits.train, FileSplit) and not hasattr(splits.train, "x")
     for split in (splits.train, splits.val, splits.test):  # only paths and labels: nothing of image size
         arrays = [v for v in (getattr(split, f.name) for f in dataclasses.fields(split)) if isinstance(v, np.ndarray)]
         assert all(a.ndim == 1 and a.size == len(split) for a in arrays)

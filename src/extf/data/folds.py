@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from extf.data.splits import FileSplit, Split, Splits
+from extf.data.splits import DatasetSplit, FileSplit, Split, Splits
 from extf.errors import ConfigError
 
 METHODS = ("auto", "stratified", "kfold", "time_series")
@@ -29,6 +29,11 @@ def check_folds(splits: Splits, k: int, method: str = "auto") -> str:
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ConfigError(f"tuner.cv_folds must be 0 (off: one validation split) or a number of folds >= 2. "
                           f"Received: tuner.cv_folds={k!r}")
+    if isinstance(splits.train, DatasetSplit):
+        raise ConfigError(f"tuner.cv_folds cuts training + validation data into folds, but dataset '{meta.name}' "
+                          f"comes as the project's own tf.data pipelines, which extf cannot cut. Use "
+                          f"tuner.cv_folds=0 (one validation split), or return arrays (x, y) from the dataset "
+                          f"function. Received: tuner.cv_folds={k!r}")
     n = len(splits.train) + len(splits.val)
     if k > n:
         raise ConfigError(f"tuner.cv_folds={k} is more folds than the {n} samples of training + validation data. "

@@ -24,6 +24,7 @@ import numpy as np
 from extf.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+CACHE_BYTES = 64 * 2**20  # a split whose decoded images (float32) fit in this is decoded once and kept in memory
 _SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF",
                b"BM": "BMP"}
 _PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of every complete PNG
@@ -129,11 +130,18 @@ class ImageReader:
 
         paths = [str(p) for p in files]
         ds = tf.data.Dataset.from_tensor_slices(paths if labels is None else (paths, np.asarray(labels)))
-        if shuffle:
+        # a small split is decoded once, in its first pass, and kept: the later epochs read no file
+        cache = len(paths) * self.height * self.width * self.channels * 4 <= CACHE_BYTES
+        if shuffle and not cache:  # the file names, before decoding: nothing decoded waits in a buffer
             ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
         decode = self.decode if labels is None else (lambda p, y: (self.decode(p), y))
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        if cache:
+            ds = ds.cache()
+            if shuffle:  # the same order as the file names' shuffle with this seed (a permutation of as many)
+                ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        # a static batch size when it divides the files (no remainder dropped), as the other splits
+        return ds.batch(batch_size, drop_remainder=len(paths) % batch_size == 0).prefetch(tf.data.AUTOTUNE)
 
     def read(self, files: list) -> np.ndarray:
         """A few files as one array (an input example); the same decoding as `dataset`."""

@@ -72,7 +72,8 @@ def dataset_inputs(ds_cfg: dict, splits, digest: str | None) -> list[dict]:
     meta = splits.meta
     p = data_path(ds_cfg)
     if digest is None:
-        digest = array_digest(*(getattr(splits, s).x for s, _ in CONTEXTS), *(getattr(splits, s).y for s, _ in CONTEXTS))
+        digest = array_digest(*(_content(getattr(splits, s)) for s, _ in CONTEXTS),
+                              *(getattr(splits, s).y for s, _ in CONTEXTS if hasattr(getattr(splits, s), "x")))
     name = p.name if p is not None else meta.name
     # MLflow's LocalArtifactDatasetSource ("local") and CodeDatasetSource ("code") JSON
     source = {"uri": p.resolve().as_uri()} if p is not None else {"tags": {"extf.dataset": meta.name}}
@@ -89,3 +90,11 @@ def dataset_inputs(ds_cfg: dict, splits, digest: str | None) -> list[dict]:
         out.append({"name": name, "digest": split_digest, "source": source, "context": context, "rows": len(split),
                     "data_digest": digest, "columns": columns, "shape": list(meta.input_shape)})
     return out
+
+
+def _content(split):
+    """What the digest covers of a split made in memory: its inputs (and, beside them, its labels); of a project's
+    tf.data split: what it yields and how many (reading its data for a digest would be a pass of its own)."""
+    if hasattr(split, "x"):
+        return split.x
+    return np.asarray([repr(split.data.element_spec), str(len(split))], dtype=object)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
-from extf.data.images import ImageReader
+from extf.data.images import ImageReader, decode_errors_named
 from extf.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "regression", "segmentation", "reconstruction")
@@ -30,31 +32,38 @@ class Meta:
 
 @dataclass(frozen=True)
 class Split:
-    """A split held in memory: Keras batches and shuffles its arrays itself."""
+    """A split held in memory (arrays, or a table's columns): `dataset()` is what Keras gets, batched from them."""
 
     x: np.ndarray | dict  # an array, or a table's raw columns {column: values} (extf.data.tables)
     y: np.ndarray
     index: np.ndarray  # row numbers in the loaded dataset, for tracing samples back
-    streams = False
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def dataset(self, batch_size: int, shuffle: bool = False, seed: int | None = None):
+        """(inputs, labels) batches as a prefetched tf.data pipeline; in row order unless `shuffle` (seeded, a new
+        order each epoch)."""
+        return array_dataset(self.x, self.y, batch_size, shuffle=shuffle, seed=seed)
 
     def inputs(self, n: int) -> np.ndarray | dict:
         """The first `n` inputs (an input example for the logged model)."""
         return _take(self.x, np.arange(min(n, len(self))))
 
+    def read_errors(self, skip_hint: str | None = None):
+        """Nothing is decoded while an array split is read: no error to name."""
+        return nullcontext()
+
 
 @dataclass(frozen=True)
 class FileSplit:
     """A split that streams its inputs from files: in memory are only the file paths and the labels (known from
-    the file list without decoding), so memory does not grow with the data. `dataset()` is what Keras gets."""
+    the file list without decoding), so memory does not grow with the data."""
 
     files: tuple[str, ...]
     y: np.ndarray
     index: np.ndarray  # positions in the loaded file list
     reader: ImageReader
-    streams = True
 
     def __len__(self) -> int:
         return len(self.files)
@@ -66,17 +75,79 @@ class FileSplit:
     def inputs(self, n: int) -> np.ndarray:
         return self.reader.read(list(self.files[:n]))
 
+    def read_errors(self, skip_hint: str | None = None):
+        """A context in which TensorFlow's failure to decode one of the files becomes an error naming it."""
+        return decode_errors_named(self.files, skip_hint)
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """A split given as an unbatched `tf.data.Dataset` of (input, label) pairs (a project's own loader): batched and
+    prefetched here, shuffled (seeded) for training; its own order is kept otherwise, so it must not reshuffle."""
+
+    data: object  # tf.data.Dataset, unbatched
+    size: int
+    index: np.ndarray  # positions in the concatenation train, val, test
+
+    def __len__(self) -> int:
+        return self.size
+
+    def dataset(self, batch_size: int, shuffle: bool = False, seed: int | None = None):
+        """(inputs, labels) batches; shuffled through a buffer of up to SHUFFLE_BUFFER samples when `shuffle`."""
+        import tensorflow as tf
+
+        ds = self.data
+        if shuffle:
+            ds = ds.shuffle(min(self.size, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size, drop_remainder=self.size % batch_size == 0).prefetch(tf.data.AUTOTUNE)
+
+    @cached_property
+    def y(self) -> np.ndarray:
+        """The labels in order, read from the dataset once (evaluation needs them beside the outputs)."""
+        labels = [np.asarray(b) for b in self.data.map(lambda x, y: y).batch(4096)]
+        return np.concatenate(labels) if labels else np.zeros(0)
+
+    def inputs(self, n: int) -> np.ndarray:
+        batch = next(iter(self.data.map(lambda x, y: x).batch(max(1, n))), None)
+        return np.asarray(batch)[:n]
+
+    def read_errors(self, skip_hint: str | None = None):
+        """The project's pipeline reports its own errors."""
+        return nullcontext()
+
+
+SHUFFLE_BUFFER = 10_000  # samples of a project's tf.data split held for shuffling (arrays shuffle their row numbers)
+AnySplit = Split | FileSplit | DatasetSplit
+
 
 @dataclass(frozen=True)
 class Splits:
-    train: Split | FileSplit
-    val: Split | FileSplit
-    test: Split | FileSplit
+    train: AnySplit
+    val: AnySplit
+    test: AnySplit
     meta: Meta
 
-    @property
-    def streams(self) -> bool:
-        return self.train.streams
+
+def array_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int | None = None):
+    """Batches of rows of `x` (an array or a dict of columns) and `y` as a prefetched tf.data pipeline. The row
+    numbers are shuffled (seeded, each epoch anew) and batched, then each batch is gathered at once: no per-sample
+    work. The arrays become tensors once per pipeline; they are in memory already, so there is nothing to cache.
+    When `batch_size` divides the rows, the batches have a static size (dropping no remainder): a stateful RNN,
+    whose batch size is fixed, needs it."""
+    import tensorflow as tf
+
+    n = len(y)
+    tensors = ({k: tf.constant(v) for k, v in x.items()} if isinstance(x, dict) else tf.constant(x), tf.constant(y))
+    ds = tf.data.Dataset.range(n)
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+
+    def rows(i):
+        return tf.nest.map_structure(lambda t: tf.gather(t, i), tensors)
+
+    ds = ds.batch(batch_size, drop_remainder=n % batch_size == 0).map(rows, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                      deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def check_finite(x: np.ndarray, y: np.ndarray, name: str) -> None:
@@ -170,11 +241,12 @@ def reconstruction_splits(splits: Splits) -> Splits:
     their input. The model rescales / standardizes raw inputs itself, so the targets are the inputs on that
     internal scale: the scale of its output. The labels are dropped; any dataset works, whatever its task."""
     meta = splits.meta
-    if splits.streams:
+    if not isinstance(splits.train, Split):
         raise ConfigError(f"model=autoencoder reconstructs in-memory datasets only: dataset '{meta.name}' streams "
-                          f"its images from files, and an autoencoder's targets (the images themselves) would "
-                          f"have to be held in memory. Use model=cnn to classify the images, or save a sample of "
-                          f"them as a .npz (dataset=npz) to reconstruct it. Received: model.name='autoencoder'")
+                          f"its samples (from files or a tf.data pipeline), and an autoencoder's targets (the inputs "
+                          f"themselves) would have to be held in memory. Use model=cnn to classify the images, or "
+                          f"save a sample of them as a .npz (dataset=npz) to reconstruct it. Received: "
+                          f"model.name='autoencoder'")
     parts = {}
     for name in ("train", "val", "test"):
         split = getattr(splits, name)

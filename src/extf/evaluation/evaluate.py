@@ -14,36 +14,49 @@ SPLIT_ORDER = ("train", "val", "test")
 
 def evaluate_model(model, splits, split_name: str, meta, threshold: float, batch_size: int,
                    stateful: bool = False) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics (no prefix) and the model's outputs on `splits.<split_name>`."""
+    """Metrics (no prefix) and the model's outputs on `splits.<split_name>`, from one pass over its inputs."""
     from extf.evaluation.metrics import compute_metrics
     from extf.models.rnn import reset_states
 
     split = getattr(splits, split_name)
-
-    def start_state():
-        """Fresh states; a stateful split continues the sequence, so prime it with the earlier splits' inputs."""
-        reset_states(model)
-        if stateful:
+    reset_states(model)
+    with split.read_errors():
+        if stateful:  # the split continues the sequence: prime the states with the earlier splits' inputs
             for earlier in SPLIT_ORDER[: SPLIT_ORDER.index(split_name)]:
-                model.predict(getattr(splits, earlier).x, batch_size=batch_size, verbose=0)
-
-    if split.streams:  # read from the files in their order, so the outputs line up with the labels
-        from extf.data.images import decode_errors_named
-
-        with decode_errors_named(split.files):
-            outputs = model.predict(split.dataset(batch_size), verbose=0)
-            keras_metrics = model.evaluate(split.dataset(batch_size), verbose=0, return_dict=True)
-    else:
-        start_state()
-        outputs = model.predict(split.x, batch_size=batch_size, verbose=0)
-        start_state()  # evaluate() must start from the same state predict() did
-        keras_metrics = model.evaluate(split.x, split.y, batch_size=batch_size, verbose=0, return_dict=True)
-    metrics = {k: float(v) for k, v in keras_metrics.items()}
+                model.predict(getattr(splits, earlier).dataset(batch_size), verbose=0)
+        metrics, outputs, y = evaluate_once(model, split.dataset(batch_size))
     # the notes' metrics take precedence where names overlap (they honour the decision threshold); a reconstruction
     # is judged like a regression of every input value
     task = "regression" if meta.task == "reconstruction" else meta.task
-    metrics.update(compute_metrics(task, split.y, outputs, meta.class_names, threshold))
+    metrics.update(compute_metrics(task, y, outputs, meta.class_names, threshold))
     return metrics, outputs
+
+
+def evaluate_once(model, dataset) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """(what `model.evaluate` reports: its compiled loss and metrics, the outputs, the labels) from one pass over
+    the (inputs, labels) batches of `dataset`: each batch's step is Keras' own test step (the same loss, from the
+    same graph, weighted by the batch size) that also hands back the outputs, so the inputs are read once."""
+    import keras
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+        y_pred = model(x, training=False)
+        loss = model.compute_loss(x, y, y_pred, training=False)
+        model.compute_metrics(x, y, y_pred)
+        return y_pred, loss
+
+    model.reset_metrics()
+    loss = keras.metrics.Mean(name="loss")
+    outputs, labels = [], []
+    for x, y in dataset:
+        y_pred, batch_loss = step(x, y)
+        loss.update_state(batch_loss, sample_weight=len(y))
+        outputs.append(np.asarray(y_pred))
+        labels.append(np.asarray(y))
+    # the model's own loss tracker saw nothing here; sorted by name as `evaluate(return_dict=True)` gives them
+    metrics = {**{k: float(v) for k, v in model.get_metrics_result().items()}, "loss": float(loss.result())}
+    return dict(sorted(metrics.items())), np.concatenate(outputs), np.concatenate(labels)
 
 
 def write_plots(meta, y_true, outputs, directory: Path, threshold: float = 0.5, x=None) -> list[Path]:

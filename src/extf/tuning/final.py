@@ -86,7 +86,7 @@ class FinalTest:
             from extf.evaluation.evaluate import write_plots
 
             write_plots(meta, self.splits.test.y, outputs, art / "plots", cfg.evaluation.threshold,
-                        x=None if self.splits.streams else self.splits.test.x)
+                        x=self.splits.test.inputs(4))  # the segmentation overlay shows 4
         table = table_spec(meta, cfg.evaluation.threshold)
         write_json_atomic(art / "dataset.json", {
             "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),

@@ -73,23 +73,18 @@ def finite(v) -> bool:
 def fit(model, cfg, splits, callbacks: list, initial_epoch: int = 0, seed: int | None = None):
     """Fit on train with validation on the validation split; returns the Keras History. `initial_epoch`: go on from
     that epoch up to cfg.trainer.epochs (a hyperband trial that continues its parent's weights). `seed`: of the
-    shuffling of a streamed training split (default cfg.seed); Keras shuffles arrays with the global seed."""
+    shuffling of the training split (default cfg.seed), a new order each epoch."""
     stateful = cfg.model.name == "rnn" and cfg.model.stateful
     if stateful:
         callbacks = [*callbacks, StateResetter.create()]
-    shuffle = bool(cfg.trainer.shuffle) and not stateful
+    shuffle = bool(cfg.trainer.shuffle) and not stateful  # a stateful RNN's batches continue each other: in order
     batch_size = cfg.trainer.batch_size
     train, val = splits.train, splits.val
-    common = {"epochs": cfg.trainer.epochs, "initial_epoch": initial_epoch, "verbose": cfg.trainer.verbosity,
-              "callbacks": callbacks}
-    if splits.streams:  # tf.data pipelines, batched and prefetched; the files are read as the epochs go
-        from extf.data.images import decode_errors_named
-
-        with decode_errors_named(train.files + val.files, "dataset.skip_bad_files=true"):
-            return model.fit(train.dataset(batch_size, shuffle=shuffle, seed=cfg.seed if seed is None else seed),
-                             validation_data=val.dataset(batch_size), shuffle=False, **common)  # shuffled already
-    return model.fit(train.x, train.y, batch_size=batch_size, shuffle=shuffle, validation_data=(val.x, val.y),
-                     **common)
+    with train.read_errors("dataset.skip_bad_files=true"), val.read_errors("dataset.skip_bad_files=true"):
+        return model.fit(train.dataset(batch_size, shuffle=shuffle, seed=cfg.seed if seed is None else seed),
+                         validation_data=val.dataset(batch_size), epochs=cfg.trainer.epochs,
+                         initial_epoch=initial_epoch, verbose=cfg.trainer.verbosity, callbacks=callbacks,
+                         shuffle=False)  # shuffled already (Keras warns at its default True for a tf.data input)
 
 
 def val_loss_min(history: dict, objective_name: str) -> float | None:
