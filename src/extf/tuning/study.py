@@ -176,9 +176,22 @@ class Study:
                 raise _as_user_error(recorder.first_error) from None
             raise ExtfError(f"The search stopped: {e} See the FAILED trial runs' extf.failure_reason tags.") from None
         drop_warm_starts(self.study_dir / "tuner")
+        self._say_why_the_search_stopped(tuner.oracle, tracker, parent, recorder)
         if chief is not None:  # the best over every worker is now in best/
             self.state.restore(objective)
         return self.state.trial_lines() - trials_before, recorder.first_error
+
+    def _say_why_the_search_stopped(self, oracle, tracker, parent: str | None, recorder: TrialRecorder) -> None:
+        """The parent run's `extf.stop_reason`: time_budget, max_trials, or space_exhausted (fewer trials)."""
+        t = self.cfg.tuner
+        if getattr(oracle, "budget_spent", lambda: False)():
+            reason = "time_budget"
+            recorder.say(f"time budget tuner.time_budget={t.time_budget} spent after {len(oracle.trials)} trial(s): "
+                         f"no new trial started")
+        else:
+            reason = "max_trials" if len(oracle.trials) >= t.max_trials else "space_exhausted"
+        if parent:
+            tracker.set_tags(parent, {"extf.stop_reason": reason})
 
     def _data_name(self) -> str:
         return Path(str(self.cfg.dataset.get("path") or self.cfg.dataset.name)).name
