@@ -64,3 +64,34 @@ def test_policies_that_cannot_work_are_one_message_before_any_trial(tmp_path, ar
     proc = run_extf(["tune", *QUICK, *args], cwd=tmp_path)
     assert_clean_error(proc, *needles)
     assert not (tmp_path / "outputs" / "studies").exists() or not list((tmp_path / "outputs" / "studies").glob("*/trials.jsonl"))
+
+
+@pytest.mark.slow
+def test_cross_validation_scores_trials_on_folds_and_retrains_the_final_model_on_train_and_val(tmp_path):
+    proc = run_extf(["tune", "dataset=iris", "model=mlp", "callbacks=none", "evaluation.plots=false",
+                     "tracking.log_model=false", "tuner.cv_folds=3", "tuner.max_trials=2", "trainer.epochs=6"],
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = trial_rows(tmp_path)
+    assert all(r["epochs"] == 18 and 1 <= r["cv_epochs"] <= 6 for r in rows), rows  # 3 folds x 6 epochs
+    assert "retrained on train + validation (120 samples)" in proc.stdout
+    assert proc.stdout.count("test (evaluated once)") == 1
+    with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
+        keys = {k for (k,) in con.execute("select distinct key from metrics")}
+        tags = dict(con.execute("select key, value from tags where key like 'extf.final%'").fetchall())
+    assert {"fold_0.val_accuracy", "fold_2.val_accuracy", "val_accuracy_std", "fold_1.val_accuracy_best"} <= keys
+    assert tags["extf.final_model"] == "retrained on train+validation"
+    assert int(tags["extf.final_epochs"]) in {r["cv_epochs"] for r in rows}
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["dataset=iris", "tuner.cv_folds=1"], ["tuner.cv_folds must be 0", "Received: tuner.cv_folds=1"]),
+    (["dataset=iris", "tuner.cv_folds=60"], ["smallest class has", "Received: tuner.cv_folds=60"]),
+    (["dataset=sine", "model=rnn", "tuner.cv_folds=3"], ["time order", "tuner.cv_method=time_series"]),
+    (["dataset=iris", "tuner=hyperband", "tuner.cv_folds=3"], ["does not go with tuner=hyperband"]),
+], ids=["one-fold", "more-than-a-class", "sequence", "hyperband"])
+def test_folds_that_cannot_be_made_stop_the_study_before_any_trial(tmp_path, args, needles):
+    proc = run_extf(["tune", "model=mlp", "evaluation.plots=false", *args], cwd=tmp_path)
+    assert_clean_error(proc, *needles)
+    assert "[trial" not in proc.stdout
+    assert running_runs(tmp_path / "mlruns") == []

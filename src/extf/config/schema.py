@@ -188,6 +188,13 @@ def search_policies_fit(section: dict, prefix: str) -> None:
                           + ". Use tuner=random, bayesian, tpe or cmaes, or tuner.pruning=none. Received: "
                           f"tuner.name={name!r}, tuner.pruning={section['pruning']!r}")
     parse_duration(section.get("time_budget"))
+    if section.get("cv_folds") == 1:
+        raise ConfigError("tuner.cv_folds must be 0 (off: one validation split) or a number of folds >= 2 (each "
+                          "trial trains once per fold). Received: tuner.cv_folds=1")
+    if section.get("cv_folds") and name == "hyperband":
+        raise ConfigError(f"tuner.cv_folds does not go with tuner=hyperband, whose rounds continue a trial's weights "
+                          f"(one model per trial). Use tuner=random, bayesian, tpe or cmaes, or tuner.cv_folds=0. "
+                          f"Received: tuner.cv_folds={section['cv_folds']}")
     if section.get("time_budget") is not None and name == "hyperband":
         raise ConfigError(f"tuner.time_budget does not go with tuner=hyperband, whose brackets plan the trials' "
                           f"epochs ahead. Use tuner=random, bayesian, tpe or cmaes, or tuner.time_budget=null. "
@@ -218,6 +225,8 @@ class TunerConf:
     pruning_min_trials: int  # trials to compare with before any is pruned
     pruning_factor: int  # asha: keep the best 1/factor at each rung
     time_budget: Any  # seconds, or "30m", "2h"; null: no budget
+    cv_folds: int  # 0: one validation split; K >= 2: each trial scored by K-fold cross-validation (extf.data.folds)
+    cv_method: str  # auto (stratified for classes, else kfold) | stratified | kfold | time_series
     # one tuner's own keys, in its YAML file only: absent (null) for the others, so they may be left out
     num_initial_points: int | None = None  # bayesian; null: 3 x the number of hyperparameters
     alpha: float | None = None  # bayesian
@@ -235,6 +244,7 @@ class TunerConf:
         "pruning": OneOf(PRUNING_RULES), "pruning_warmup_epochs": NON_NEGATIVE_INT,
         "pruning_min_trials": POSITIVE_INT,
         "pruning_factor": at_least(2, "asha keeps the best 1/factor of the trials at each rung"),
+        "cv_folds": NON_NEGATIVE_INT, "cv_method": OneOf(("auto", "stratified", "kfold", "time_series")),
     }
     checks: ClassVar = (tuner_keys_set, search_policies_fit)
 

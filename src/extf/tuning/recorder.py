@@ -36,6 +36,8 @@ class TrialRecorder:
             row["reason"] = result.reason
         if result.pruned_at is not None:
             row["pruned_at_epoch"] = result.pruned_at
+        if result.cv_epochs is not None:
+            row["cv_epochs"] = result.cv_epochs
         if (loss_min := val_loss_min(result.history, name)) is not None:  # the tie-break (Objective.rank)
             row["val_loss_min"] = loss_min
         self.state.append(row)

@@ -138,7 +138,8 @@ class Study:
             print("The study had already finished: no new trials, the recorded test metrics stand.", file=self.out)
             test_metrics = record["test_metrics"]
         else:
-            test_metrics = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent).run()
+            test_metrics = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent,
+                                     say=lambda text: print(text, file=self.out, flush=True)).run()
             record.update(test_metrics=test_metrics, tested_trial=best["trial_id"])
             self.state.save(record)
         return {"parent_run_id": parent, "test_metrics": test_metrics, "best": best,
@@ -161,7 +162,7 @@ class Study:
             state.restore(objective)
         recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started)
         ctx = TrialContext(cfg, inputs.splits, objective, tracker, recorder.record, recorder.say, parent,
-                           recorder.worker_id, init_weights)
+                           recorder.worker_id, init_weights, inputs.folds)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=bool(cfg.tuner.overwrite))
         try:
             if chief is not None:
