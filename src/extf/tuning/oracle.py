@@ -35,7 +35,7 @@ def make_oracle(cfg, specs, objective: Objective):
     t = cfg.tuner
     common = {"objective": kt.Objective(objective.name, direction=objective.direction),
               "hyperparameters": declare(specs), "tune_new_entries": False,
-              "seed": t.seed if t.seed is not None else cfg.seed, "max_retries_per_trial": t.max_retries_per_trial,
+              "seed": oracle_seed(cfg), "max_retries_per_trial": t.max_retries_per_trial,
               "max_consecutive_failed_trials": t.max_consecutive_failed_trials}
     policies = _policies(t, objective)
     if t.name in ("tpe", "cmaes"):
@@ -55,6 +55,14 @@ def make_oracle(cfg, specs, objective: Objective):
                                         hyperband_iterations=t.hyperband_iterations, **common)
     oracle.max_trials = t.max_trials  # the base Oracle stops creating trials past this cap
     return oracle
+
+
+def oracle_seed(cfg) -> int:
+    """The oracle's seed: a hash of the study seed (tuner.seed, else seed) and the tuner's name (extf.tuning.seeds)."""
+    from extf.tuning.seeds import derived_seed
+
+    t = cfg.tuner
+    return derived_seed(t.seed if t.seed is not None else cfg.seed, t.name)
 
 
 def has_policies(cfg) -> bool:
