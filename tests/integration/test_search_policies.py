@@ -75,11 +75,13 @@ def test_cross_validation_scores_trials_on_folds_and_retrains_the_final_model_on
     rows = trial_rows(tmp_path)
     assert all(r["epochs"] == 18 and 1 <= r["cv_epochs"] <= 6 for r in rows), rows  # 3 folds x 6 epochs
     assert "retrained on train + validation (120 samples)" in proc.stdout
+    assert "baseline (logistic regression (standardized), same training split): val_accuracy=" in proc.stdout
     assert proc.stdout.count("test (evaluated once)") == 1
     with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
         keys = {k for (k,) in con.execute("select distinct key from metrics")}
         tags = dict(con.execute("select key, value from tags where key like 'extf.final%'").fetchall())
-    assert {"fold_0.val_accuracy", "fold_2.val_accuracy", "val_accuracy_std", "fold_1.val_accuracy_best"} <= keys
+    assert {"fold_0.val_accuracy", "fold_2.val_accuracy", "val_accuracy_std", "fold_1.val_accuracy_best",
+            "baseline_val_accuracy", "baseline_test_accuracy"} <= keys
     assert tags["extf.final_model"] == "retrained on train+validation"
     assert int(tags["extf.final_epochs"]) in {r["cv_epochs"] for r in rows}
 

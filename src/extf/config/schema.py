@@ -139,6 +139,7 @@ class AugmentationConf:
 class EvaluationConf:
     threshold: float  # decision threshold of binary tasks
     plots: bool  # ROC, PR, confusion matrix / predicted vs actual PNGs on the study's parent run
+    baseline: bool  # a scikit-learn baseline beside the study (extf.evaluation.baseline)
     constraints: ClassVar = {"threshold": Interval(0, 1, "in [0, 1]: it is the probability above which a binary "
                                                          "prediction is the positive class")}
 

@@ -23,6 +23,7 @@ class FinalTest:
         from extf.tuning.space import apply_hyperparameters
 
         self.cfg = cfg
+        self.study_splits = splits  # train / validation / test as the trials saw them (the baseline's too)
         self.cross_validated = bool(cfg.tuner.get("cv_folds"))
         if self.cross_validated:  # the final model learns from train + validation (statistics refitted on both)
             from extf.data.folds import final_splits
@@ -30,6 +31,7 @@ class FinalTest:
             splits = final_splits(splits, OmegaConf.to_container(cfg.dataset, resolve=True))
         self.splits = splits
         self.say = say
+        self.baseline_line: str | None = None  # what the baseline scored, for the study's summary
         self.objective = objective
         self.state = state
         self.tracker = tracker
@@ -45,7 +47,23 @@ class FinalTest:
         test_metrics, outputs = self.evaluate(model)
         model_files, table = self.write_artifacts(model, outputs)
         self.log(model, test_metrics, model_files, table)
+        self.baseline_line = self.baseline()
         return test_metrics
+
+    def baseline(self) -> str | None:
+        """A scikit-learn baseline on the same training split, scored on validation and once on test, beside the
+        study (extf.evaluation.baseline): the console and the parent run say whether the search beat it."""
+        if not self.cfg.evaluation.baseline:
+            return None
+        from extf.evaluation.baseline import fit_baseline
+
+        base = fit_baseline(self.study_splits, seed=int(self.cfg.seed))
+        if base is None:
+            return None
+        scores = {**base.val, **base.test}
+        self.tracker.log_metrics(self.parent_id, {f"baseline_{k}": v for k, v in scores.items()})
+        self.tracker.set_tags(self.parent_id, {"extf.baseline": base.name})
+        return f"baseline ({base.name}, same training split): " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items())
 
     def final_model(self):
         """The best trial's architecture with its saved weights (retrained, after cross-validation)."""

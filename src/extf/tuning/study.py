@@ -138,11 +138,13 @@ class Study:
             print("The study had already finished: no new trials, the recorded test metrics stand.", file=self.out)
             test_metrics = record["test_metrics"]
         else:
-            test_metrics = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent,
-                                     say=lambda text: print(text, file=self.out, flush=True)).run()
+            final = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent,
+                              say=lambda text: print(text, file=self.out, flush=True))
+            test_metrics = final.run()
+            record.update(baseline=final.baseline_line)
             record.update(test_metrics=test_metrics, tested_trial=best["trial_id"])
             self.state.save(record)
-        return {"parent_run_id": parent, "test_metrics": test_metrics, "best": best,
+        return {"parent_run_id": parent, "test_metrics": test_metrics, "best": best, "baseline": record.get("baseline"),
                 "trials": self.state.ranked(inputs.objective), "study_dir": str(self.study_dir),
                 "objective": inputs.objective.name}
 
