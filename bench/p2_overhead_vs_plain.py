@@ -37,6 +37,8 @@ from common import (
     warm_up,
 )
 
+from extf.tuning.seeds import derived_seed  # extf's oracle seed: the plain side draws the same trials with it
+
 HERE = Path(__file__).resolve().parent
 PLAIN = HERE / "plain_keras_tuner.py"
 BARE = HERE / "plain_fit_loop.py"
@@ -86,7 +88,7 @@ def figures(quick: bool = False) -> list[Figure]:
     def plain(_rep: int) -> Sample:
         with project() as root:
             result = run([PYTHON, str(PLAIN), "--root", str(root), "--trials", str(trials), "--epochs", str(epochs),
-                          "--seed", "42"], cwd=root)
+                          "--seed", "42", "--tuner-seed", str(derived_seed(42, "random"))], cwd=root)
             if result.returncode != 0:
                 raise Failed(f"the plain keras-tuner script failed: {result.error()}")
             result.root = root

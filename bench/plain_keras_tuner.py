@@ -4,13 +4,13 @@
 
 Same data (scikit-learn's load_digits, stratified split 64 / 16 / 20 with the same seed), same model (Rescaling
 1/16 -> Flatten -> [Dense -> (BatchNorm) -> Activation -> (Dropout)] x num_layers -> softmax), same search space
-and names as conf/search_space/mlp.yaml, declared in the same order (keras-tuner's RandomSearch with the same seed
-then draws the same trials), Adam, batch 32, shuffled, the same per-trial seeding. MLflow: a parent run, one nested
+and names as conf/search_space/mlp.yaml, declared in the same order (keras-tuner's RandomSearch with the seed extf's
+oracle gets, --tuner-seed, then draws the same trials), Adam, batch 32, shuffled, the same per-trial seeding. MLflow: a parent run, one nested
 run per trial with its parameters and per-epoch metrics, in a SQLite store under <root>/mlruns; then the best
 model is evaluated once on the test split and its metrics logged on the parent run. It writes the hyperparameters
 each trial trained (active ones, in trial order) to <root>/trials.json, so P2 can check both sides trained the same.
 
-    python bench/plain_keras_tuner.py --root DIR [--trials N] [--epochs E] [--seed S]
+    python bench/plain_keras_tuner.py --root DIR [--trials N] [--epochs E] [--seed S] [--tuner-seed T]
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--tuner-seed", type=int, default=None,
+                        help="RandomSearch's seed (default --seed); extf hashes its seed first, P2 passes the result")
     args = parser.parse_args()
 
     import keras
@@ -114,7 +116,8 @@ def main() -> int:
                 mlflow.log_metric("val_accuracy_best", max(history.history["val_accuracy"]))
                 return history
 
-    tuner = kt.RandomSearch(MLP(), objective="val_accuracy", max_trials=args.trials, seed=seed,
+    tuner_seed = seed if args.tuner_seed is None else args.tuner_seed
+    tuner = kt.RandomSearch(MLP(), objective="val_accuracy", max_trials=args.trials, seed=tuner_seed,
                             directory=str(root / "tuner"), project_name="plain", overwrite=True)
     with mlflow.start_run(run_name="plain-study"):
         mlflow.log_params({"trials": args.trials, "epochs": args.epochs, "seed": seed})

@@ -8,8 +8,9 @@ kt = pytest.importorskip("keras_tuner")
 
 from keras_tuner.engine import trial as kt_trial  # noqa: E402
 
+from extf.config.duration import parse_duration  # noqa: E402
 from extf.errors import ConfigError  # noqa: E402
-from extf.tuning.budget import parse_duration, with_budget  # noqa: E402
+from extf.tuning.budget import with_budget  # noqa: E402
 from extf.tuning.pruning import PruningRule, pruned_epoch, with_pruning  # noqa: E402
 
 

@@ -45,6 +45,8 @@ def print_summary(cfg, summary: dict, out) -> None:
     print(f"\nstudy {cfg.experiment_name}: best {summary['objective']}={summary['best'][summary['objective']]:.4f} "
           f"(trial_id {summary['best']['trial_id']} in the leaderboard)", file=out)
     print(f"test (evaluated once): {metrics}", file=out)
+    if summary.get("baseline"):
+        print(summary["baseline"], file=out)
     print(f"outputs: {summary['study_dir']}", file=out)
     if cfg.tracking.enabled:
         print(f"MLflow: parent run {summary['parent_run_id']} in experiment '{cfg.experiment_name}' at "

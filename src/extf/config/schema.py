@@ -23,6 +23,7 @@ from extf.config.constraints import (
     OneOf,
     at_least,
 )
+from extf.config.duration import parse_duration
 from extf.errors import ConfigError
 
 
@@ -138,6 +139,7 @@ class AugmentationConf:
 class EvaluationConf:
     threshold: float  # decision threshold of binary tasks
     plots: bool  # ROC, PR, confusion matrix / predicted vs actual PNGs on the study's parent run
+    baseline: bool  # a scikit-learn baseline beside the study (extf.evaluation.baseline)
     constraints: ClassVar = {"threshold": Interval(0, 1, "in [0, 1]: it is the probability above which a binary "
                                                          "prediction is the positive class")}
 
@@ -162,7 +164,10 @@ class ObjectiveConf:
     constraints: ClassVar = {"direction": OneOf({"auto", "min", "max"})}
 
 
-TUNER_KEYS = {"random": (), "grid": (), "bayesian": ("alpha", "beta"), "hyperband": ("factor", "hyperband_iterations")}
+TUNER_KEYS = {"random": (), "grid": (), "bayesian": ("alpha", "beta"), "hyperband": ("factor", "hyperband_iterations"),
+              "tpe": (), "cmaes": ()}
+PRUNING_RULES = ("none", "median", "asha")
+NO_POLICIES = ("grid", "hyperband")  # an exhaustive grid, and hyperband's own budget schedule: no pruning, no budget
 
 
 def tuner_keys_set(section: dict, prefix: str) -> None:
@@ -172,6 +177,29 @@ def tuner_keys_set(section: dict, prefix: str) -> None:
         raise ConfigError(f"tuner={section['name']} needs {', '.join(f'tuner.{k}' for k in unset)}: set them in "
                           f"its YAML file (conf/tuner/{section['name']}.yaml) or on the command line. Received: "
                           + ", ".join(f"tuner.{k}=None" for k in unset))
+
+
+def search_policies_fit(section: dict, prefix: str) -> None:
+    """Pruning and a time budget go with the tuners that choose trials one by one; the budget is a duration."""
+    name = section["name"]
+    if section.get("pruning", "none") != "none" and name in NO_POLICIES:
+        raise ConfigError(f"tuner.pruning={section['pruning']} does not go with tuner={name}: "
+                          + ("grid search tries every combination, so none may stop early"
+                             if name == "grid" else "hyperband stops trials early itself (its brackets)")
+                          + ". Use tuner=random, bayesian, tpe or cmaes, or tuner.pruning=none. Received: "
+                          f"tuner.name={name!r}, tuner.pruning={section['pruning']!r}")
+    parse_duration(section.get("time_budget"))
+    if section.get("cv_folds") == 1:
+        raise ConfigError("tuner.cv_folds must be 0 (off: one validation split) or a number of folds >= 2 (each "
+                          "trial trains once per fold). Received: tuner.cv_folds=1")
+    if section.get("cv_folds") and name == "hyperband":
+        raise ConfigError(f"tuner.cv_folds does not go with tuner=hyperband, whose rounds continue a trial's weights "
+                          f"(one model per trial). Use tuner=random, bayesian, tpe or cmaes, or tuner.cv_folds=0. "
+                          f"Received: tuner.cv_folds={section['cv_folds']}")
+    if section.get("time_budget") is not None and name == "hyperband":
+        raise ConfigError(f"tuner.time_budget does not go with tuner=hyperband, whose brackets plan the trials' "
+                          f"epochs ahead. Use tuner=random, bayesian, tpe or cmaes, or tuner.time_budget=null. "
+                          f"Received: tuner.time_budget={section['time_budget']!r}")
 
 
 @dataclass
@@ -192,6 +220,14 @@ class TunerConf:
     oracle_port: int  # 0: a free port
     threads_per_worker: int | None  # TensorFlow intra/inter-op threads per worker (null: cores / workers)
     max_worker_restarts: int  # a worker killed by a signal is restarted (its trial runs again) this often
+    # search policies (extf.tuning.pruning, extf.tuning.budget)
+    pruning: str  # none | median | asha
+    pruning_warmup_epochs: int  # median: no pruning before this many epochs; asha: the first rung
+    pruning_min_trials: int  # trials to compare with before any is pruned
+    pruning_factor: int  # asha: keep the best 1/factor at each rung
+    time_budget: Any  # seconds, or "30m", "2h"; null: no budget
+    cv_folds: int  # 0: one validation split; K >= 2: each trial scored by K-fold cross-validation (extf.data.folds)
+    cv_method: str  # auto (stratified for classes, else kfold) | stratified | kfold | time_series
     # one tuner's own keys, in its YAML file only: absent (null) for the others, so they may be left out
     num_initial_points: int | None = None  # bayesian; null: 3 x the number of hyperparameters
     alpha: float | None = None  # bayesian
@@ -206,8 +242,12 @@ class TunerConf:
         "workers": NON_NEGATIVE_INT, "oracle_port": NON_NEGATIVE_INT, "max_worker_restarts": NON_NEGATIVE_INT,
         "num_initial_points": POSITIVE_INT, "max_epochs": POSITIVE_INT, "hyperband_iterations": POSITIVE_INT,
         "factor": at_least(2, "hyperband keeps 1/factor of the trials in each round"),
+        "pruning": OneOf(PRUNING_RULES), "pruning_warmup_epochs": NON_NEGATIVE_INT,
+        "pruning_min_trials": POSITIVE_INT,
+        "pruning_factor": at_least(2, "asha keeps the best 1/factor of the trials at each rung"),
+        "cv_folds": NON_NEGATIVE_INT, "cv_method": OneOf(("auto", "stratified", "kfold", "time_series")),
     }
-    checks: ClassVar = (tuner_keys_set,)
+    checks: ClassVar = (tuner_keys_set, search_policies_fit)
 
 
 @dataclass

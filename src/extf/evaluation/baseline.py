@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CLASSIFICATION = ("binary", "multiclass")
+MAX_ROWS = 50_000  # training rows the baseline fits on at most (a seeded sample beyond)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ def fit_baseline(splits, seed: int = 0) -> Baseline | None:
         return None
     tabular = meta.modality == "tabular" and hasattr(splits.train, "x")
     model, name = _tabular_model(splits.train.x, meta.task, seed) if tabular else _constant_model(meta.task)
-    model.fit(_features(splits.train, tabular), _labels(splits.train.y, meta.task))
+    x, y = _features(splits.train, tabular), _labels(splits.train.y, meta.task)
+    if len(y) > MAX_ROWS:  # a baseline need not see every row of a large table: a seeded sample of them
+        rows = np.random.default_rng(seed).choice(len(y), MAX_ROWS, replace=False)
+        x, y = (x.iloc[rows] if hasattr(x, "iloc") else x[rows]), y[rows]
+    model.fit(x, y)
     return Baseline(name, _scores(model, splits.val, meta, tabular, "val"),
                     _scores(model, splits.test, meta, tabular, "test"))
 
@@ -55,7 +60,7 @@ def _tabular_model(x, task: str, seed: int):
         prepare = numbers
     if task == "regression":
         return make_pipeline(prepare, Ridge(alpha=1.0)), "ridge regression (standardized)"
-    return (make_pipeline(prepare, LogisticRegression(max_iter=2000, random_state=seed)),
+    return (make_pipeline(prepare, LogisticRegression(max_iter=500, random_state=seed)),
             "logistic regression (standardized)")
 
 

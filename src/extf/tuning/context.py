@@ -28,6 +28,8 @@ class TrialResult:
     history: dict | None = None  # FINISHED: its Keras history
     reason: str | None = None  # FAILED: why
     error: BaseException | None = None  # FAILED: what run_trial caught (the study's message if no trial finishes)
+    pruned_at: int | None = None  # FINISHED early: the 1-based epoch pruning stopped it at
+    cv_epochs: int | None = None  # cross-validation: the epochs the final model trains (the folds' mean best epoch)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class TrialContext:
     parent_run_id: str | None = None  # the study's parent run, which the trial runs belong to
     worker_id: str | None = None  # the tuner id in a distributed search (tags each trial run)
     init_weights: Path | None = None  # init_from: the weights every trial starts from
+    folds: tuple = ()  # cross-validation: each trial trains once per fold (Splits of train + validation)
 
     def report(self, epoch: int, logs: dict[str, float]) -> str | None:
         """A trial's values after each epoch; `STOP` ends its fit there. The one place a pruning or time-budget

@@ -213,7 +213,8 @@ class RemoteWorker:
         recorder = TrialRecorder(cfg, state, inputs.objective, self.out, self.worker_id, self.started)
         ctx = TrialContext(cfg, inputs.splits, inputs.objective, tracker, recorder.record, recorder.say,
                            parent_run_id=info["parent_run_id"], worker_id=self.worker_id,
-                           init_weights=Path(info["init_weights"]) if info.get("init_weights") else None)
+                           init_weights=Path(info["init_weights"]) if info.get("init_weights") else None,
+                           folds=inputs.folds)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=False)
         try:
             tuner.search(verbose=0)

@@ -1,5 +1,6 @@
-"""After the search: the best trial's model (its architecture with its saved weights, no retraining), evaluated ONCE
-on the test split, its artifacts written to <study>/artifacts and logged on the study's parent run."""
+"""After the search: the best trial's model (its architecture with its saved weights, no retraining; after k-fold
+cross-validation, retrained on train + validation for the epochs the folds found), evaluated ONCE on the test split,
+its artifacts written to <study>/artifacts and logged on the study's parent run."""
 
 from __future__ import annotations
 
@@ -18,11 +19,19 @@ class FinalTest:
     """The best trial of `state` tested and logged; `run()` returns its test metrics."""
 
     def __init__(self, cfg: DictConfig, splits, objective: Objective, state: StudyState, tracker,
-                 parent_id: str | None):
+                 parent_id: str | None, say=print):
         from extf.tuning.space import apply_hyperparameters
 
         self.cfg = cfg
+        self.study_splits = splits  # train / validation / test as the trials saw them (the baseline's too)
+        self.cross_validated = bool(cfg.tuner.get("cv_folds"))
+        if self.cross_validated:  # the final model learns from train + validation (statistics refitted on both)
+            from extf.data.folds import final_splits
+
+            splits = final_splits(splits, OmegaConf.to_container(cfg.dataset, resolve=True))
         self.splits = splits
+        self.say = say
+        self.baseline_line: str | None = None  # what the baseline scored, for the study's summary
         self.objective = objective
         self.state = state
         self.tracker = tracker
@@ -38,12 +47,30 @@ class FinalTest:
         test_metrics, outputs = self.evaluate(model)
         model_files, table = self.write_artifacts(model, outputs)
         self.log(model, test_metrics, model_files, table)
+        self.baseline_line = self.baseline()
         return test_metrics
 
+    def baseline(self) -> str | None:
+        """A scikit-learn baseline on the same training split, scored on validation and once on test, beside the
+        study (extf.evaluation.baseline): the console and the parent run say whether the search beat it."""
+        if not self.cfg.evaluation.baseline:
+            return None
+        from extf.evaluation.baseline import fit_baseline
+
+        base = fit_baseline(self.study_splits, seed=int(self.cfg.seed))
+        if base is None:
+            return None
+        scores = {**base.val, **base.test}
+        self.tracker.log_metrics(self.parent_id, {f"baseline_{k}": v for k, v in scores.items()})
+        self.tracker.set_tags(self.parent_id, {"extf.baseline": base.name})
+        return f"baseline ({base.name}, same training split): " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items())
+
     def final_model(self):
-        """The best trial's architecture with its saved weights."""
+        """The best trial's architecture with its saved weights (retrained, after cross-validation)."""
         from extf.models import build_model
 
+        if self.cross_validated:
+            return self._retrained()
         model = build_model(self.best_cfg, self.splits.meta)
         with warnings.catch_warnings():  # the fresh optimizer has no slots yet; only the layer weights matter here
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -52,6 +79,25 @@ class FinalTest:
             # saved with its optimizer's variables, so that keras.models.load_model / mlflow.keras.load_model of the
             # logged model do not warn "Skipping variable loading for optimizer" (2 saved variables vs 14 built)
             model.optimizer.build(model.trainable_variables)
+        return model
+
+    def _retrained(self):
+        """After k-fold cross-validation: the best hyperparameters trained on train + validation, for the epochs the
+        best trial's folds found best on average (no early stopping: nothing is held out any more)."""
+        import keras
+
+        from extf.models import build_model
+        from extf.tuning.trial import fit
+
+        cfg = OmegaConf.create(OmegaConf.to_container(self.best_cfg, resolve=True))
+        cfg.trainer.epochs = int(self.state.best_trial.get("cv_epochs") or cfg.trainer.epochs)
+        keras.utils.set_random_seed(self.cfg.seed)
+        model = build_model(cfg, self.splits.meta)
+        fit(model, cfg, self.splits, [], seed=self.cfg.seed)
+        self.say(f"final model: the best trial's hyperparameters retrained on train + validation "
+                 f"({len(self.splits.train)} samples) for {cfg.trainer.epochs} epochs (its folds' mean best epoch)")
+        self.tracker.set_tags(self.parent_id, {"extf.final_model": "retrained on train+validation",
+                                               "extf.final_epochs": cfg.trainer.epochs})
         return model
 
     def evaluate(self, model) -> tuple[dict[str, float], object]:

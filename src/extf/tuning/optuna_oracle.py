@@ -18,7 +18,6 @@ the study seed and the number of ended trials, so a resumed study does not draw 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 
@@ -26,17 +25,11 @@ import keras_tuner as kt
 from keras_tuner.engine import hyperparameters as kt_hp
 from keras_tuner.engine import trial as kt_trial
 
+from extf.tuning.seeds import derived_seed
+
 SAMPLERS = ("tpe", "cmaes", "nsga2")
 MULTI_OBJECTIVE = ("nsga2",)
 PROB = "#prob"  # suffix of a parameter searched as keras-tuner's cumulative probability
-
-
-def derived_seed(seed: int | None, *salt) -> int | None:
-    """A 32-bit seed from the study seed and a salt, through SHA-256: nearby study seeds give unrelated draws."""
-    if seed is None:
-        return None
-    digest = hashlib.sha256(repr((int(seed), *salt)).encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 def distribution(hp):

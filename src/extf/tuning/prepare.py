@@ -17,6 +17,7 @@ class SearchInputs:
     space: list  # the parsed search space (extf.tuning.space.parse_space)
     splits: Any  # the dataset's splits (train, val, test) and its Meta
     objective: Objective
+    folds: tuple = ()  # tuner.cv_folds >= 2: the folds of train + validation (extf.data.folds) each trial trains on
 
 
 def start_tracking_process(cfg: DictConfig, experiment_name: str):
@@ -48,8 +49,14 @@ def prepare_search(cfg: DictConfig) -> SearchInputs:
     check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
     check_stateful_batches(cfg, splits)
     check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
+    folds = ()
+    if cfg.tuner.get("cv_folds"):
+        from extf.data.folds import fold_splits
+
+        folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
+                                  OmegaConf.to_container(cfg.dataset, resolve=True)))
     return SearchInputs(space, splits, resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction,
-                                                         meta.task))
+                                                         meta.task), folds)
 
 
 def open_tracker(cfg: DictConfig, experiment_name: str, process=None):

@@ -34,6 +34,10 @@ class TrialRecorder:
                "seconds": round(result.seconds, 2), **result.hp_values}
         if result.reason:
             row["reason"] = result.reason
+        if result.pruned_at is not None:
+            row["pruned_at_epoch"] = result.pruned_at
+        if result.cv_epochs is not None:
+            row["cv_epochs"] = result.cv_epochs
         if (loss_min := val_loss_min(result.history, name)) is not None:  # the tie-break (Objective.rank)
             row["val_loss_min"] = loss_min
         self.state.append(row)
@@ -44,6 +48,8 @@ class TrialRecorder:
                 and self.state.improves(self.objective, result.value, row.get("val_loss_min"))):
             self.state.keep_best(row, result.value, result.hp_values, result.model, result.history)
         value_text = f"{name}={fmt(result.value)}" if result.value is not None else f"FAILED ({result.reason})"
+        if result.pruned_at is not None:
+            value_text += f"  pruned at epoch {result.pruned_at}"
         best = self.state.best_value if best_shown is None else best_shown
         self.say(f"[trial {n_done}/{self.cfg.tuner.max_trials}] {self._shown(result.hp_values)}  {value_text}  "
                  f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s")

@@ -138,10 +138,13 @@ class Study:
             print("The study had already finished: no new trials, the recorded test metrics stand.", file=self.out)
             test_metrics = record["test_metrics"]
         else:
-            test_metrics = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent).run()
+            final = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent,
+                              say=lambda text: print(text, file=self.out, flush=True))
+            test_metrics = final.run()
+            record.update(baseline=final.baseline_line)
             record.update(test_metrics=test_metrics, tested_trial=best["trial_id"])
             self.state.save(record)
-        return {"parent_run_id": parent, "test_metrics": test_metrics, "best": best,
+        return {"parent_run_id": parent, "test_metrics": test_metrics, "best": best, "baseline": record.get("baseline"),
                 "trials": self.state.ranked(inputs.objective), "study_dir": str(self.study_dir),
                 "objective": inputs.objective.name}
 
@@ -161,7 +164,7 @@ class Study:
             state.restore(objective)
         recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started)
         ctx = TrialContext(cfg, inputs.splits, objective, tracker, recorder.record, recorder.say, parent,
-                           recorder.worker_id, init_weights)
+                           recorder.worker_id, init_weights, inputs.folds)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=bool(cfg.tuner.overwrite))
         try:
             if chief is not None:
@@ -176,9 +179,22 @@ class Study:
                 raise _as_user_error(recorder.first_error) from None
             raise ExtfError(f"The search stopped: {e} See the FAILED trial runs' extf.failure_reason tags.") from None
         drop_warm_starts(self.study_dir / "tuner")
+        self._say_why_the_search_stopped(tuner.oracle, tracker, parent, recorder)
         if chief is not None:  # the best over every worker is now in best/
             self.state.restore(objective)
         return self.state.trial_lines() - trials_before, recorder.first_error
+
+    def _say_why_the_search_stopped(self, oracle, tracker, parent: str | None, recorder: TrialRecorder) -> None:
+        """The parent run's `extf.stop_reason`: time_budget, max_trials, or space_exhausted (fewer trials)."""
+        t = self.cfg.tuner
+        if getattr(oracle, "budget_spent", lambda: False)():
+            reason = "time_budget"
+            recorder.say(f"time budget tuner.time_budget={t.time_budget} spent after {len(oracle.trials)} trial(s): "
+                         f"no new trial started")
+        else:
+            reason = "max_trials" if len(oracle.trials) >= t.max_trials else "space_exhausted"
+        if parent:
+            tracker.set_tags(parent, {"extf.stop_reason": reason})
 
     def _data_name(self) -> str:
         return Path(str(self.cfg.dataset.get("path") or self.cfg.dataset.name)).name

@@ -43,7 +43,8 @@ from extf.errors import (
 from extf.models import build_model
 from extf.tuning import warm_start as ws
 from extf.tuning.context import STOP, TrialContext, TrialResult
-from extf.tuning.oracle import make_oracle
+from extf.tuning.oracle import has_policies, make_oracle
+from extf.tuning.pruning import pruned_epoch
 from extf.tuning.space import apply_hyperparameters
 from extf.tuning.trial import best_value, finite, fit, make_callbacks, val_loss_min
 
@@ -65,6 +66,7 @@ class RunningTrial:
     result: TrialResult | None = None  # run_trial's outcome (FINISHED)
     summary: dict = field(default_factory=dict)  # the run's final metrics
     error: BaseException | None = None  # what made run_trial fail
+    pruned_at: int | None = None  # the 1-based epoch the oracle's pruning stopped the trial at
 
 
 def _fatal_if_tracking_lost(hook):
@@ -131,8 +133,22 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         running.rows.append((epoch, {running.prefix + k: v for k, v in values.items()}))
         if len(running.rows) >= FLUSH_EVERY:
             self._send_epochs()
-        if self.ctx.report(epoch, values) == STOP:
+        if self.ctx.report(epoch, values) == STOP or self._oracle_stops(trial, epoch, values):
             model.stop_training = True
+
+    def _oracle_stops(self, trial, epoch: int, values: dict) -> bool:
+        """With pruning or a time budget, each epoch's objective goes to the oracle (the chief's, in a distributed
+        search), whose answer is STOPPED once a policy ends the trial: the fit stops after this epoch."""
+        name = self.ctx.objective.name
+        if not has_policies(self.ctx.cfg) or name not in values:
+            return False
+        answer = self.oracle.update_trial(trial.trial_id, {name: values[name]}, step=epoch)
+        if answer.status != kt.engine.trial.TrialStatus.STOPPED:
+            return False
+        pruned = pruned_epoch(answer)
+        if pruned is not None:
+            self.running.pruned_at = pruned + 1
+        return True
 
     @_fatal_if_tracking_lost
     def on_trial_end(self, trial) -> None:
@@ -141,6 +157,9 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         running, tracker = self.running, self.ctx.tracker
         if trial.status == kt.engine.trial.TrialStatus.COMPLETED:
             running.result.seconds = time.time() - running.started
+            if running.pruned_at is not None:
+                running.result.pruned_at = running.pruned_at
+                tracker.set_tags(running.run_id, {"extf.pruned": "true", "extf.pruned_epoch": running.pruned_at})
             self.ctx.record(running.result)
             # the summary and the epochs not sent yet go with the run's end: one write per trial
             tracker.end_trial(running.run_id, "FINISHED", running.summary, running.rows)
@@ -179,36 +198,45 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             running.rows = []
 
     def _fit_trial(self, trial) -> dict:
-        """Each execution fits a fresh model; the objective is their mean, the best execution's model is kept."""
+        """Each execution (or, with cross-validation, each fold) fits a fresh model; the objective is their mean,
+        the best one's model is kept."""
         cfg, objective, running = self.ctx.cfg, self.ctx.objective, self.running
         values = trial.hyperparameters.values
         trial_cfg = apply_hyperparameters(cfg, trial.hyperparameters)
         if "tuner/epochs" in values:  # hyperband decides the epochs of each bracket
             trial_cfg.trainer.epochs = int(values["tuner/epochs"])
         start = ws.warm_start(trial.trial_id, values, running.parent, self.ctx.say)
-        scores, best = [], None
-        for execution in range(cfg.tuner.executions_per_trial):
-            running.prefix = f"execution_{execution}." if execution else ""
-            model, history = self._fit_once(trial, trial_cfg, cfg.seed + execution, start)
+        folds = self.ctx.folds
+        units = folds or [self.ctx.splits] * cfg.tuner.executions_per_trial
+        scores, best_epochs, best = [], [], None
+        for n, splits in enumerate(units):
+            running.prefix = f"fold_{n}." if folds else (f"execution_{n}." if n else "")
+            model, history = self._fit_once(trial, trial_cfg, cfg.seed + n, start, splits)
             running.epochs += len(history.get("loss", []))
             value, best_epoch = best_value(history, objective.name, objective.direction)
             scores.append(value)
+            best_epochs.append(best_epoch)
             if best is None or objective.better(value, best[0]):
                 best = (value, model, history, best_epoch)
         value, (_, model, history, best_epoch) = float(np.mean(scores)), best
         running.result = TrialResult(trial.trial_id, running.hp_values, "FINISHED", value, running.epochs,
                                      0.0, model=model, history=history)
         running.summary = {objective.name + "_best": value, "best_epoch": best_epoch, "epochs_trained": running.epochs}
+        if folds:  # the spread over folds, and the epochs the final model (train + validation) will train
+            running.result.cv_epochs = max(1, round(float(np.mean(best_epochs)) + 1))  # 0-based epochs -> counts
+            running.summary.update({objective.name + "_std": float(np.std(scores)),
+                                    "cv_epochs": running.result.cv_epochs,
+                                    **{f"fold_{n}.{objective.name}_best": s for n, s in enumerate(scores)}})
         if (loss_min := val_loss_min(history, objective.name)) is not None:  # the leaderboard's tie-break
             running.summary["val_loss_min"] = loss_min
         if ws.may_be_continued(cfg, values):
             ws.save_warm_start(trial.trial_id, model, running.trial_dir, self.ctx.say)
         return {objective.name: value}
 
-    def _fit_once(self, trial, trial_cfg, seed: int, start: tuple[Path, int] | None):
-        """Build and fit one model; refuse a diverged loss or an objective the model does not produce.
-        `start`: (weights file, initial epoch) of the hyperband trial this one continues."""
-        model, initial_epoch = self._build(trial_cfg, seed, init_from=start is None), 0
+    def _fit_once(self, trial, trial_cfg, seed: int, start: tuple[Path, int] | None, splits):
+        """Build and fit one model on `splits` (the study's, or a fold's); refuse a diverged loss or an objective
+        the model does not produce. `start`: (weights file, initial epoch) of the hyperband trial this one continues."""
+        model, initial_epoch = self._build(trial_cfg, seed, init_from=start is None, meta=splits.meta), 0
         if start is not None:
             path, initial_epoch = start
             try:
@@ -216,23 +244,24 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             except (OSError, ValueError, KeyError) as e:  # unreadable: as if it were missing
                 self.ctx.say(f"trial {trial.trial_id}: cannot load {path} ({type(e).__name__}: {e}); it trains "
                              f"from scratch for {trial_cfg.trainer.epochs} epochs")
-                model, initial_epoch = self._build(trial_cfg, seed, init_from=True), 0
+                model, initial_epoch = self._build(trial_cfg, seed, init_from=True, meta=splits.meta), 0
         callbacks = make_callbacks(trial_cfg.callbacks, self.running.trial_dir,
                                    tuple(trial_cfg.get("allow_targets") or ()))
         callbacks.append(EpochHook(self, trial))
         try:
-            history = fit(model, trial_cfg, self.ctx.splits, callbacks, initial_epoch=initial_epoch, seed=seed).history
+            history = fit(model, trial_cfg, splits, callbacks, initial_epoch=initial_epoch, seed=seed).history
         except DataError as e:  # a damaged file: every trial would meet it
             raise kt.errors.FatalError(e) from None
         _check_history(history, self.ctx.objective.name)
         return model, history
 
-    def _build(self, trial_cfg, seed: int, init_from: bool):
-        """A fresh model for the trial's config (seeded); `init_from`: with the weights of ctx.init_weights."""
+    def _build(self, trial_cfg, seed: int, init_from: bool, meta):
+        """A fresh model for the trial's config (seeded) and data (`meta`: its statistics and vocabularies);
+        `init_from`: with the weights of ctx.init_weights."""
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
         try:
-            model = build_model(trial_cfg, self.ctx.splits.meta)
+            model = build_model(trial_cfg, meta)
         except UserCodeError as e:  # the project's model function is broken: every trial would fail the same way
             raise kt.errors.FatalError(e) from None
         if init_from and self.ctx.init_weights is not None:
@@ -263,6 +292,8 @@ def make_tuner(ctx: TrialContext, specs, directory: Path, overwrite: bool) -> St
     kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
     # keras-tuner rewrites oracle.json and trial.json in place: a kill in the middle would leave them cut
     kt_utils.save_json = _save_json_atomic
+    # with pruning or a budget the trials report each epoch to the oracle themselves, which keras-tuner calls old style
+    warnings.filterwarnings("ignore", message="The use case of calling", category=DeprecationWarning)
     oracle = make_oracle(ctx.cfg, specs, ctx.objective)
     with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
         return StudyTuner(ctx, oracle, directory, overwrite)
