@@ -49,28 +49,34 @@ def _targets(node: Any, path: str):
 
 def resolve(target: str, key: str, allow_targets=()):
     """The project's callable `target` (imported; checked where it is defined)."""
-    import importlib
-
     if not target.startswith(allowed_prefixes(allow_targets)):  # nothing outside the allowlist is imported
         raise ConfigError(outside_allowlist(key, target, allow_targets))
     module_name, _, name = target.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        missing = getattr(e, "name", None)
-        if not missing or module_name == missing or module_name.startswith(missing + "."):
-            raise ConfigError(f"`{key}` names {target}, but its module {module_name!r} cannot be imported "
-                              f"({e}). Expected a module of the project (run extf in the project's folder, which "
-                              f"holds the package) or an installed one. Received: {key}={target!r}") from None
-        raise user_error(e, target, key, f"importing {module_name}") from e
-    except Exception as e:  # the module itself raised while importing
-        raise user_error(e, target, key, f"importing {module_name}") from e
+    module = import_project_module(module_name, key, target)
     check_defined_in_allowlist(key, target, allow_targets)
     fn = getattr(module, name, None)
     if not callable(fn):
         raise ConfigError(f"`{key}` names {target}, but {module_name} has no function {name!r}. Expected a callable "
                           f"defined in {module_name}. Received: {key}={target!r}")
     return fn
+
+
+def import_project_module(module_name: str, key: str, given: str):
+    """Import a project's module for the config value `key`=`given`: a module that cannot be found is a
+    ConfigError naming the key; an error raised by the module's own code is the project's (UserCodeError)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        missing = getattr(e, "name", None)
+        if not missing or module_name == missing or module_name.startswith(missing + "."):
+            raise ConfigError(f"`{key}` names {given}, but its module {module_name!r} cannot be imported "
+                              f"({e}). Expected a module of the project (run extf in the project's folder, which "
+                              f"holds the package) or an installed one. Received: {key}={given!r}") from None
+        raise user_error(e, given, key, f"importing {module_name}") from e
+    except Exception as e:  # the module itself raised while importing
+        raise user_error(e, given, key, f"importing {module_name}") from e
 
 
 def call_user(fn, target: str, key: str, *args, **kwargs):

@@ -20,7 +20,7 @@ from functools import cache
 from types import ModuleType
 
 from extf.config.allowlist import allowed_prefixes, outside_allowlist
-from extf.config.instantiate import user_error
+from extf.config.instantiate import import_project_module
 from extf.errors import ConfigError
 
 # the package of extf's own options, per group (named, not imported: the config layer sits below them)
@@ -69,17 +69,7 @@ def project_module(group: str, given, allow_targets=()) -> ModuleType:
     key = f"{group}.{MODULE_KEY}"
     if not isinstance(given, str) or not f"{given}.".startswith(allowed_prefixes(allow_targets)):
         raise ConfigError(outside_allowlist(key, given, allow_targets))
-    try:
-        module = importlib.import_module(given)
-    except ImportError as e:
-        missing = getattr(e, "name", None)
-        if not missing or given == missing or given.startswith(missing + "."):
-            raise ConfigError(f"`{key}` names {given}, which cannot be imported ({e}). Expected a module of the "
-                              f"project (run extf in the project's folder, which holds the package). "
-                              f"Received: {key}={given!r}") from None
-        raise user_error(e, given, key, f"importing {given}") from e
-    except Exception as e:  # the module itself raised while importing
-        raise user_error(e, given, key, f"importing {given}") from e
+    module = import_project_module(given, key, given)
     if not isinstance(getattr(module, "Conf", None), type):
         raise ConfigError(f"`{key}` names {given}, which has no `Conf`: a {group} module exports its schema as a "
                           f"dataclass named Conf (docs/extending.md). Add it. Received: {key}={given!r}")
