@@ -52,18 +52,7 @@ def load(cfg: dict, seed: int, allow_targets=()) -> Splits:
     presplit = all(k in result for k in ("train", "val", "test"))
     if not presplit and not ("x" in result and "y" in result):
         raise bad("neither x and y nor train, val and test", f"keys {sorted(map(str, result))}")
-    parts = {}
-    for part in ("train", "val", "test") if presplit else ("all",):
-        pair = result[part] if presplit else (result["x"], result["y"])
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-            raise bad(f"{part} that is not an (x, y) pair", f"{part}={type(pair).__name__}")
-        x, y = np.asarray(pair[0]), np.asarray(pair[1])
-        if len(x) != len(y):
-            raise bad(f"x and y of different lengths{'' if part == 'all' else ' in ' + part}",
-                      f"len(x)={len(x)}, len(y)={len(y)}")
-        if len(x) == 0:
-            raise bad(f"no samples{'' if part == 'all' else ' in ' + part}", "len(x)=0")
-        parts[part] = (x, y)
+    parts = _array_parts(result, presplit, bad)
     all_y = np.concatenate([y for _, y in parts.values()])
     y_codes, class_names = _labels(all_y, task, result.get("class_names"), bad)
     start = 0
@@ -91,6 +80,23 @@ def load(cfg: dict, seed: int, allow_targets=()) -> Splits:
         splits[part] = Split(x, y, np.arange(offset, offset + len(x)))
         offset += len(x)
     return Splits(splits["train"], splits["val"], splits["test"], meta)
+
+
+def _array_parts(result: dict, presplit: bool, bad) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{part: (x, y)} of the arrays a dataset function returned: train, val and test, or all of it."""
+    parts = {}
+    for part in ("train", "val", "test") if presplit else ("all",):
+        pair = result[part] if presplit else (result["x"], result["y"])
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise bad(f"{part} that is not an (x, y) pair", f"{part}={type(pair).__name__}")
+        x, y = np.asarray(pair[0]), np.asarray(pair[1])
+        if len(x) != len(y):
+            raise bad(f"x and y of different lengths{'' if part == 'all' else ' in ' + part}",
+                      f"len(x)={len(x)}, len(y)={len(y)}")
+        if len(x) == 0:
+            raise bad(f"no samples{'' if part == 'all' else ' in ' + part}", "len(x)=0")
+        parts[part] = (x, y)
+    return parts
 
 
 def _is_dataset(value) -> bool:

@@ -55,8 +55,13 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str] | None = N
         n_classes = y_prob.shape[1]
         y_pred = np.argmax(y_prob, axis=1)
     names = _class_names(class_names, n_classes)
-    cm = confusion(y_true, y_pred, n_classes)
+    out = _confusion_rates(confusion(y_true, y_pred, n_classes), names)
+    out.update(_ranking_scores(y_true, score if binary else y_prob, n_classes))
+    return _finite(out)
 
+
+def _confusion_rates(cm: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Accuracy, macro precision, and sensitivity / specificity per class and macro, from a confusion matrix."""
     total = cm.sum()
     tp = np.diag(cm).astype(float)
     actual = cm.sum(axis=1).astype(float)
@@ -79,29 +84,35 @@ def classification_metrics(y_true, y_prob, class_names: Sequence[str] | None = N
     for i, name in enumerate(names):
         out[f"sensitivity_{name}"] = sens[i]
         out[f"specificity_{name}"] = spec[i]
+    return out
 
+
+def _ranking_scores(y_true: np.ndarray, scores: np.ndarray, n_classes: int) -> dict[str, float]:
+    """ROC AUC and average precision: of class 1's probability (binary, `scores` of shape (n,)), else one-vs-rest
+    per class, macro, skipping classes absent from y_true (their ROC / AP are undefined)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    if binary:
-        if 0 < actual[1] < total:  # ROC needs both classes; AP needs at least one positive
-            out["auc"] = roc_auc_score(y_true, score)
-        if actual[1] > 0:
-            out["average_precision"] = average_precision_score(y_true, score)
-    else:
-        # One-vs-rest per class, skipping classes absent from y_true (their ROC / AP are undefined).
-        aucs, aps = [], []
-        for i in range(n_classes):
-            positive = y_true == i
-            if not positive.any():
-                continue
-            aps.append(average_precision_score(positive, y_prob[:, i]))
-            if not positive.all():
-                aucs.append(roc_auc_score(positive, y_prob[:, i]))
-        if aucs:
-            out["auc_ovr_macro"] = float(np.mean(aucs))
-        if aps:
-            out["average_precision_macro"] = float(np.mean(aps))
-    return _finite(out)
+    out: dict[str, float] = {}
+    if scores.ndim == 1:
+        positives = int((y_true == 1).sum())
+        if 0 < positives < len(y_true):  # ROC needs both classes; AP needs at least one positive
+            out["auc"] = roc_auc_score(y_true, scores)
+        if positives > 0:
+            out["average_precision"] = average_precision_score(y_true, scores)
+        return out
+    aucs, aps = [], []
+    for i in range(n_classes):
+        positive = y_true == i
+        if not positive.any():
+            continue
+        aps.append(average_precision_score(positive, scores[:, i]))
+        if not positive.all():
+            aucs.append(roc_auc_score(positive, scores[:, i]))
+    if aucs:
+        out["auc_ovr_macro"] = float(np.mean(aucs))
+    if aps:
+        out["average_precision_macro"] = float(np.mean(aps))
+    return out
 
 
 def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:

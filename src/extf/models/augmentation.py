@@ -171,9 +171,18 @@ def build_augmentation(aug: Mapping, input_shape):
     # the layout instead of following keras.config.image_data_format().
     fill = {"fill_mode": _get(aug, "fill_mode"), "fill_value": float(_get(aug, "cval")),
             "data_format": "channels_last"}
-    layers: list = [keras.Input(shape=shape, name="augmentation_input")]
     # Layer order follows ImageDataGenerator's transform (rotation, shift, shear, zoom, then flips, then
     # rescale), except that each Keras layer resamples on its own instead of one combined affine warp.
+    layers = [keras.Input(shape=shape, name="augmentation_input"), *_warp_layers(aug, fill, next_seed),
+              *_flip_and_rescale_layers(aug, next_seed)]
+    return keras.Sequential(layers, name="augmentation")
+
+
+def _warp_layers(aug: Mapping, fill: dict, next_seed) -> list:
+    """Rotation, translation, shear and zoom layers, as ImageDataGenerator's options set them."""
+    import keras
+
+    layers = []
     rotation = float(_get(aug, "rotation_range"))
     if rotation > 0:
         # ImageDataGenerator turns by U(-r, r) degrees; RandomRotation's factor is a fraction of a full turn
@@ -207,6 +216,14 @@ def build_augmentation(aug: Mapping, input_shape):
         # generator.
         layers.append(keras.layers.RandomZoom(height_factor=(-zoom, zoom), width_factor=(-zoom, zoom),
                                               seed=next_seed(), name="zoom", **fill))
+    return layers
+
+
+def _flip_and_rescale_layers(aug: Mapping, next_seed) -> list:
+    """Flips (a coin per axis) and the rescaling, last as in ImageDataGenerator."""
+    import keras
+
+    layers = []
     # RandomFlip("horizontal_and_vertical") draws ONE coin for both axes (both flips or none); the generator
     # flips each axis on its own coin, so each flip gets its own layer.
     if _get(aug, "horizontal_flip"):
@@ -220,4 +237,4 @@ def build_augmentation(aug: Mapping, input_shape):
         # Not random, so it applies at inference too; last, as in ImageDataGenerator, so cval is in the
         # input's pixel units.
         layers.append(keras.layers.Rescaling(float(rescale), name="rescale"))
-    return keras.Sequential(layers, name="augmentation")
+    return layers
