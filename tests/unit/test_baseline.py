@@ -64,3 +64,14 @@ def test_images_get_the_majority_class_and_segmentation_has_no_baseline():
     assert base.test["test_accuracy"] == pytest.approx(0.7, abs=0.06)
     masks = np.zeros((100, 8, 8), dtype="int64")
     assert fit_baseline(table_splits(x, masks, "segmentation", ("bg", "fg"), modality="image")) is None
+
+
+def test_a_projects_tf_data_splits_get_no_baseline_rather_than_another_pass_over_its_data():
+    tf = pytest.importorskip("tensorflow")
+    from dataclasses import replace
+
+    from extf.data.splits import DatasetSplit
+
+    splits = table_splits(np.zeros((100, 2)), np.arange(100) % 2, "binary", ("a", "b"))
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((64, 2), "float32"), np.zeros(64, "int64")))
+    assert fit_baseline(replace(splits, train=DatasetSplit(data, 64, np.arange(64)))) is None

@@ -3,8 +3,8 @@
 Tables (arrays of numbers, or a table's raw columns): a standardized logistic regression for classification, ridge
 regression for regression; missing numbers imputed with the training mean (+ a missing-indicator) and text columns
 one-hot encoded (values unseen in training ignored), all fitted on the training split only. Other data (images,
-sequences): the majority class, or the training mean for regression. Segmentation and reconstruction have no
-baseline. Scored on the validation split (the leaderboard's baseline row) and once on the test split, with the
+sequences): the majority class, or the training mean for regression. Segmentation, reconstruction and a project's
+own tf.data splits have none. Scored on the validation split (the leaderboard's baseline row) and once on the test split, with the
 metric names extf's objective and test metrics use (`val_accuracy`, `test_accuracy`, `val_loss` = MSE for
 regression, ...).
 """
@@ -28,9 +28,11 @@ class Baseline:
 
 def fit_baseline(splits, seed: int = 0) -> Baseline | None:
     """Fit on splits.train, score on splits.val and splits.test; None when the task has no baseline."""
+    from extf.data.splits import DatasetSplit
+
     meta = splits.meta
-    if meta.task not in (*CLASSIFICATION, "regression"):
-        return None
+    if meta.task not in (*CLASSIFICATION, "regression") or isinstance(splits.train, DatasetSplit):
+        return None  # a project's own tf.data: its labels would cost one more pass over the training data
     tabular = meta.modality == "tabular" and hasattr(splits.train, "x")
     model, name = _tabular_model(splits.train.x, meta.task, seed) if tabular else _constant_model(meta.task)
     x, y = _features(splits.train, tabular), _labels(splits.train.y, meta.task)
