@@ -171,6 +171,9 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
                                         time.time() - running.started, reason=reason.splitlines()[0][:200],
                                         error=running.error))
             ws.drop_checkpoints(running.trial_dir)
+        # the run's end is in the store before the oracle counts the trial as done: a server lost meanwhile stops
+        # the study with the trial still open, so the resumed study runs it again (the pipelined end would be lost)
+        tracker.flush()
         if running.error is None or isinstance(running.error, Exception):  # nothing continues the parent any more
             ws.drop_warm_start(running.parent)
         self.running = None
