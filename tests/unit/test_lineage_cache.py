@@ -90,3 +90,18 @@ def test_a_cache_that_cannot_be_written_costs_a_read_not_an_error(tmp_path, read
     blocked = tmp_path / "a file, not a folder"
     blocked.write_text("")
     assert lineage.data_digest(ds, blocked / "cache") == expected_digest(tmp_path / "images") and len(reads) == 6
+
+
+def test_the_study_identity_uses_the_cache_in_the_studies_folder(tmp_path, reads):
+    from extf.tuning.study import DIGEST_CACHE, study_identity
+    from tests.conftest import compose
+
+    ds = make_folder(tmp_path)
+    cfg = compose(["dataset=image_dir", f"dataset.path={ds['path']}", f"paths.root_dir={tmp_path}"], tmp_path / "out")
+    study, _, data = study_identity(cfg)
+    assert data == expected_digest(tmp_path / "images") and len(reads) == 6
+    assert list((tmp_path / "outputs" / "studies" / DIGEST_CACHE).glob("*.json"))
+    reads.clear()
+    assert study_identity(cfg)[0] == study and reads == []
+    (tmp_path / "images" / "cat" / "cat0.png").write_bytes(b"another cat")
+    assert study_identity(cfg)[0] != study and reads == ["cat0.png"]  # changed data: another study
