@@ -3,6 +3,8 @@ samplers behind keras-tuner's interface (tpe, cmaes), with the search policies m
 
 from __future__ import annotations
 
+import time
+
 from extf.errors import ConfigError
 from extf.objective import Objective
 
@@ -25,8 +27,9 @@ def check_tuner(cfg, specs) -> None:
                           f"round). Received: tuner.factor={t.factor}")
 
 
-def make_oracle(cfg, specs, objective: Objective):
-    """The oracle of tuner.name over the space `specs`, scoring `objective`."""
+def make_oracle(cfg, specs, objective: Objective, started: float | None = None):
+    """The oracle of tuner.name over the space `specs`, scoring `objective`; `started`: the study's start
+    (time.time()), from which a time budget counts."""
     import keras_tuner as kt
 
     from extf.tuning.space import declare
@@ -37,7 +40,7 @@ def make_oracle(cfg, specs, objective: Objective):
               "hyperparameters": declare(specs), "tune_new_entries": False,
               "seed": oracle_seed(cfg), "max_retries_per_trial": t.max_retries_per_trial,
               "max_consecutive_failed_trials": t.max_consecutive_failed_trials}
-    policies = _policies(t, objective)
+    policies = _policies(t, objective, started)
     if t.name in ("tpe", "cmaes"):
         from extf.tuning.optuna_oracle import OptunaOracle
 
@@ -71,7 +74,7 @@ def has_policies(cfg) -> bool:
     return t.get("pruning", "none") != "none" or t.get("time_budget") is not None
 
 
-def _policies(t, objective: Objective) -> dict:
+def _policies(t, objective: Objective, started: float | None = None) -> dict:
     from extf.config.duration import parse_duration
     from extf.tuning.pruning import PruningRule
 
@@ -81,6 +84,7 @@ def _policies(t, objective: Objective) -> dict:
                                           min_trials=t.pruning_min_trials, factor=t.pruning_factor)
     if t.get("time_budget") is not None:
         policies["time_budget"] = parse_duration(t.time_budget)
+        policies["elapsed"] = 0.0 if started is None else time.time() - started
     return policies
 
 

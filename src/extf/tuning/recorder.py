@@ -51,8 +51,9 @@ class TrialRecorder:
         if result.pruned_at is not None:
             value_text += f"  pruned at epoch {result.pruned_at}"
         best = self.state.best_value if best_shown is None else best_shown
+        budget = f"  budget left {result.budget_left:.0f}s" if result.budget_left is not None else ""
         self.say(f"[trial {n_done}/{self.cfg.tuner.max_trials}] {self._shown(result.hp_values)}  {value_text}  "
-                 f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s")
+                 f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s{budget}")
 
     def say(self, text: str) -> None:
         """A line on the study's output (a trial line, a note); in a worker it starts with the worker's id."""

@@ -165,7 +165,7 @@ class Study:
             state.restore(objective)
         recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started)
         ctx = TrialContext(cfg, inputs.splits, objective, tracker, recorder.record, recorder.say, parent,
-                           recorder.worker_id, init_weights, inputs.folds)
+                           recorder.worker_id, init_weights, inputs.folds, started=self.started)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=bool(cfg.tuner.overwrite))
         try:
             if chief is not None:
