@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from extf.errors import ExtfError
-from extf.objective import Objective, resolve_objective
+from extf.errors import ConfigError, ExtfError
+from extf.objective import Objective
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class SearchInputs:
     splits: Any  # the dataset's splits (train, val, test) and its Meta
     objective: Objective
     folds: tuple = ()  # tuner.cv_folds >= 2: the folds of train + validation (extf.data.folds) each trial trains on
+    objectives: Any = None  # extf.tuning.pareto.Objectives: several objectives, constraints (None: the objective)
 
 
 def start_tracking_process(cfg: DictConfig, experiment_name: str):
@@ -39,6 +40,7 @@ def prepare_search(cfg: DictConfig) -> SearchInputs:
     from extf.data import load_dataset
     from extf.models import check_fits_data, prepare_splits
     from extf.models.augmentation import check_augmentation
+    from extf.tuning.pareto import study_objectives
     from extf.tuning.space import parse_space
     from extf.tuning.trial import check_stateful_batches
 
@@ -55,8 +57,23 @@ def prepare_search(cfg: DictConfig) -> SearchInputs:
 
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
-    return SearchInputs(space, splits, resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction,
-                                                         meta.task), folds)
+    objective, objectives = study_objectives(cfg.tuner, meta.task)
+    check_produced(cfg, meta, [objective.name, *objectives.metrics(objective.name)])
+    return SearchInputs(space, splits, objective, folds, objectives)
+
+
+def check_produced(cfg: DictConfig, meta, names: list[str]) -> None:
+    """The objective and the other validation metrics the study needs are ones the model logs, before any trial
+    (a project's model function may compile itself: its trials check that once they have trained)."""
+    from extf.models import metric_names
+
+    produced = metric_names(cfg.model, meta, tuple(cfg.get("allow_targets") or ()))
+    missing = [n for n in names if produced is not None and n not in produced]
+    if missing:
+        key = "tuner.objectives" if cfg.tuner.get("objectives") else "tuner.objective.name"
+        raise ConfigError(f"The objective metric {missing[0]!r} is not produced by this model. Expected one of its "
+                          f"validation metrics: {', '.join(sorted(produced))}. Set {key} (or add the metric with "
+                          f"model.metrics). Received: {key}={missing[0]!r}")
 
 
 def open_tracker(cfg: DictConfig, experiment_name: str, process=None):

@@ -132,6 +132,7 @@ class Study:
         if best is None:
             if first_error is not None:
                 raise _as_user_error(first_error) from None
+            _refuse_if_none_feasible(self.state.trials, inputs.objectives)
             raise ExtfError("No trial finished, so there is no best model to test. See the trial runs' "
                             "extf.failure_reason tags in MLflow. Received: 0 finished trials")
         if new_trials == 0 and record.get("test_metrics") and record.get("tested_trial", best["trial_id"]) == \
@@ -140,7 +141,7 @@ class Study:
             test_metrics = record["test_metrics"]
         else:
             final = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent,
-                              say=lambda text: print(text, file=self.out, flush=True))
+                              say=lambda text: print(text, file=self.out, flush=True), objectives=inputs.objectives)
             test_metrics = final.run()
             record.update(baseline=final.baseline_line)
             record.update(test_metrics=test_metrics, tested_trial=best["trial_id"])
@@ -163,9 +164,10 @@ class Study:
         state = chief.state if chief is not None else self.state  # worker0 keeps its own best until collected
         if chief is not None:
             state.restore(objective)
-        recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started)
+        recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started,
+                                 inputs.objectives)
         ctx = TrialContext(cfg, inputs.splits, objective, tracker, recorder.record, recorder.say, parent,
-                           recorder.worker_id, init_weights, inputs.folds, started=self.started)
+                           recorder.worker_id, init_weights, inputs.folds, inputs.objectives, started=self.started)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=bool(cfg.tuner.overwrite))
         try:
             if chief is not None:
@@ -274,6 +276,23 @@ def _unless_server_lost(fn, *args, **kwargs) -> None:
         fn(*args, **kwargs)
     except TrackingUnavailable:
         pass
+
+
+def _refuse_if_none_feasible(trials: list[dict], objectives) -> None:
+    """Trials finished but none meets tuner.constraints: nothing may be tested; say how close they came."""
+    finished = [t for t in trials if t.get("status") == "FINISHED"]
+    if not finished or objectives is None or not objectives.constraints:
+        return
+    closest = []
+    for c in objectives.constraints:
+        values = [float(t[c.name]) for t in finished if t.get(c.name) is not None]
+        if values:
+            closest.append(f"{c.name} from {min(values):.4g} to {max(values):.4g}")
+    raise ConfigError(f"None of the {len(finished)} finished trials meets tuner.constraints "
+                      f"({', '.join(str(c) for c in objectives.constraints)}), so no model is tested. The trials had "
+                      f"{'; '.join(closest) or 'no value of the constrained measures'}. Loosen the constraints or "
+                      f"narrow the search space (e.g. fewer units), then run again: the study resumes with its trials."
+                      f" Received: tuner.constraints={[str(c) for c in objectives.constraints]}")
 
 
 def _as_user_error(e: BaseException) -> ExtfError:
