@@ -97,7 +97,13 @@ def test_the_budget_counts_from_the_studys_start_not_the_oracles(tmp_path):
     clock = Clock()
     oracle = make_oracle(tmp_path, clock, elapsed=15.0)
     assert oracle.time_left() == pytest.approx(45.0)
-    clock.now += 46
+    trial = oracle.create_trial("tuner0")
+    clock.now += 44
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0).status != "STOPPED"
+    clock.now += 2
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.6}, step=1).status == "STOPPED"
+    trial.status = kt_trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
     assert oracle.create_trial("tuner0").status == "STOPPED"
 
 
@@ -106,6 +112,7 @@ def test_a_resumed_study_counts_its_own_start_up_too(tmp_path):
     oracle = make_oracle(tmp_path, clock, elapsed=10.0)
     trial = oracle.create_trial("tuner0")
     clock.now += 30
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0)
     trial.status = kt_trial.TrialStatus.COMPLETED
     oracle.end_trial(trial)  # saved: 40 s spent
 
