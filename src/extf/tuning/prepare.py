@@ -34,29 +34,44 @@ def start_tracking_process(cfg: DictConfig, experiment_name: str):
 
 
 def prepare_search(cfg: DictConfig) -> SearchInputs:
-    """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
+    """Everything a search needs before the first trial: the space, the data (loaded once), the objective. All of it
+    is checked before TensorFlow's import (the space, the tuner, the data, whether the model family, its batches and
+    the augmentation suit the data), so a config or data error costs no TensorFlow start-up."""
     from extf.console import import_tensorflow
-    from extf.data import load_dataset
-    from extf.models import check_fits_data, prepare_splits
-    from extf.models.augmentation import check_augmentation
+    from extf.tuning.oracle import check_tuner
     from extf.tuning.space import parse_space
-    from extf.tuning.trial import check_stateful_batches
 
-    import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
     space = parse_space(cfg.search_space, cfg)
-    splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets), cfg.allow_targets)
-    meta = splits.meta
-    check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
-    check_stateful_batches(cfg, splits)
-    check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
+    check_tuner(cfg, space)
+    splits = _checked_splits(cfg)
     folds = ()
     if cfg.tuner.get("cv_folds"):
         from extf.data.folds import fold_splits
 
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
-    return SearchInputs(space, splits, resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction,
-                                                         meta.task), folds)
+    objective = resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction, splits.meta.task)
+    import_tensorflow()  # after the tracking process has started (it overlaps it) and the checks above passed
+    return SearchInputs(space, splits, objective, folds)
+
+
+def _checked_splits(cfg: DictConfig):
+    """The dataset's splits as the model family trains on them, once they are known to suit the model, its
+    batches and the augmentation. The built-in loaders need no TensorFlow; a project's may import it (or build
+    tf.data splits), so its native start-up lines are held back here as `import_tensorflow` holds them."""
+    from extf.console import quiet_native_logs
+    from extf.data import load_dataset
+    from extf.models import check_fits_data, prepare_splits
+    from extf.models.augmentation import check_augmentation
+    from extf.tuning.trial import check_stateful_batches
+
+    with quiet_native_logs():
+        splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets), cfg.allow_targets)
+    meta = splits.meta
+    check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
+    check_stateful_batches(cfg, splits)
+    check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
+    return splits
 
 
 def open_tracker(cfg: DictConfig, experiment_name: str, process=None):
