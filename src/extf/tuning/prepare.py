@@ -1,5 +1,6 @@
-"""What every process of a study does before its first trial (the `extf tune` process and each `extf worker`): start
-the tracking process, load the data once, resolve the objective, open the tracker."""
+"""What every process of a study does before its first trial (the `extf tune` process and each `extf worker`): load
+the data once and check everything that can be checked without TensorFlow, start the tracking process, import
+TensorFlow (the two start-ups overlap), open the tracker."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class SearchInputs:
 def start_tracking_process(cfg: DictConfig, experiment_name: str):
     """Tracking on: the MLflow tracking process, started before TensorFlow's import, which its start-up (importing
     MLflow, opening or creating the store) then overlaps on the other core (see extf.tracking.process); else None.
-    A study that stops before `open_tracker` (a data error, say) may leave a new, empty store behind."""
+    Started once `check_search` has passed: a config or data error starts no process. A study that stops before
+    `open_tracker` may leave a new, empty store behind."""
     from extf.tracking.process import TrackerProcess
 
     tcfg = cfg.tracking
@@ -33,11 +35,10 @@ def start_tracking_process(cfg: DictConfig, experiment_name: str):
     return None
 
 
-def prepare_search(cfg: DictConfig) -> SearchInputs:
-    """Everything a search needs before the first trial: the space, the data (loaded once), the objective. All of it
-    is checked before TensorFlow's import (the space, the tuner, the data, whether the model family, its batches and
-    the augmentation suit the data), so a config or data error costs no TensorFlow start-up."""
-    from extf.console import import_tensorflow
+def check_search(cfg: DictConfig) -> SearchInputs:
+    """Everything a search needs before the first trial, made and checked without TensorFlow or MLflow: the space,
+    the tuner, the data (loaded once), whether the model family, its batches and the augmentation suit the data,
+    the folds, the objective. A config or data error stops here, at no cost of their start-ups."""
     from extf.tuning.oracle import check_tuner
     from extf.tuning.space import parse_space
 
@@ -51,8 +52,16 @@ def prepare_search(cfg: DictConfig) -> SearchInputs:
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
     objective = resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction, splits.meta.task)
-    import_tensorflow()  # after the tracking process has started (it overlaps it) and the checks above passed
     return SearchInputs(space, splits, objective, folds)
+
+
+def prepare_search(cfg: DictConfig) -> SearchInputs:
+    """`check_search`, then TensorFlow imported (in an `extf worker`, after its tracking process has started)."""
+    from extf.console import import_tensorflow
+
+    inputs = check_search(cfg)
+    import_tensorflow()
+    return inputs
 
 
 def _checked_splits(cfg: DictConfig):
