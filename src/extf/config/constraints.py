@@ -10,6 +10,8 @@ keys' allowed values beside its fields, as scikit-learn's `_parameter_constraint
         constraints: ClassVar = {"units": POSITIVE_INT, "activation": OneOf(ACTIVATIONS)}
         checks: ClassVar = (some_rule,)   # rules over several keys of the section: fn(section, prefix)
 
+A schema with a config key named `constraints` itself (`tuner.constraints`) names that dict `key_constraints`.
+
 `check_section(cls, values, prefix)` applies a schema's constraints (its bases' included) to a merged section; a
 `None` value means "not set" and is never checked (types and required-ness are the schema's: OmegaConf checks them
 when the YAML is merged into it). No TensorFlow here.
@@ -95,7 +97,8 @@ def constraints_of(cls: type) -> tuple[dict[str, Constraint], tuple[Rule, ...]]:
     keys: dict[str, Constraint] = {}
     rules: list[Rule] = []
     for klass in reversed(cls.__mro__):
-        keys.update(vars(klass).get("constraints", {}))
+        declared = vars(klass).get("key_constraints", vars(klass).get("constraints"))
+        keys.update(declared if isinstance(declared, dict) else {})
         rules += [r for r in vars(klass).get("checks", ()) if r not in rules]
     return keys, tuple(rules)
 

@@ -24,6 +24,7 @@ from extf.config.constraints import (
     at_least,
 )
 from extf.config.duration import parse_duration
+from extf.config.objectives import objectives_fit
 from extf.errors import ConfigError
 
 
@@ -165,7 +166,7 @@ class ObjectiveConf:
 
 
 TUNER_KEYS = {"random": (), "grid": (), "bayesian": ("alpha", "beta"), "hyperband": ("factor", "hyperband_iterations"),
-              "tpe": (), "cmaes": ()}
+              "tpe": (), "cmaes": (), "nsga2": ()}
 PRUNING_RULES = ("none", "median", "asha")
 NO_POLICIES = ("grid", "hyperband")  # an exhaustive grid, and hyperband's own budget schedule: no pruning, no budget
 
@@ -228,6 +229,10 @@ class TunerConf:
     time_budget: Any  # seconds, or "30m", "2h"; null: no budget
     cv_folds: int  # 0: one validation split; K >= 2: each trial scored by K-fold cross-validation (extf.data.folds)
     cv_method: str  # auto (stratified for classes, else kfold) | stratified | kfold | time_series
+    # several objectives (extf.config.objectives): [] = tuner.objective alone
+    objectives: list[Any]  # e.g. [auto, params] or [val_accuracy: max, latency_ms: min]; the first is ranked by
+    constraints: list[str]  # e.g. ["params <= 50000"]: the tested trial must meet them
+    select: str  # first: the best first objective among the trials that meet the constraints
     # one tuner's own keys, in its YAML file only: absent (null) for the others, so they may be left out
     num_initial_points: int | None = None  # bayesian; null: 3 x the number of hyperparameters
     alpha: float | None = None  # bayesian
@@ -235,7 +240,7 @@ class TunerConf:
     max_epochs: int | None = None  # hyperband: epochs per trial come from the bracket (null: trainer.epochs)
     factor: int | None = None  # hyperband
     hyperband_iterations: int | None = None  # hyperband
-    constraints: ClassVar = {
+    key_constraints: ClassVar = {  # named so: `constraints` is one of the tuner's keys
         "name": OneOf(TUNER_KEYS),
         "max_trials": POSITIVE_INT, "executions_per_trial": POSITIVE_INT, "max_retries_per_trial": NON_NEGATIVE_INT,
         "max_consecutive_failed_trials": POSITIVE_INT, "threads_per_worker": POSITIVE_INT,
@@ -247,7 +252,7 @@ class TunerConf:
         "pruning_factor": at_least(2, "asha keeps the best 1/factor of the trials at each rung"),
         "cv_folds": NON_NEGATIVE_INT, "cv_method": OneOf(("auto", "stratified", "kfold", "time_series")),
     }
-    checks: ClassVar = (tuner_keys_set, search_policies_fit)
+    checks: ClassVar = (tuner_keys_set, search_policies_fit, objectives_fit)
 
 
 @dataclass

@@ -128,6 +128,33 @@ def predicted_vs_actual_plot(y_true, y_pred, path: Path) -> Path:
     return _save(fig, path)
 
 
+def pareto_plot(points, x_name: str, y_name: str, path: Path, title: str = "Pareto front") -> Path:
+    """Trials as points (x, y, feasible, on_front, selected): the front joined in order of x, trials that miss a
+    constraint hollow, the selected one starred."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    rest = [p for p in points if not p[3]]
+    for feasible, style in ((True, {"color": "tab:blue"}), (False, {"facecolors": "none", "edgecolors": "grey"})):
+        chosen = [p for p in rest if p[2] == feasible]
+        if chosen:
+            ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], s=24, alpha=0.7,
+                       label="trial" if feasible else "misses a constraint", **style)
+    front = sorted((p for p in points if p[3]), key=lambda p: (p[0], p[1]))
+    if front:
+        ax.plot([p[0] for p in front], [p[1] for p in front], "o-", color="tab:orange", label="Pareto front")
+    for p in points:
+        if p[4]:
+            ax.scatter([p[0]], [p[1]], marker="*", s=260, color="tab:red", zorder=5, label="tested (tuner.select)")
+    if x_name == "params" or (points and min(p[0] for p in points) > 0 and
+                              max(p[0] for p in points) > 100 * min(p[0] for p in points)):
+        ax.set_xscale("log")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
 def segmentation_overlay_plot(images, masks_true, masks_pred, path: Path, n: int = 4) -> Path:
     """The first `n` samples as rows of image / true mask / predicted mask (labels or (..., k) scores)."""
     plt = _pyplot()

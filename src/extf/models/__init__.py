@@ -215,6 +215,16 @@ def loss_and_metrics(model_cfg, meta, allow_targets=()):
     return loss, metrics
 
 
+def metric_names(model_cfg, meta, allow_targets=()) -> set[str] | None:
+    """The validation metrics (val_loss, val_<metric>) a model of this config logs while it trains, known before it
+    is built; None for a project's model function, which may compile the model itself."""
+    if "_target_" in model_cfg:
+        return None
+    _, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+    # Keras names a metric given as a string by that string, an object by its name (keras compile_utils.get_metric)
+    return {"val_loss", *(f"val_{m if isinstance(m, str) else m.name}" for m in metrics)}
+
+
 def make_optimizer(opt_cfg, allow_targets=()):
     """Instantiate the optimizer's allowlisted `_target_` with the remaining keys as arguments."""
     from omegaconf import OmegaConf

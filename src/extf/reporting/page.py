@@ -7,6 +7,7 @@ from datetime import datetime
 from html import escape
 
 from extf import __version__
+from extf.config.objectives import MEASURES
 from extf.reporting.charts import importance, note, parallel_coordinates
 from extf.reporting.study import StudyReport
 from extf.tracking.runs import natural_key, short_value
@@ -143,23 +144,42 @@ def _results(r: StudyReport) -> str:
     hps_html = (_table(["hyperparameter", "value"], [[escape(k), escape(short_value(v))] for k, v in best_hps], {1: "num"})
                 if best_hps else note("No best.* tags: no hyperparameter was searched (one fixed trial)."))
     return (f"<h2>Results</h2><div class='row'>{_test_metrics(metrics)}<div><h3>Best validation objective</h3>{kpi}"
-            f"<h3>Best hyperparameters</h3>{hps_html}</div></div>")
+            f"{_baseline(r)}<h3>Best hyperparameters</h3>{hps_html}</div></div>")
+
+
+def _baseline(r: StudyReport) -> str:
+    """The scikit-learn baseline on the same training split (extf.evaluation.baseline) beside the tuned model."""
+    metrics, name = r.run.data.metrics, r.run.data.tags.get("extf.baseline")
+    scores = sorted((k[len("baseline_"):], v) for k, v in metrics.items() if k.startswith("baseline_"))
+    if not name or not scores:
+        return ""
+    tuned = {k: metrics.get(k if k.startswith("test_") else f"best_{k}") for k, _ in scores}  # best_val_*: best trial
+    rows = [[escape(k), short_value(v), "—" if tuned[k] is None else short_value(tuned[k])] for k, v in scores]
+    about = note("Fitted on the same training split, scored on validation and once on test.")
+    return (f"<h3>Baseline: {escape(name)}</h3>{about}"
+            f"{_table(['metric', 'baseline', 'tuned model'], rows, {1: 'num', 2: 'num'})}")
 
 
 def _leaderboard(r: StudyReport) -> str:
     hps = r.hp_names
     with_reason = any(t.reason for t in r.trials)
+    measures = [m for m in MEASURES if any(m in (t.measures or {}) for t in r.trials)]
+    with_pruned = any(t.pruned_at for t in r.trials)
+    extra = [*measures, *(["pruned at epoch"] if with_pruned else [])]
     header = ["#", "trial", "status", escape(r.objective.name), *(escape(h).replace(".", ".<wbr>") for h in hps),
-              "epochs", *(["reason"] if with_reason else [])]
+              "epochs", *extra, *(["reason"] if with_reason else [])]
     rows, classes = [], []
     for rank, t in enumerate(r.trials, 1):
         cells = [str(rank), escape(t.trial_id), f'<span class="status-{escape(t.status)}">{escape(t.status)}</span>',
                  "—" if t.value is None else short_value(t.value),
                  *(escape(short_value(t.params[h])) if h in t.params else "" for h in hps),
-                 "" if t.epochs is None else str(t.epochs)]
+                 "" if t.epochs is None else str(t.epochs),
+                 *(short_value((t.measures or {})[m]) if m in (t.measures or {}) else "" for m in measures),
+                 *([escape(t.pruned_at)] if with_pruned else [])]
         rows.append(cells + ([escape(t.reason)] if with_reason else []))
         classes.append("best" if rank == 1 and t.value is not None else ("failed" if t.value is None else ""))
-    cols = {i: "num" for i in (0, 3, *range(4, 5 + len(hps)))} | {5 + len(hps): "reason"}
+    last = 5 + len(hps) + len(extra)
+    cols = {i: "num" for i in (0, 3, *range(4, last))} | {last: "reason"}
     table = _table(header, rows, cols, classes)
     return (f"<h2>Leaderboard</h2><p class='note'>All {len(r.trials)} trials, best {escape(r.objective.name)} first "
             f"(the value at each trial's best epoch on the validation split); failed and unfinished trials last."

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from extf.config.objectives import MEASURES
 from extf.errors import ConfigError
 from extf.objective import Objective
 from extf.tracking.runs import natural_key, objective_of, ranked_trial_runs
@@ -22,6 +23,8 @@ class Trial:
     params: dict[str, str]  # the trial's hyperparameters
     epochs: int | None
     reason: str  # why it failed, if it did
+    pruned_at: str = ""  # the epoch pruning stopped it at (extf.pruned_epoch), if it did
+    measures: dict | None = None  # params, latency_ms (extf.config.objectives.MEASURES) when logged
 
 
 @dataclass
@@ -75,7 +78,9 @@ def trials_of(client, run, objective: Objective) -> list[Trial]:
         trials.append(Trial(trial_id=r.data.tags.get("extf.trial_id", r.info.run_name or "?"), status=r.info.status,
                             value=r.data.metrics.get(f"{objective.name}_best") if r.info.status == "FINISHED"
                             else None, params=dict(r.data.params), epochs=None if epochs is None else int(epochs),
-                            reason=r.data.tags.get("extf.failure_reason", "")))
+                            reason=r.data.tags.get("extf.failure_reason", ""),
+                            pruned_at=r.data.tags.get("extf.pruned_epoch", ""),
+                            measures={k: r.data.metrics[k] for k in MEASURES if k in r.data.metrics}))
     return trials
 
 

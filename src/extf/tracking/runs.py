@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from extf.config.objectives import MEASURES
 from extf.errors import ConfigError
 from extf.objective import Objective, ranked, resolve_objective
 
@@ -46,6 +47,9 @@ def list_studies(tracking_uri: str, experiment: str | None = None) -> list[dict]
             **{k: round(v, 4) for k, v in best.items()},
             # per-class figures are in the study's run and report; one column each here would be unreadable
             **{k: round(v, 4) for k, v in sorted(headline_metrics(metrics).items()) if k.startswith("test_")},
+            # the scikit-learn baseline on the same split (extf.evaluation.baseline): did the search beat it?
+            **{f"baseline_{k}": round(metrics[f"baseline_{k}"], 4) for k in sorted(headline_metrics(metrics))
+               if k.startswith("test_") and f"baseline_{k}" in metrics},
         })
     return rows
 
@@ -94,6 +98,8 @@ def leaderboard(tracking_uri: str, run_id: str) -> list[dict]:
         value = r.data.metrics.get(f"{objective.name}_best")
         rows.append({"trial": r.data.tags.get("extf.trial_id", ""), "status": r.info.status,
                      objective.name: None if value is None else round(value, 4),
+                     **{k: r.data.metrics[k] for k in MEASURES if k in r.data.metrics},
+                     "pruned_at": r.data.tags.get("extf.pruned_epoch", ""),
                      **r.data.params, "reason": r.data.tags.get("extf.failure_reason", "")[:60]})
     return rows
 
@@ -115,8 +121,9 @@ def format_table(rows: list[dict]) -> str:
     columns: list[str] = []
     for r in rows:
         columns += [c for c in r if c not in columns]
-    if all(not r.get("reason") for r in rows) and "reason" in columns:
-        columns.remove("reason")
+    for optional in ("reason", "pruned_at"):  # shown only when a row has one
+        if all(not r.get(optional) for r in rows) and optional in columns:
+            columns.remove(optional)
     cells = [[short_value(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class TrialResult:
     error: BaseException | None = None  # FAILED: what run_trial caught (the study's message if no trial finishes)
     pruned_at: int | None = None  # FINISHED early: the 1-based epoch pruning stopped it at
     cv_epochs: int | None = None  # cross-validation: the epochs the final model trains (the folds' mean best epoch)
+    measures: dict = field(default_factory=dict)  # FINISHED: params, latency_ms, the other objectives' values
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class TrialContext:
     worker_id: str | None = None  # the tuner id in a distributed search (tags each trial run)
     init_weights: Path | None = None  # init_from: the weights every trial starts from
     folds: tuple = ()  # cross-validation: each trial trains once per fold (Splits of train + validation)
+    objectives: Any = None  # extf.tuning.pareto.Objectives: what each trial measures besides its objective
 
     def report(self, epoch: int, logs: dict[str, float]) -> str | None:
         """A trial's values after each epoch; `STOP` ends its fit there. The one place a pruning or time-budget

@@ -210,11 +210,12 @@ class RemoteWorker:
         info = self.wait_ready()
         os.environ.setdefault(ENV_PORT, str(info["oracle_port"]))  # keras-tuner's client reads it from here
         state.restore(inputs.objective)
-        recorder = TrialRecorder(cfg, state, inputs.objective, self.out, self.worker_id, self.started)
+        recorder = TrialRecorder(cfg, state, inputs.objective, self.out, self.worker_id, self.started,
+                                 inputs.objectives)
         ctx = TrialContext(cfg, inputs.splits, inputs.objective, tracker, recorder.record, recorder.say,
                            parent_run_id=info["parent_run_id"], worker_id=self.worker_id,
                            init_weights=Path(info["init_weights"]) if info.get("init_weights") else None,
-                           folds=inputs.folds)
+                           folds=inputs.folds, objectives=inputs.objectives)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=False)
         try:
             tuner.search(verbose=0)

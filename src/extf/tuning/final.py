@@ -19,7 +19,7 @@ class FinalTest:
     """The best trial of `state` tested and logged; `run()` returns its test metrics."""
 
     def __init__(self, cfg: DictConfig, splits, objective: Objective, state: StudyState, tracker,
-                 parent_id: str | None, say=print):
+                 parent_id: str | None, say=print, objectives=None):
         from extf.tuning.space import apply_hyperparameters
 
         self.cfg = cfg
@@ -33,6 +33,7 @@ class FinalTest:
         self.say = say
         self.baseline_line: str | None = None  # what the baseline scored, for the study's summary
         self.objective = objective
+        self.objectives = objectives  # extf.tuning.pareto.Objectives: several objectives give a Pareto front
         self.state = state
         self.tracker = tracker
         self.parent_id = parent_id
@@ -133,12 +134,28 @@ class FinalTest:
 
             write_plots(meta, self.splits.test.y, outputs, art / "plots", cfg.evaluation.threshold,
                         x=self.splits.test.inputs(4))  # the segmentation overlay shows 4
+        if self.objectives is not None and self.objectives.several:
+            self._write_front()
         table = table_spec(meta, cfg.evaluation.threshold)
         write_json_atomic(art / "dataset.json", {
             "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
             "class_names": list(meta.class_names), "threshold": cfg.evaluation.threshold,
             "feature_names": meta.extra.get("feature_names"), **({"table": table} if table else {})})
         return model_files, table
+
+    def _write_front(self) -> None:
+        """pareto_front.json and plots/pareto_front.png (shown by `extf report`); the front's size on the parent."""
+        from extf.tuning.pareto import front_chart, front_record
+
+        record = front_record(self.state.trials, self.objectives, self.state.best_trial)
+        write_json_atomic(self.art / "pareto_front.json", record)
+        (self.art / "plots").mkdir(exist_ok=True)
+        front_chart(record, self.art / "plots" / "pareto_front.png")
+        on_front = [p["trial_id"] for p in record["trials"] if p["on_front"]]
+        self.tracker.log_metrics(self.parent_id, {"pareto_front_size": len(on_front)})
+        self.say(f"Pareto front of {' / '.join(g['name'] for g in record['objectives'])}: trial_id "
+                 f"{', '.join(on_front)}; tested: trial_id {record['selected_trial']} (tuner.select="
+                 f"{self.objectives.rule}; pareto_front.json, plots/pareto_front.png)")
 
     def _best_epoch(self, history: dict) -> int | None:
         if not history or self.objective.name not in history:

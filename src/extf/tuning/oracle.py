@@ -1,47 +1,31 @@
 """The study's oracle from the tuner config: keras-tuner's own (random, bayesian, hyperband, grid) or Optuna's
-samplers behind keras-tuner's interface (tpe, cmaes), with the search policies mixed in (pruning, a time budget)."""
+samplers behind keras-tuner's interface (tpe, cmaes, nsga2), with the search policies mixed in (pruning, a time
+budget). What a tuner needs of the config and the space (tuner.factor, a finite grid, ...) is checked with the
+config (extf.config.schema, extf.config.validate), before any data is read."""
 
 from __future__ import annotations
 
-from extf.errors import ConfigError
 from extf.objective import Objective
 
-TUNERS = ("random", "bayesian", "hyperband", "grid", "tpe", "cmaes")
 
-
-def check_tuner(cfg, specs) -> None:
-    """What the chosen oracle needs of the config and the space."""
-    t = cfg.tuner
-    if t.name not in TUNERS:
-        raise ConfigError(f"Unknown tuner {t.name!r}. Expected one of: {', '.join(TUNERS)}. "
-                          f"Received: tuner.name={t.name!r}")
-    if t.name == "grid":
-        for spec in specs:
-            if spec.type == "float" and not spec.args.get("step"):
-                raise ConfigError(f"tuner=grid needs a finite grid: search_space.{spec.path} is a continuous float. "
-                                  f"Give it a `step` or make it a choice. Received: {spec.args}")
-    if t.name == "hyperband" and t.factor < 2:
-        raise ConfigError(f"tuner.factor must be an integer >= 2 (hyperband keeps 1/factor of the trials per "
-                          f"round). Received: tuner.factor={t.factor}")
-
-
-def make_oracle(cfg, specs, objective: Objective):
-    """The oracle of tuner.name over the space `specs`, scoring `objective`."""
+def make_oracle(cfg, specs, objective: Objective, goals=()):
+    """The oracle of tuner.name over the space `specs`, scoring `objective`; `goals` (extf.config.objectives.Goal,
+    the first is `objective`): what nsga2 searches."""
     import keras_tuner as kt
 
     from extf.tuning.space import declare
 
-    check_tuner(cfg, specs)
     t = cfg.tuner
     common = {"objective": kt.Objective(objective.name, direction=objective.direction),
               "hyperparameters": declare(specs), "tune_new_entries": False,
               "seed": oracle_seed(cfg), "max_retries_per_trial": t.max_retries_per_trial,
               "max_consecutive_failed_trials": t.max_consecutive_failed_trials}
     policies = _policies(t, objective)
-    if t.name in ("tpe", "cmaes"):
-        from extf.tuning.optuna_oracle import OptunaOracle
+    if t.name in ("tpe", "cmaes", "nsga2"):
+        from extf.tuning.optuna_oracle import MULTI_OBJECTIVE, OptunaOracle
 
         return _with(OptunaOracle, policies)(sampler=t.name, num_initial_points=t.get("num_initial_points"),
+                                             goals=list(goals) if t.name in MULTI_OBJECTIVE else None,
                                              max_trials=t.max_trials, **common, **policies)
     if t.name == "random":
         return _with(kt.oracles.RandomSearchOracle, policies)(max_trials=t.max_trials, **common, **policies)

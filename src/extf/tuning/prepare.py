@@ -9,8 +9,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from extf.errors import ExtfError
-from extf.objective import Objective, resolve_objective
+from extf.errors import ConfigError, ExtfError
+from extf.objective import Objective
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class SearchInputs:
     splits: Any  # the dataset's splits (train, val, test) and its Meta
     objective: Objective
     folds: tuple = ()  # tuner.cv_folds >= 2: the folds of train + validation (extf.data.folds) each trial trains on
+    objectives: Any = None  # extf.tuning.pareto.Objectives: several objectives, constraints (None: the objective)
 
 
 def start_tracking_process(cfg: DictConfig, experiment_name: str):
@@ -38,8 +39,9 @@ def start_tracking_process(cfg: DictConfig, experiment_name: str):
 def check_search(cfg: DictConfig) -> SearchInputs:
     """Everything a search needs before the first trial, made and checked without TensorFlow or MLflow: the space,
     the tuner, the data (loaded once), whether the model family, its batches and the augmentation suit the data,
-    the folds, the objective. A config or data error stops here, at no cost of their start-ups."""
+    the folds, the objectives. A config or data error stops here, at no cost of their start-ups."""
     from extf.tuning.oracle import check_tuner
+    from extf.tuning.pareto import study_objectives
     from extf.tuning.space import parse_space
 
     space = parse_space(cfg.search_space, cfg)
@@ -51,16 +53,24 @@ def check_search(cfg: DictConfig) -> SearchInputs:
 
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
-    objective = resolve_objective(cfg.tuner.objective.name, cfg.tuner.objective.direction, splits.meta.task)
-    return SearchInputs(space, splits, objective, folds)
+    objective, objectives = study_objectives(cfg.tuner, splits.meta.task)
+    return SearchInputs(space, splits, objective, folds, objectives)
+
+
+def check_with_tensorflow(cfg: DictConfig, inputs: SearchInputs) -> None:
+    """TensorFlow imported (after the tracking process has started: its start-up overlaps the import), then what
+    only Keras can tell: the model logs every metric the objectives name."""
+    from extf.console import import_tensorflow
+
+    import_tensorflow()
+    objective = inputs.objective
+    check_produced(cfg, inputs.splits.meta, [objective.name, *inputs.objectives.metrics(objective.name)])
 
 
 def prepare_search(cfg: DictConfig) -> SearchInputs:
-    """`check_search`, then TensorFlow imported (in an `extf worker`, after its tracking process has started)."""
-    from extf.console import import_tensorflow
-
+    """`check_search`, then `check_with_tensorflow` (in an `extf worker`, after its tracking process has started)."""
     inputs = check_search(cfg)
-    import_tensorflow()
+    check_with_tensorflow(cfg, inputs)
     return inputs
 
 
@@ -81,6 +91,20 @@ def _checked_splits(cfg: DictConfig):
     check_stateful_batches(cfg, splits)
     check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
     return splits
+
+
+def check_produced(cfg: DictConfig, meta, names: list[str]) -> None:
+    """The objective and the other validation metrics the study needs are ones the model logs, before any trial
+    (a project's model function may compile itself: its trials check that once they have trained)."""
+    from extf.models import metric_names
+
+    produced = metric_names(cfg.model, meta, tuple(cfg.get("allow_targets") or ()))
+    missing = [n for n in names if produced is not None and n not in produced]
+    if missing:
+        key = "tuner.objectives" if cfg.tuner.get("objectives") else "tuner.objective.name"
+        raise ConfigError(f"The objective metric {missing[0]!r} is not produced by this model. Expected one of its "
+                          f"validation metrics: {', '.join(sorted(produced))}. Set {key} (or add the metric with "
+                          f"model.metrics). Received: {key}={missing[0]!r}")
 
 
 def open_tracker(cfg: DictConfig, experiment_name: str, process=None):

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from extf.objective import Objective
 from extf.tuning.context import TrialResult
+from extf.tuning.pareto import leads
 from extf.tuning.state import StudyState
 from extf.tuning.trial import val_loss_min
 
@@ -18,10 +19,11 @@ class TrialRecorder:
     lines start with its id and count every worker's trials."""
 
     def __init__(self, cfg: DictConfig, state: StudyState, objective: Objective, out=sys.stdout,
-                 worker_id: str | None = None, started: float | None = None):
+                 worker_id: str | None = None, started: float | None = None, objectives=None):
         self.cfg = cfg
         self.state = state
         self.objective = objective
+        self.objectives = objectives  # extf.tuning.pareto.Objectives: its constraints decide which trial may lead
         self.out = out
         self.worker_id = worker_id
         self.started = time.time() if started is None else started
@@ -38,21 +40,43 @@ class TrialRecorder:
             row["pruned_at_epoch"] = result.pruned_at
         if result.cv_epochs is not None:
             row["cv_epochs"] = result.cv_epochs
+        row.update(result.measures)  # params, latency_ms, the other objectives at the best epoch
         if (loss_min := val_loss_min(result.history, name)) is not None:  # the tie-break (Objective.rank)
             row["val_loss_min"] = loss_min
         self.state.append(row)
         if result.status == "FAILED" and self.first_error is None:
             self.first_error = result.error
         n_done, best_shown = self._progress()
-        if (result.status == "FINISHED" and result.value is not None
-                and self.state.improves(self.objective, result.value, row.get("val_loss_min"))):
+        feasible = self.objectives is None or self.objectives.feasible(row)  # tuner.select=first: only these lead
+        if result.status == "FINISHED" and result.value is not None and feasible and self._leads(row):
             self.state.keep_best(row, result.value, result.hp_values, result.model, result.history)
-        value_text = f"{name}={fmt(result.value)}" if result.value is not None else f"FAILED ({result.reason})"
-        if result.pruned_at is not None:
-            value_text += f"  pruned at epoch {result.pruned_at}"
+        value_text = self._value_text(result, row, feasible)
         best = self.state.best_value if best_shown is None else best_shown
         self.say(f"[trial {n_done}/{self.cfg.tuner.max_trials}] {self._shown(result.hp_values)}  {value_text}  "
                  f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s")
+
+    def _leads(self, row: dict) -> bool:
+        """Ahead of the best trial so far: the leaderboard's order, and with several objectives a tie on the first
+        goes to the trial that dominates on the others (extf.tuning.pareto.leads: the tested trial is on the front)."""
+        goals = list(self.objectives.goals) if self.objectives is not None else []
+        if self.state.best_value is None or self.state.best_trial is None:
+            return True
+        best = {**self.state.best_trial, self.objective.name: self.state.best_value}
+        return leads(row, best, goals, self.objective)
+
+    def _value_text(self, result: TrialResult, row: dict, feasible: bool) -> str:
+        """The trial's values on its progress line: the objective (or why it failed), pruning, other objectives,
+        the constraints it misses."""
+        if result.value is None:
+            return f"FAILED ({result.reason})"
+        text = f"{self.objective.name}={fmt(result.value)}"
+        if result.pruned_at is not None:
+            text += f"  pruned at epoch {result.pruned_at}"
+        if self.objectives is not None and self.objectives.several:
+            text += "".join(f"  {g.name}={fmt(row.get(g.name))}" for g in self.objectives.goals[1:])
+        if not feasible:
+            text += "  (misses " + ", ".join(str(c) for c in self.objectives.constraints if not c.holds(row)) + ")"
+        return text
 
     def say(self, text: str) -> None:
         """A line on the study's output (a trial line, a note); in a worker it starts with the worker's id."""
@@ -67,7 +91,8 @@ class TrialRecorder:
         best = None
         for r in rows.values():
             v = r.get(self.objective.name)
-            if r.get("status") == "FINISHED" and v is not None and self.objective.better(v, best):
+            if (r.get("status") == "FINISHED" and v is not None and self.objective.better(v, best)
+                    and (self.objectives is None or self.objectives.feasible(r))):
                 best = v
         return len(rows), best
 

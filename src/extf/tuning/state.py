@@ -106,11 +106,6 @@ class StudyState:
         with open(self.dir / TRIALS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=str) + "\n")
 
-    def improves(self, objective: Objective, value: float, val_loss: float | None) -> bool:
-        """Ahead of the best trial so far in the leaderboard's order (Objective.rank)."""
-        return self.best_value is None or objective.rank(value, val_loss) < objective.rank(
-            self.best_value, (self.best_trial or {}).get("val_loss_min"))
-
     def keep_best(self, row: dict, value: float, hp_values: dict, model, history: dict | None) -> None:
         """The new best trial: its weights and row in best_dir, each written atomically."""
         self.best_value, self.best_trial, self.best_hp = value, row, dict(hp_values)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from extf.console import import_tensorflow
 from extf.errors import ConfigError, ExtfError
 from extf.tuning.chief import Chief
 from extf.tuning.context import TrialContext
@@ -28,6 +27,7 @@ from extf.tuning.prepare import (
     SearchInputs,
     apply_determinism,
     check_search,
+    check_with_tensorflow,
     fatal_cause,
     open_tracker,
     start_tracking_process,
@@ -80,7 +80,7 @@ class Study:
         inputs = check_search(cfg)  # no TensorFlow, no tracking process yet: a config or data error costs neither
         process = start_tracking_process(cfg, self.name)  # before TensorFlow's import, which it overlaps
         try:
-            import_tensorflow()
+            check_with_tensorflow(cfg, inputs)
             self.state.prepare(bool(cfg.tuner.overwrite))
             chief = Chief(cfg, self.study_dir, self.out, process) if cfg.tuner.workers else None
             try:
@@ -133,6 +133,7 @@ class Study:
         if best is None:
             if first_error is not None:
                 raise _as_user_error(first_error) from None
+            _refuse_if_none_feasible(self.state.trials, inputs.objectives)
             raise ExtfError("No trial finished, so there is no best model to test. See the trial runs' "
                             "extf.failure_reason tags in MLflow. Received: 0 finished trials")
         if new_trials == 0 and record.get("test_metrics") and record.get("tested_trial", best["trial_id"]) == \
@@ -141,7 +142,7 @@ class Study:
             test_metrics = record["test_metrics"]
         else:
             final = FinalTest(self.cfg, inputs.splits, inputs.objective, self.state, tracker, parent,
-                              say=lambda text: print(text, file=self.out, flush=True))
+                              say=lambda text: print(text, file=self.out, flush=True), objectives=inputs.objectives)
             test_metrics = final.run()
             record.update(baseline=final.baseline_line)
             record.update(test_metrics=test_metrics, tested_trial=best["trial_id"])
@@ -164,9 +165,10 @@ class Study:
         state = chief.state if chief is not None else self.state  # worker0 keeps its own best until collected
         if chief is not None:
             state.restore(objective)
-        recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started)
+        recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started,
+                                 inputs.objectives)
         ctx = TrialContext(cfg, inputs.splits, objective, tracker, recorder.record, recorder.say, parent,
-                           recorder.worker_id, init_weights, inputs.folds)
+                           recorder.worker_id, init_weights, inputs.folds, inputs.objectives)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=bool(cfg.tuner.overwrite))
         try:
             if chief is not None:
@@ -275,6 +277,23 @@ def _unless_server_lost(fn, *args, **kwargs) -> None:
         fn(*args, **kwargs)
     except TrackingUnavailable:
         pass
+
+
+def _refuse_if_none_feasible(trials: list[dict], objectives) -> None:
+    """Trials finished but none meets tuner.constraints: nothing may be tested; say how close they came."""
+    finished = [t for t in trials if t.get("status") == "FINISHED"]
+    if not finished or objectives is None or not objectives.constraints:
+        return
+    closest = []
+    for c in objectives.constraints:
+        values = [float(t[c.name]) for t in finished if t.get(c.name) is not None]
+        if values:
+            closest.append(f"{c.name} from {min(values):.4g} to {max(values):.4g}")
+    raise ConfigError(f"None of the {len(finished)} finished trials meets tuner.constraints "
+                      f"({', '.join(str(c) for c in objectives.constraints)}), so no model is tested. The trials had "
+                      f"{'; '.join(closest) or 'no value of the constrained measures'}. Loosen the constraints or "
+                      f"narrow the search space (e.g. fewer units), then run again: the study resumes with its trials."
+                      f" Received: tuner.constraints={[str(c) for c in objectives.constraints]}")
 
 
 def _as_user_error(e: BaseException) -> ExtfError:

@@ -100,3 +100,28 @@ def best_value(history: dict, name: str, direction: str) -> tuple[float, int]:
     scores = np.where(np.isfinite(values), values, np.inf if direction == "min" else -np.inf)
     epoch = int(np.argmin(scores) if direction == "min" else np.argmax(scores))
     return float(values[epoch]), epoch
+
+
+LATENCY_REPEATS = 5  # timed predictions of one batch; the median counts
+
+
+def take_measures(model, split, batch_size: int, names: set[str]) -> dict[str, float]:
+    """The measures extf takes of a trial's model (extf.config.objectives.MEASURES) among `names`: `params`, its
+    number of parameters, and `latency_ms`, milliseconds per sample of predicting one batch of the validation
+    split (the median of LATENCY_REPEATS calls, after one untimed call that traces the function)."""
+    import time
+
+    values = {}
+    if "params" in names:
+        values["params"] = float(model.count_params())
+    if "latency_ms" in names:
+        x = split.inputs(batch_size)
+        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        model.predict_on_batch(x)
+        times = []
+        for _ in range(LATENCY_REPEATS):
+            start = time.perf_counter()
+            model.predict_on_batch(x)
+            times.append(time.perf_counter() - start)
+        values["latency_ms"] = 1000.0 * float(np.median(times)) / max(1, n)
+    return values

@@ -46,7 +46,7 @@ from extf.tuning.context import STOP, TrialContext, TrialResult
 from extf.tuning.oracle import has_policies, make_oracle
 from extf.tuning.pruning import pruned_epoch
 from extf.tuning.space import apply_hyperparameters
-from extf.tuning.trial import best_value, finite, fit, make_callbacks, val_loss_min
+from extf.tuning.trial import best_value, finite, fit, make_callbacks, take_measures, val_loss_min
 
 FLUSH_EVERY = 10  # epochs of values sent to the trial's run at once
 
@@ -67,6 +67,7 @@ class RunningTrial:
     summary: dict = field(default_factory=dict)  # the run's final metrics
     error: BaseException | None = None  # what made run_trial fail
     pruned_at: int | None = None  # the 1-based epoch the oracle's pruning stopped the trial at
+    best_step: int = 0  # the epoch (0-based) of the kept model's best objective value
 
 
 def _fatal_if_tracking_lost(hook):
@@ -232,9 +233,38 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
                                     **{f"fold_{n}.{objective.name}_best": s for n, s in enumerate(scores)}})
         if (loss_min := val_loss_min(history, objective.name)) is not None:  # the leaderboard's tie-break
             running.summary["val_loss_min"] = loss_min
+        if self.ctx.objectives is not None:  # params (and latency_ms, other objectives): the row, the run, the oracle
+            running.result.measures = self._measures(model, history, best_epoch, trial_cfg)
+            running.summary.update(running.result.measures)
+        running.best_step = best_epoch
         if ws.may_be_continued(cfg, values):
             ws.save_warm_start(trial.trial_id, model, running.trial_dir, self.ctx.say)
-        return {objective.name: value}
+        return {objective.name: value, **running.result.measures}
+
+    def _measures(self, model, history: dict, best_epoch: int, trial_cfg) -> dict[str, float]:
+        """What the study's objectives and constraints need besides the objective: the measures extf takes of the
+        kept model and the other validation metrics at its best epoch."""
+        objectives, name = self.ctx.objectives, self.ctx.objective.name
+        values = take_measures(model, self.ctx.splits.val, trial_cfg.trainer.batch_size, objectives.measures())
+        values.update({n: float(history[n][best_epoch]) for n in objectives.metrics(name)})
+        return values
+
+    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        """keras-tuner's own, minus its DeprecationWarning: the trial's values go to the oracle at the kept model's
+        epoch (the step the Optuna oracle reads the other objectives at). With pruning or a time budget the
+        objective reached the oracle epoch by epoch already (_oracle_stops), which is all a single-objective oracle
+        needs; NSGA-II also needs the other objectives, sent with the objective as the value the oracle holds at
+        that step (keras-tuner wants it in every report; its mean stays the same)."""
+        results = self.run_trial(trial, *fit_args, **fit_kwargs)
+        name, step = self.oracle.objective.name, self.running.best_step
+        if has_policies(self.ctx.cfg):
+            metrics = self.oracle.get_trial(trial.trial_id).metrics
+            held = [o for o in metrics.get_history(name) if o.step == step] if metrics.exists(name) else []
+            if held and not (self.ctx.objectives is not None and self.ctx.objectives.several):
+                return
+            if held:
+                results = {**results, name: float(held[-1].mean())}
+        self.oracle.update_trial(trial.trial_id, results, step=step)
 
     def _fit_once(self, trial, trial_cfg, seed: int, start: tuple[Path, int] | None, splits):
         """Build and fit one model on `splits` (the study's, or a fold's); refuse a diverged loss or an objective
@@ -255,7 +285,8 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             history = fit(model, trial_cfg, splits, callbacks, initial_epoch=initial_epoch, seed=seed).history
         except DataError as e:  # a damaged file: every trial would meet it
             raise kt.errors.FatalError(e) from None
-        _check_history(history, self.ctx.objective.name)
+        objectives, name = self.ctx.objectives, self.ctx.objective.name
+        _check_history(history, [name, *(objectives.metrics(name) if objectives is not None else [])])
         return model, history
 
     def _build(self, trial_cfg, seed: int, init_from: bool, meta):
@@ -295,9 +326,7 @@ def make_tuner(ctx: TrialContext, specs, directory: Path, overwrite: bool) -> St
     kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
     # keras-tuner rewrites oracle.json and trial.json in place: a kill in the middle would leave them cut
     kt_utils.save_json = _save_json_atomic
-    # with pruning or a budget the trials report each epoch to the oracle themselves, which keras-tuner calls old style
-    warnings.filterwarnings("ignore", message="The use case of calling", category=DeprecationWarning)
-    oracle = make_oracle(ctx.cfg, specs, ctx.objective)
+    oracle = make_oracle(ctx.cfg, specs, ctx.objective, ctx.objectives.goals if ctx.objectives is not None else ())
     with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
         return StudyTuner(ctx, oracle, directory, overwrite)
 
@@ -316,17 +345,20 @@ def _reason(e: BaseException) -> str:
     return str(e) if isinstance(e, (ExtfError, kt.errors.FailedTrialError)) else f"{type(e).__name__}: {e}"
 
 
-def _check_history(history: dict, objective_name: str) -> None:
+def _check_history(history: dict, names: list[str]) -> None:
+    """The loss stayed finite; the objective (the first name) and the other metrics the study needs were logged
+    (checked before any trial for extf's own model families, here for a project's model function)."""
     losses = np.asarray(history.get("loss", []), dtype="float64")
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
         raise kt.errors.FailedTrialError(f"training diverged: loss became NaN or infinite at epoch {bad + 1}")
-    if objective_name not in history:
+    missing = [n for n in names if n not in history]
+    if missing:
         available = sorted(k for k in history if k.startswith("val_"))
+        key = "tuner.objective.name" if missing[0] == names[0] else "tuner.objectives"
         raise kt.errors.FatalError(ConfigError(
-            f"The objective metric {objective_name!r} is not produced by this model. Expected one of its validation "
-            f"metrics: {', '.join(available)}. Set tuner.objective.name. Received: tuner.objective.name="
-            f"{objective_name!r}"))
+            f"The objective metric {missing[0]!r} is not produced by this model. Expected one of its validation "
+            f"metrics: {', '.join(available)}. Set {key}. Received: {key}={missing[0]!r}"))
 
 
 def _load_weights(model, path: Path) -> None:
