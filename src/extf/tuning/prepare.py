@@ -38,14 +38,13 @@ def start_tracking_process(cfg: DictConfig, experiment_name: str):
 
 def check_search(cfg: DictConfig) -> SearchInputs:
     """Everything a search needs before the first trial, made and checked without TensorFlow or MLflow: the space,
-    the tuner, the data (loaded once), whether the model family, its batches and the augmentation suit the data,
-    the folds, the objectives. A config or data error stops here, at no cost of their start-ups."""
-    from extf.tuning.oracle import check_tuner
+    the data (loaded once), whether the model family, its batches and the augmentation suit the data, the folds,
+    the objectives (the tuner's needs were checked with the config). A config or data error stops here, at no cost
+    of their start-ups."""
     from extf.tuning.pareto import study_objectives
     from extf.tuning.space import parse_space
 
     space = parse_space(cfg.search_space, cfg)
-    check_tuner(cfg, space)
     splits = _checked_splits(cfg)
     folds = ()
     if cfg.tuner.get("cv_folds"):
