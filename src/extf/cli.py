@@ -102,8 +102,11 @@ def _show_traceback(e: BaseException) -> None:
 
 def _environment_defaults() -> None:
     """TensorFlow's C++ logging and oneDNN off; MLflow's usage telemetry off (extf never uses the network at run
-    time, and the telemetry thread's flush at exit cost every command about half a second here)."""
+    time, and the telemetry thread's flush at exit cost every command about half a second here); MLflow's artifact
+    download progress bars off unless EXTF_DEBUG=1 (`extf evaluate` and `extf predict` print extf's lines only)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if os.environ.get("EXTF_DEBUG") != "1":
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")

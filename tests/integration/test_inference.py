@@ -55,6 +55,7 @@ def test_evaluate_reproduces_the_logged_test_metrics(logged):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.strip().startswith("test_")]
     assert len(rows) >= 5 and all("(= logged)" in r for r in rows), proc.stdout
+    assert "Downloading artifacts" not in proc.stderr, proc.stderr  # MLflow's progress bars stay hidden
 
 
 def test_extf_predict_and_mlflow_models_predict_agree(logged, tmp_path):
@@ -66,6 +67,7 @@ def test_extf_predict_and_mlflow_models_predict_agree(logged, tmp_path):
     proc = run_extf(["predict", f"run_id={parent.info.run_id}", f"input={tmp_path / 'x.npy'}",
                      f"output={tmp_path / 'preds.csv'}"], cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Downloading artifacts" not in proc.stderr, proc.stderr
     preds = pd.read_csv(tmp_path / "preds.csv")
     assert list(preds.columns[:10]) == [f"prob_{i}" for i in range(10)] and "label" in preds
     np.testing.assert_allclose(preds[[f"prob_{i}" for i in range(10)]].sum(axis=1), 1.0, atol=1e-4)

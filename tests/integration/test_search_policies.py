@@ -47,6 +47,7 @@ def test_a_time_budget_ends_the_study_and_it_is_still_tested_once(tmp_path):
     assert 1 <= len(rows) < 200
     assert proc.stdout.count("test (evaluated once)") == 1
     assert "time budget tuner.time_budget=8 spent after" in proc.stdout
+    assert "budget left" in proc.stdout  # each trial's progress line
     with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
         (reason,) = con.execute("select value from tags where key = 'extf.stop_reason'").fetchone()
     assert reason == "time_budget"

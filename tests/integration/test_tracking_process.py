@@ -31,10 +31,10 @@ def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
         parent = tracker.start_study("proc", None, {"seed": 1}, {"dataset": "iris"})
         stand_in = tracker.start_trial(parent, "00", {"units": 8}, "worker1")  # nested under the study's run
         tracker.log_metric_history(stand_in, [(0, {"loss": 1.0}), (1, {"loss": 0.5})])
+        trial = tracker.resolve(stand_in)  # while its run is open (its end forgets the stand-in)
+        assert trial != stand_in and len(trial) == 32
         tracker.end_trial(stand_in, "FINISHED", {"val_accuracy_best": 0.9}, [(2, {"loss": 0.25})])
         tracker.end_run(parent, "FINISHED")
-        trial = tracker.resolve(stand_in)
-        assert trial != stand_in and len(trial) == 32
     finally:
         tracker.close()
     assert tracker.proc.returncode == 0

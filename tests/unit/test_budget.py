@@ -90,3 +90,76 @@ def test_budget_and_pruning_compose_on_one_oracle(tmp_path):
     answer = oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0)
     assert answer.status == "STOPPED" and pruned_epoch(answer) is None
     assert trial.trial_id not in oracle.pruned  # stopped by the budget, not pruned
+
+
+def test_the_budget_counts_from_the_studys_start_not_the_oracles(tmp_path):
+    """The study's start-up (data loading, TensorFlow's import) is part of the budget."""
+    clock = Clock()
+    oracle = make_oracle(tmp_path, clock, elapsed=15.0)
+    assert oracle.time_left() == pytest.approx(45.0)
+    trial = oracle.create_trial("tuner0")
+    clock.now += 44
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0).status != "STOPPED"
+    clock.now += 2
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.6}, step=1).status == "STOPPED"
+    trial.status = kt_trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+def test_a_resumed_study_counts_its_own_start_up_too(tmp_path):
+    clock = Clock()
+    oracle = make_oracle(tmp_path, clock, elapsed=10.0)
+    trial = oracle.create_trial("tuner0")
+    clock.now += 30
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0)
+    trial.status = kt_trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)  # saved: 40 s spent
+
+    clock.now += 3600
+    resumed = make_oracle(tmp_path, clock, elapsed=5.0)  # this run started 5 s before its oracle was made
+    resumed.reload()
+    assert resumed.time_left() == pytest.approx(15.0)
+
+
+def test_make_oracle_starts_the_budget_at_the_studys_start(make_cfg):
+    import time
+
+    from extf.tuning.oracle import make_oracle as make_study_oracle
+    from extf.tuning.space import parse_space
+
+    cfg = make_cfg(["dataset=iris", "model=mlp", "tuner.time_budget=60"], command="tune")
+    objective = type("O", (), {"name": "val_accuracy", "direction": "max"})()
+    oracle = make_study_oracle(cfg, parse_space(cfg.search_space, cfg), objective, started=time.time() - 25)
+    assert 30.0 < oracle.time_left() <= 35.0
+    assert make_study_oracle(cfg, parse_space(cfg.search_space, cfg), objective).time_left() > 55.0
+
+
+def test_each_trials_progress_line_shows_the_time_left(make_cfg, tmp_path):
+    import io
+
+    from extf.objective import Objective
+    from extf.tuning.context import TrialResult
+    from extf.tuning.recorder import TrialRecorder
+    from extf.tuning.state import StudyState
+
+    cfg = make_cfg(["dataset=iris", "model=mlp", "tuner.time_budget=60"], command="tune")
+    state = StudyState(tmp_path / "study")
+    state.prepare(overwrite=False)
+    out = io.StringIO()
+    recorder = TrialRecorder(cfg, state, Objective("val_accuracy", "max"), out)
+    recorder.record(TrialResult("00", {"model.units": 8}, "FAILED", None, 3, 1.5, reason="diverged",
+                                budget_left=18.4))
+    recorder.record(TrialResult("01", {"model.units": 16}, "FAILED", None, 3, 1.5, reason="diverged"))
+    first, second = out.getvalue().splitlines()
+    assert first.endswith("s  budget left 18s") and "budget left" not in second
+
+
+def test_a_budget_spent_by_the_start_up_alone_still_runs_one_trial_of_one_epoch(tmp_path):
+    clock = Clock()
+    oracle = make_oracle(tmp_path, clock, budget=5.0, elapsed=9.0)
+    assert oracle.budget_spent()
+    trial = oracle.create_trial("tuner0")
+    assert trial.status == "RUNNING"  # the study gets a model to test
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0).status == "STOPPED"
+    assert oracle.create_trial("tuner1").status == "STOPPED"

@@ -71,6 +71,7 @@ def wired_proxy(recorder: Recorder) -> TrackerProcess:
         replies[proxy.sent] = value
         return proxy.sent
 
+    send.server = server  # for tests that look at the tracking process's side
     proxy._send = send
     proxy._receive = replies.pop
     proxy._raise_pending = lambda: None
@@ -102,6 +103,30 @@ def test_a_stand_in_run_id_is_replaced_in_later_calls():
                                                 "reason": None})
     assert proxy.start_trial(None, "08", {}) is None  # no parent run (tracking off for it): nothing sent
     assert len(recorder.calls) == 2
+
+
+def test_a_stand_in_is_forgotten_once_its_run_has_ended():
+    """The tracking process maps each stand-in to its run only while the run is open: a study of many trials does
+    not grow the map by one entry per trial. A trial run whose end failed keeps its entry (it may be ended again)."""
+    recorder = Recorder()
+    proxy = wired_proxy(recorder)
+    server = proxy._send.server
+    for n in range(3):
+        run = proxy.start_trial("parent", f"{n:02d}", {}, None)
+        assert server.kept == {run: "result of start_trial"}
+        proxy.end_trial(run, "FINISHED")
+        assert server.kept == {}
+    with pytest.raises(ExtfError, match="has ended already"):
+        proxy.resolve(run)
+
+    def failing_end(*args, **kwargs):
+        raise RuntimeError("store unavailable")
+
+    recorder.end_trial = failing_end
+    run = proxy.start_trial("parent", "03", {}, None)
+    with pytest.raises(RuntimeError, match="store unavailable"):
+        proxy.end_trial(run, "FINISHED")
+    assert proxy.resolve(run) == "result of start_trial"
 
 
 def test_a_call_missing_from_the_dispatch_is_an_error_not_a_no_op():

@@ -9,7 +9,7 @@ protocol) one at a time, in order, over a socket. It never imports TensorFlow: t
 
 Calls that return nothing are pipelined: sent without waiting, so the study trains on while the store writes (a
 trial's writes cost the study next to nothing; bench P3b). `start_trial` is pipelined too: it returns a stand-in run
-id that the tracking process replaces by the run's id in every later call. Errors travel back and are raised in the
+id that the tracking process replaces by the run's id in every later call, until `end_trial` ends that run. Errors travel back and are raised in the
 study's process: a waiting call's own error by that call; a pipelined call's error by the first call made after it
 arrived (after that call was sent: a run's end is never held back by an earlier error), at the latest by `flush` or
 `close`. A lost tracking process is TrackingUnavailable at the next call, as a lost server is.
@@ -192,7 +192,8 @@ class TrackerProcess:
 
     # ------------------------------------------------------------------ beyond the protocol
     def resolve(self, run_id: str | None) -> str | None:
-        """The MLflow run id a stand-in from `start_trial` stands for (waits for that call)."""
+        """The MLflow run id a stand-in from `start_trial` stands for (waits for that call), until the trial's run
+        has ended."""
         if not (isinstance(run_id, str) and run_id.startswith(STAND_IN)):
             return run_id
         return self._call("resolve", run_id)
@@ -350,6 +351,8 @@ class Server:
             result = self.dispatch(name, args, kwargs)
             if keep:
                 self.kept[f"{STAND_IN}{seq}"] = result
+            elif name == "end_trial" and args:  # its run has ended: no later call names it (a long study's map
+                self.kept.pop(args[0], None)  # would grow by one entry per trial); kept if the end failed
             return True, result
         except BaseException as e:  # noqa: BLE001 - every error goes back to the study's process
             if os.environ.get("EXTF_DEBUG") == "1" and not isinstance(e, ExtfError):
@@ -378,9 +381,9 @@ class Server:
 
     def _run_id(self, value):
         if isinstance(value, str) and value.startswith(STAND_IN):
-            if value not in self.kept:  # its start_trial failed: that error went back already
-                raise ExtfError(f"The trial run {value} was never started (see the error before this one). "
-                                f"Received: run_id={value!r}")
+            if value not in self.kept:  # its start_trial failed (that error went back already), or its run ended
+                raise ExtfError(f"The trial run {value} is not open: it was never started (see the error before "
+                                f"this one) or it has ended already. Received: run_id={value!r}")
             return self.kept[value]
         return value
 

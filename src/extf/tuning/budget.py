@@ -3,8 +3,11 @@ next epoch boundary, keeping the epochs it had.
 
 Like pruning, the budget lives in the oracle, the one place every worker asks: `create_trial` answers STOPPED once the
 budget is spent (keras-tuner's search loop, and each distributed worker's, then ends), and `update_trial` — called with
-each epoch's values — answers STOPPED, which ends the trial's fit at that epoch. The time spent is part of the oracle's
-saved state, so a resumed study goes on with what is left of its budget.
+each epoch's values — answers STOPPED, which ends the trial's fit at that epoch. The clock starts with the study, not
+with the oracle (`elapsed`: the study's start-up, its data loading and TensorFlow's import, counts). The time spent is
+part of the oracle's saved state (oracle.json's `time_spent`, saved as each trial starts and ends), so a resumed study
+goes on with what is left of its budget, its own start-up counted again. A budget the start-up alone spent still
+lets one trial start (it stops after its first epoch): a study always has a model to test.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ def with_budget(oracle_class: type) -> type:
 
 
 class TimeBudgetMixin:
-    """Mixed in before a keras-tuner oracle class; `time_budget`: seconds or None."""
+    """Mixed in before a keras-tuner oracle class; `time_budget`: seconds or None; `elapsed`: seconds the study had
+    already run when the oracle was made (its start-up)."""
 
-    def __init__(self, *args, time_budget: float | None = None, clock=time.monotonic, **kwargs):
+    def __init__(self, *args, time_budget: float | None = None, elapsed: float = 0.0, clock=time.monotonic,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.time_budget = time_budget
         self._clock = clock
-        self._started = clock()
+        self._started = clock() - max(0.0, elapsed)  # this run of the study started then
         self._spent_before = 0.0  # seconds spent in earlier runs of this study (resume)
 
     def spent(self) -> float:
@@ -42,7 +47,9 @@ class TimeBudgetMixin:
 
     @kt.synchronized
     def create_trial(self, tuner_id):
-        if self.budget_spent() and tuner_id not in self.ongoing_trials:  # a trial to re-run would start too
+        # a trial to re-run would start too; and a budget spent by the start-up alone still gets one trial (stopped
+        # at its first epoch), so that the study has a model to test
+        if self.budget_spent() and tuner_id not in self.ongoing_trials and self.trials:
             self.tuner_ids.discard(tuner_id)
             return kt_trial.Trial(self.get_space(), status=kt_trial.TrialStatus.STOPPED)
         return super().create_trial(tuner_id)
@@ -60,5 +67,4 @@ class TimeBudgetMixin:
 
     def set_state(self, state):
         super().set_state(state)
-        self._spent_before = float(state.get("time_spent", 0.0))
-        self._started = self._clock()
+        self._spent_before = float(state.get("time_spent", 0.0))  # this run's clock goes on from its own start

@@ -31,6 +31,7 @@ class TrialResult:
     pruned_at: int | None = None  # FINISHED early: the 1-based epoch pruning stopped it at
     cv_epochs: int | None = None  # cross-validation: the epochs the final model trains (the folds' mean best epoch)
     measures: dict = field(default_factory=dict)  # FINISHED: params, latency_ms, the other objectives' values
+    budget_left: float | None = None  # seconds left of the study's time budget as the trial ended (None: no budget)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TrialContext:
     init_weights: Path | None = None  # init_from: the weights every trial starts from
     folds: tuple = ()  # cross-validation: each trial trains once per fold (Splits of train + validation)
     objectives: Any = None  # extf.tuning.pareto.Objectives: what each trial measures besides its objective
+    started: float | None = None  # the study's start (time.time()): a time budget counts from it
 
     def report(self, epoch: int, logs: dict[str, float]) -> str | None:
         """A trial's values after each epoch; `STOP` ends its fit there. The one place a pruning or time-budget

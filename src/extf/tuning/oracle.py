@@ -5,12 +5,15 @@ config (extf.config.schema, extf.config.validate), before any data is read."""
 
 from __future__ import annotations
 
+import time
+
 from extf.objective import Objective
 
 
-def make_oracle(cfg, specs, objective: Objective, goals=()):
+def make_oracle(cfg, specs, objective: Objective, goals=(), started: float | None = None):
     """The oracle of tuner.name over the space `specs`, scoring `objective`; `goals` (extf.config.objectives.Goal,
-    the first is `objective`): what nsga2 searches."""
+    the first is `objective`): what nsga2 searches; `started`: the study's start (time.time()), from which a time
+    budget counts."""
     import keras_tuner as kt
 
     from extf.tuning.space import declare
@@ -20,7 +23,7 @@ def make_oracle(cfg, specs, objective: Objective, goals=()):
               "hyperparameters": declare(specs), "tune_new_entries": False,
               "seed": oracle_seed(cfg), "max_retries_per_trial": t.max_retries_per_trial,
               "max_consecutive_failed_trials": t.max_consecutive_failed_trials}
-    policies = _policies(t, objective)
+    policies = _policies(t, objective, started)
     if t.name in ("tpe", "cmaes", "nsga2"):
         from extf.tuning.optuna_oracle import MULTI_OBJECTIVE, OptunaOracle
 
@@ -55,7 +58,7 @@ def has_policies(cfg) -> bool:
     return t.get("pruning", "none") != "none" or t.get("time_budget") is not None
 
 
-def _policies(t, objective: Objective) -> dict:
+def _policies(t, objective: Objective, started: float | None = None) -> dict:
     from extf.config.duration import parse_duration
     from extf.tuning.pruning import PruningRule
 
@@ -65,6 +68,7 @@ def _policies(t, objective: Objective) -> dict:
                                           min_trials=t.pruning_min_trials, factor=t.pruning_factor)
     if t.get("time_budget") is not None:
         policies["time_budget"] = parse_duration(t.time_budget)
+        policies["elapsed"] = 0.0 if started is None else time.time() - started
     return policies
 
 

@@ -52,8 +52,9 @@ class TrialRecorder:
             self.state.keep_best(row, result.value, result.hp_values, result.model, result.history)
         value_text = self._value_text(result, row, feasible)
         best = self.state.best_value if best_shown is None else best_shown
+        budget = f"  budget left {result.budget_left:.0f}s" if result.budget_left is not None else ""
         self.say(f"[trial {n_done}/{self.cfg.tuner.max_trials}] {self._shown(result.hp_values)}  {value_text}  "
-                 f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s")
+                 f"best={fmt(best)}  epochs={result.epochs}  {time.time() - self.started:.1f}s{budget}")
 
     def _leads(self, row: dict) -> bool:
         """Ahead of the best trial so far: the leaderboard's order, and with several objectives a tie on the first

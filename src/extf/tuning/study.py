@@ -40,6 +40,7 @@ from extf.tuning.warm_start import drop_warm_starts
 NOT_IDENTITY = ("paths", "tracking", "command", "run_id", "input", "output", "unsafe_load", "allow_targets")
 NOT_IDENTITY_DOTTED = ("tuner.max_trials", "tuner.overwrite", "trainer.verbosity", "tuner.workers", "tuner.oracle_host",
                        "tuner.oracle_port", "tuner.threads_per_worker", "tuner.max_worker_restarts")
+DIGEST_CACHE = ".data-digests"  # in outputs/studies/: the data files' digests, so a next start reads the changed ones
 
 
 def study_identity(cfg: DictConfig) -> tuple[str, str, str | None]:
@@ -57,7 +58,7 @@ def study_identity(cfg: DictConfig) -> tuple[str, str, str | None]:
         section, key = dotted.split(".")
         plain.get(section, {}).pop(key, None)
     config_hash = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    data = data_digest(cfg.dataset)
+    data = data_digest(cfg.dataset, Path(cfg.paths.root_dir) / "outputs" / "studies" / DIGEST_CACHE)
     if data is None:
         return config_hash, config_hash, None
     return hashlib.sha256(f"{config_hash}:{data}".encode()).hexdigest()[:10], config_hash, data
@@ -168,7 +169,7 @@ class Study:
         recorder = TrialRecorder(cfg, state, objective, self.out, CHIEF_WORKER if chief else None, self.started,
                                  inputs.objectives)
         ctx = TrialContext(cfg, inputs.splits, objective, tracker, recorder.record, recorder.say, parent,
-                           recorder.worker_id, init_weights, inputs.folds, inputs.objectives)
+                           recorder.worker_id, init_weights, inputs.folds, inputs.objectives, started=self.started)
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=bool(cfg.tuner.overwrite))
         try:
             if chief is not None:

@@ -32,8 +32,9 @@ def make_callbacks(callbacks_cfg, trial_dir: Path, allow_targets=()) -> list:
 
 
 def check_stateful_batches(cfg, splits) -> None:
-    """A stateful RNN has a fixed batch size that must divide every split (no partial last batch)."""
-    if not (cfg.model.name == "rnn" and cfg.model.stateful):
+    """A stateful model (any family with a true `stateful` key: extf's RNN, a project's own) has a fixed batch size
+    that must divide every split (no partial last batch)."""
+    if not cfg.model.get("stateful"):
         return
     bs = cfg.trainer.batch_size
     sizes = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
@@ -74,10 +75,10 @@ def fit(model, cfg, splits, callbacks: list, initial_epoch: int = 0, seed: int |
     """Fit on train with validation on the validation split; returns the Keras History. `initial_epoch`: go on from
     that epoch up to cfg.trainer.epochs (a hyperband trial that continues its parent's weights). `seed`: of the
     shuffling of the training split (default cfg.seed), a new order each epoch."""
-    stateful = cfg.model.name == "rnn" and cfg.model.stateful
+    stateful = bool(cfg.model.get("stateful"))
     if stateful:
         callbacks = [*callbacks, StateResetter.create()]
-    shuffle = bool(cfg.trainer.shuffle) and not stateful  # a stateful RNN's batches continue each other: in order
+    shuffle = bool(cfg.trainer.shuffle) and not stateful  # a stateful model's batches continue each other: in order
     batch_size = cfg.trainer.batch_size
     train, val = splits.train, splits.val
     with train.read_errors("dataset.skip_bad_files=true"), val.read_errors("dataset.skip_bad_files=true"):

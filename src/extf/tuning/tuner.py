@@ -158,6 +158,7 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         running, tracker = self.running, self.ctx.tracker
         if trial.status == kt.engine.trial.TrialStatus.COMPLETED:
             running.result.seconds = time.time() - running.started
+            running.result.budget_left = self._budget_left()
             if running.pruned_at is not None:
                 running.result.pruned_at = running.pruned_at
                 tracker.set_tags(running.run_id, {"extf.pruned": "true", "extf.pruned_epoch": running.pruned_at})
@@ -170,7 +171,7 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             tracker.end_trial(running.run_id, "FAILED", history=running.rows, reason=reason)
             self.ctx.record(TrialResult(trial.trial_id, running.hp_values, "FAILED", None, running.epochs,
                                         time.time() - running.started, reason=reason.splitlines()[0][:200],
-                                        error=running.error))
+                                        error=running.error, budget_left=self._budget_left()))
             ws.drop_checkpoints(running.trial_dir)
         # the run's end is in the store before the oracle counts the trial as done: a server lost meanwhile stops
         # the study with the trial still open, so the resumed study runs it again (the pipelined end would be lost)
@@ -179,6 +180,11 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             ws.drop_warm_start(running.parent)
         self.running = None
         super().on_trial_end(trial)
+
+    def _budget_left(self) -> float | None:
+        """Seconds left of the study's time budget; None without one, or in a worker (the chief's oracle has it)."""
+        time_left = getattr(self.oracle, "time_left", None)
+        return time_left() if callable(time_left) else None
 
     def on_trial_abort(self, trial, error: BaseException) -> None:
         """Not a keras-tuner hook: a trial that stops the search (Ctrl-C, a FatalError) gets no on_trial_end, so its
@@ -326,7 +332,8 @@ def make_tuner(ctx: TrialContext, specs, directory: Path, overwrite: bool) -> St
     kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
     # keras-tuner rewrites oracle.json and trial.json in place: a kill in the middle would leave them cut
     kt_utils.save_json = _save_json_atomic
-    oracle = make_oracle(ctx.cfg, specs, ctx.objective, ctx.objectives.goals if ctx.objectives is not None else ())
+    goals = ctx.objectives.goals if ctx.objectives is not None else ()
+    oracle = make_oracle(ctx.cfg, specs, ctx.objective, goals, ctx.started)
     with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
         return StudyTuner(ctx, oracle, directory, overwrite)
 
