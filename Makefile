@@ -61,8 +61,8 @@ test: install ## The layer contract (lint-imports), then the whole test suite (t
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
-test-fast: install ## Run the tests that train no model (-m "not slow and not e2e")
-	$(BIN)/python -m pytest -m "not slow and not e2e"
+test-fast: install ## The tests that train no model (-m "not slow and not e2e"), in 2 processes: about 2 minutes
+	$(BIN)/python -m pytest $(XDIST) -m "not slow and not e2e" --durations=10 $(PYTEST_ARGS)
 
 test-deps: ## Install the Debian packages the skipped tests need: Graphviz, Chromium, PostgreSQL, zsh (sudo when not root)
 	$(SUDO) apt-get update

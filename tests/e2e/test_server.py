@@ -73,12 +73,18 @@ def runs_of(port: int, experiment: str):
     return [] if exp is None else c.search_runs([exp.experiment_id])
 
 
-def test_distributed_study_logs_to_the_server(tmp_path, mlflow_server):
+@pytest.fixture(scope="module")
+def server_study(mlflow_server, tmp_path_factory) -> str:
+    """A distributed study (2 workers) logged to the server: its experiment name (read back by two tests)."""
     name = f"server_{uuid.uuid4().hex[:8]}"
     proc = run_extf([*STUDY, f"experiment_name={name}", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=5"],
-                    cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(mlflow_server)})
+                    cwd=tmp_path_factory.mktemp("server-study"), env={"EXTF_MLFLOW_PORT": str(mlflow_server)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    runs = runs_of(mlflow_server, name)
+    return name
+
+
+def test_distributed_study_logs_to_the_server(tmp_path, mlflow_server, server_study):
+    runs = runs_of(mlflow_server, server_study)
     (parent,) = [r for r in runs if r.data.tags.get("extf.kind") == "study"]
     trials = [r for r in runs if r.data.tags.get("extf.kind") == "trial"]
     assert parent.info.status == "FINISHED" and "test_accuracy" in parent.data.metrics
@@ -108,11 +114,8 @@ def test_parallel_sweep_logs_to_the_server(tmp_path, mlflow_server):
         assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
 
 
-def test_runs_and_report_read_the_server(tmp_path, mlflow_server):
-    name = f"read_{uuid.uuid4().hex[:8]}"
-    proc = run_extf([*STUDY, f"experiment_name={name}", "tuner.max_trials=1", "trainer.epochs=2",
-                     "tracking.log_model=false"], cwd=tmp_path, env={"EXTF_MLFLOW_PORT": str(mlflow_server)})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_runs_and_report_read_the_server(tmp_path, mlflow_server, server_study):
+    name = server_study
     (parent,) = [r for r in runs_of(mlflow_server, name) if r.data.tags.get("extf.kind") == "study"]
     uri = f"tracking_uri=http://127.0.0.1:{mlflow_server}"
     listing = run_extf(["runs", uri, f"experiment={name}"], cwd=tmp_path)

@@ -25,6 +25,26 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
         assert "model:" in out.stdout and "dataset:" in out.stdout
 
 
+# found once the data is loaded (the model family, its batches, the augmentation against the data; a data file's
+# errors) or from the space and the tuner: all before TensorFlow's import (extf.tuning.prepare), so it costs none
+@pytest.mark.parametrize("args, needle", [
+    (["train", "dataset=iris", "model=cnn"], "model=cnn needs image data"),
+    (["train", "dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=32"],
+     "trainer.batch_size must divide"),
+    (["train", "dataset=iris", "model=mlp", "augmentation=image"], "augmentation=image transforms images"),
+    (["train", "dataset=digits", "model=autoencoder", "augmentation=image"], "reconstruction targets"),
+    (["train", "dataset=csv", "dataset.path=missing.csv", "dataset.target=y"], "CSV file not found"),
+    (["tune", "dataset=iris", "model=mlp", "+search_space.model.unitz={type:int,low:1,high:4}"],
+     "search_space.model.unitz"),
+    (["tune", "dataset=iris", "model=mlp", "tuner=grid"], "tuner=grid needs a finite grid"),
+    (["tune", "dataset=iris", "model=mlp", "tuner.cv_folds=60"], "smallest class has"),
+], ids=["model-family", "stateful-batches", "augmentation", "augmentation-of-targets", "data-file", "space",
+        "tuner", "folds"])
+def test_errors_found_with_the_data_import_no_tensorflow(args, needle, tmp_path):
+    out = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert needle in out.stderr and "NO_TENSORFLOW" in out.stdout, out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("args", [["train", "dataset=iris", "model=cnn"], ["train", "model=["]])
 def test_debug_shows_the_traceback(tmp_path, args):
     proc = run_extf(args, cwd=tmp_path, env={"EXTF_DEBUG": "1"})

@@ -85,7 +85,8 @@ def test_same_seed_same_metrics(make_cfg):
     from extf.tuning.study import Study
 
     def once(seed):
-        cfg = make_cfg(["dataset=wine", "model=mlp", "trainer.epochs=4", "tracking=none", f"seed={seed}"])
+        cfg = make_cfg(["dataset=wine", "model=mlp", "trainer.epochs=4", "tracking=none", "evaluation.plots=false",
+                        f"seed={seed}"])
         return Study(cfg, out=io.StringIO()).run()["test_metrics"]
 
     a, b, c = once(7), once(7), once(8)
@@ -103,7 +104,8 @@ def test_an_image_folder_trains_the_same_for_the_same_seed(make_cfg, tmp_path):
     def once(seed):
         cfg = make_cfg(["dataset=image_dir", f"dataset.path={folder}", "dataset.height=8", "dataset.width=8",
                         "model=cnn", "model.num_blocks=1", "trainer.epochs=2", "trainer.batch_size=8",
-                        "tracking=none", "callbacks=none", "tuner.overwrite=true", f"seed={seed}"])
+                        "tracking=none", "callbacks=none", "tuner.overwrite=true", "evaluation.plots=false",
+                        f"seed={seed}"])
         return Study(cfg, out=io.StringIO()).run()["test_metrics"]
 
     a, b, c = once(7), once(7), once(8)

@@ -90,7 +90,8 @@ def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
 
         monkeypatch.setattr(extf.data, "load_dataset", load)
         cfg = make_cfg(["dataset=wine", "model=mlp", "tuner=bayesian", "tuner.num_initial_points=2",
-                        "tuner.max_trials=5", "trainer.epochs=5", "tracking=none", "tuner.overwrite=true"],
+                        "tuner.max_trials=5", "trainer.epochs=5", "tracking=none", "tuner.overwrite=true",
+                        "evaluation.plots=false"],
                        command="tune")
         study = Study(cfg, out=io.StringIO())
         summary = study.run()
@@ -109,7 +110,7 @@ def test_determinism_gives_the_same_leaderboard(make_cfg):
 
     def leaderboard():
         cfg = make_cfg(["dataset=wine", "model=mlp", "tuner.max_trials=3", "trainer.epochs=4", "tracking=none",
-                        "tuner.overwrite=true", "determinism=true"], command="tune")
+                        "tuner.overwrite=true", "determinism=true", "evaluation.plots=false"], command="tune")
         study = Study(cfg, out=io.StringIO())
         study.run()
         return [(t["trial_id"], t["val_accuracy"], {k: v for k, v in t.items() if "." in k}) for t in study.state.trials]

@@ -58,7 +58,7 @@ def test_one_pass_gives_what_keras_evaluate_and_predict_give():
                               keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")])
-    model.fit(x, y, epochs=2, verbose=0)
+    # the seeded initial weights give outputs and metrics as far from trivial as trained ones (no training here)
     expected = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     metrics, outputs, labels = evaluate_once(model, array_dataset(x, y, 16))
     assert list(metrics) == list(expected)

@@ -1,5 +1,6 @@
-"""What every process of a study does before its first trial (the `extf tune` process and each `extf worker`): start
-the tracking process, load the data once, resolve the objective, open the tracker."""
+"""What every process of a study does before its first trial (the `extf tune` process and each `extf worker`): load
+the data once and check everything that can be checked without TensorFlow, start the tracking process, import
+TensorFlow (the two start-ups overlap), open the tracker."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class SearchInputs:
 def start_tracking_process(cfg: DictConfig, experiment_name: str):
     """Tracking on: the MLflow tracking process, started before TensorFlow's import, which its start-up (importing
     MLflow, opening or creating the store) then overlaps on the other core (see extf.tracking.process); else None.
-    A study that stops before `open_tracker` (a data error, say) may leave a new, empty store behind."""
+    Started once `check_search` has passed: a config or data error starts no process. A study that stops before
+    `open_tracker` may leave a new, empty store behind."""
     from extf.tracking.process import TrackerProcess
 
     tcfg = cfg.tracking
@@ -34,32 +36,60 @@ def start_tracking_process(cfg: DictConfig, experiment_name: str):
     return None
 
 
-def prepare_search(cfg: DictConfig) -> SearchInputs:
-    """Everything a search needs before the first trial: the space, the data (loaded once), the objective."""
-    from extf.console import import_tensorflow
-    from extf.data import load_dataset
-    from extf.models import check_fits_data, prepare_splits
-    from extf.models.augmentation import check_augmentation
+def check_search(cfg: DictConfig) -> SearchInputs:
+    """Everything a search needs before the first trial, made and checked without TensorFlow or MLflow: the space,
+    the data (loaded once), whether the model family, its batches and the augmentation suit the data, the folds,
+    the objectives (the tuner's needs were checked with the config). A config or data error stops here, at no cost
+    of their start-ups."""
     from extf.tuning.pareto import study_objectives
     from extf.tuning.space import parse_space
-    from extf.tuning.trial import check_stateful_batches
 
-    import_tensorflow()  # the first import, after the tracking process has started (it overlaps it)
     space = parse_space(cfg.search_space, cfg)
-    splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets), cfg.allow_targets)
-    meta = splits.meta
-    check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
-    check_stateful_batches(cfg, splits)
-    check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
+    splits = _checked_splits(cfg)
     folds = ()
     if cfg.tuner.get("cv_folds"):
         from extf.data.folds import fold_splits
 
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
-    objective, objectives = study_objectives(cfg.tuner, meta.task)
-    check_produced(cfg, meta, [objective.name, *objectives.metrics(objective.name)])
+    objective, objectives = study_objectives(cfg.tuner, splits.meta.task)
     return SearchInputs(space, splits, objective, folds, objectives)
+
+
+def check_with_tensorflow(cfg: DictConfig, inputs: SearchInputs) -> None:
+    """TensorFlow imported (after the tracking process has started: its start-up overlaps the import), then what
+    only Keras can tell: the model logs every metric the objectives name."""
+    from extf.console import import_tensorflow
+
+    import_tensorflow()
+    objective = inputs.objective
+    check_produced(cfg, inputs.splits.meta, [objective.name, *inputs.objectives.metrics(objective.name)])
+
+
+def prepare_search(cfg: DictConfig) -> SearchInputs:
+    """`check_search`, then `check_with_tensorflow` (in an `extf worker`, after its tracking process has started)."""
+    inputs = check_search(cfg)
+    check_with_tensorflow(cfg, inputs)
+    return inputs
+
+
+def _checked_splits(cfg: DictConfig):
+    """The dataset's splits as the model family trains on them, once they are known to suit the model, its
+    batches and the augmentation. The built-in loaders need no TensorFlow; a project's may import it (or build
+    tf.data splits), so its native start-up lines are held back here as `import_tensorflow` holds them."""
+    from extf.console import quiet_native_logs
+    from extf.data import load_dataset
+    from extf.models import check_fits_data, prepare_splits
+    from extf.models.augmentation import check_augmentation
+    from extf.tuning.trial import check_stateful_batches
+
+    with quiet_native_logs():
+        splits = prepare_splits(cfg.model, load_dataset(cfg.dataset, cfg.seed, cfg.allow_targets), cfg.allow_targets)
+    meta = splits.meta
+    check_fits_data(cfg.model, meta, allow_targets=cfg.allow_targets)
+    check_stateful_batches(cfg, splits)
+    check_augmentation(cfg.augmentation, meta.modality, meta.input_shape, meta.task)
+    return splits
 
 
 def check_produced(cfg: DictConfig, meta, names: list[str]) -> None:

@@ -26,9 +26,10 @@ from extf.tuning.final import FinalTest
 from extf.tuning.prepare import (
     SearchInputs,
     apply_determinism,
+    check_search,
+    check_with_tensorflow,
     fatal_cause,
     open_tracker,
-    prepare_search,
     start_tracking_process,
 )
 from extf.tuning.recorder import TrialRecorder
@@ -77,9 +78,10 @@ class Study:
     def run(self) -> dict:
         """Load the data, start (or continue) the parent run, search, test the best trial once."""
         cfg = self.cfg
+        inputs = check_search(cfg)  # no TensorFlow, no tracking process yet: a config or data error costs neither
         process = start_tracking_process(cfg, self.name)  # before TensorFlow's import, which it overlaps
         try:
-            inputs = prepare_search(cfg)
+            check_with_tensorflow(cfg, inputs)
             self.state.prepare(bool(cfg.tuner.overwrite))
             chief = Chief(cfg, self.study_dir, self.out, process) if cfg.tuner.workers else None
             try:
