@@ -549,3 +549,14 @@ def parallel(jobs: list, workers: int = 2) -> list:
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: job(), jobs))
+
+
+def epochs_until(trials: list[dict], objective: str, threshold: float) -> tuple[int, bool, int]:
+    """(epochs trained, reached?, trials run) over trials.jsonl rows in order, up to the first FINISHED trial whose
+    `objective` is at least `threshold` (P4, P11)."""
+    spent = 0
+    for i, t in enumerate(trials, 1):
+        spent += int(t.get("epochs") or 0)
+        if t.get("status") == "FINISHED" and (t.get(objective) or 0) >= threshold:
+            return spent, True, i
+    return spent, False, len(trials)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from common import Failed, Figure, Sample, project, run_extf, script_main, study_trials
+from common import Failed, Figure, Sample, epochs_until, project, run_extf, script_main, study_trials
 
 GOAL = "<= 0.6"
 THRESHOLD = 0.98
@@ -34,12 +34,7 @@ SIDES = {"median": ["tuner.pruning=median"], "none": ["tuner.pruning=none"]}
 
 def epochs_to_threshold(trials: list[dict]) -> tuple[int, bool, int]:
     """(epochs trained, reached?, trials run) up to the first trial at or above the threshold."""
-    spent = 0
-    for i, t in enumerate(trials, 1):
-        spent += int(t.get("epochs") or 0)
-        if t.get("status") == "FINISHED" and (t.get(OBJECTIVE) or 0) >= THRESHOLD:
-            return spent, True, i
-    return spent, False, len(trials)
+    return epochs_until(trials, OBJECTIVE, THRESHOLD)
 
 
 def hyperparameters(trial: dict) -> dict:

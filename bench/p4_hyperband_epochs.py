@@ -25,7 +25,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from common import Failed, Figure, Sample, project, run_extf, script_main, study_trials
+from common import Failed, Figure, Sample, epochs_until, project, run_extf, script_main, study_trials
 
 GOAL = "<= 0.5"
 THRESHOLD = 0.97
@@ -38,13 +38,8 @@ TUNERS = {"random": ["tuner=random", "tuner.max_trials=10"],
 
 
 def epochs_to_threshold(trials: list[dict]) -> tuple[int, bool, int]:
-    """(epochs spent, reached?, trials run) up to the first trial at or above the threshold."""
-    spent = 0
-    for i, t in enumerate(trials, 1):
-        spent += int(t.get("epochs") or 0)
-        if t.get("status") == "FINISHED" and (t.get(OBJECTIVE) or 0) >= THRESHOLD:
-            return spent, True, i
-    return spent, False, len(trials)
+    """(epochs trained, reached?, trials run) up to the first trial at or above the threshold."""
+    return epochs_until(trials, OBJECTIVE, THRESHOLD)
 
 
 def one_study(tuner: str, seed: int) -> Sample:
