@@ -46,8 +46,10 @@ class FinalTest:
         keras.backend.clear_session()
         model = self.final_model()
         test_metrics, outputs = self.evaluate(model)
-        model_files, table = self.write_artifacts(model, outputs)
-        self.log(model, test_metrics, model_files, table)
+        model_files, table = self.write_model(model)
+        self.log_model(model, model_files, table)  # MLflow logs it (a pipelined call) while the plots are drawn
+        self.write_artifacts(outputs)
+        self.log(test_metrics)
         self.baseline_line = self.baseline()
         return test_metrics
 
@@ -110,17 +112,29 @@ class FinalTest:
                                           cfg.trainer.batch_size, stateful=bool(cfg.model.get("stateful")))
         return {f"test_{k}": v for k, v in metrics.items()}, outputs
 
-    def write_artifacts(self, model, outputs) -> tuple[dict, dict | None]:
-        """<study>/artifacts, afresh: config, search space, leaderboard, history and curves, model files, test
-        plots, dataset.json. Returns the model files and the table spec (None unless the data is a table)."""
-        from extf.evaluation.plots import learning_curves
+    def write_model(self, model) -> tuple[dict, dict | None]:
+        """<study>/artifacts, afresh, with the model files and dataset.json first (the MLflow model is logged from
+        them). Returns the model files and the table spec (None unless the data is a table)."""
         from extf.models.io import save_model_files
-        from extf.tracking.provenance import freeze
 
         cfg, art, meta = self.cfg, self.art, self.splits.meta
         if art.exists():
             shutil.rmtree(art)
         art.mkdir()
+        model_files = save_model_files(model, art / "model_files")
+        table = table_spec(meta, cfg.evaluation.threshold)
+        write_json_atomic(art / "dataset.json", {
+            "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
+            "class_names": list(meta.class_names), "threshold": cfg.evaluation.threshold,
+            "feature_names": meta.extra.get("feature_names"), **({"table": table} if table else {})})
+        return model_files, table
+
+    def write_artifacts(self, outputs) -> None:
+        """The rest of <study>/artifacts: config, search space, leaderboard, history and curves, test plots."""
+        from extf.evaluation.plots import learning_curves
+        from extf.tracking.provenance import freeze
+
+        cfg, art, meta = self.cfg, self.art, self.splits.meta
         (art / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
         (art / "requirements-freeze.txt").write_text(freeze(), encoding="utf-8")
         (art / "search_space.yaml").write_text(OmegaConf.to_yaml(cfg.search_space), encoding="utf-8")
@@ -128,7 +142,6 @@ class FinalTest:
         history = self.state.best_history()
         _write_history(history, art / "history.csv")
         learning_curves(history, art / "learning_curves.png", self.objective.name, self._best_epoch(history))
-        model_files = save_model_files(model, art / "model_files")
         if cfg.evaluation.plots:
             from extf.evaluation.evaluate import write_plots
 
@@ -136,12 +149,6 @@ class FinalTest:
                         x=self.splits.test.inputs(4))  # the segmentation overlay shows 4
         if self.objectives is not None and self.objectives.several:
             self._write_front()
-        table = table_spec(meta, cfg.evaluation.threshold)
-        write_json_atomic(art / "dataset.json", {
-            "name": meta.name, "task": meta.task, "modality": meta.modality, "input_shape": list(meta.input_shape),
-            "class_names": list(meta.class_names), "threshold": cfg.evaluation.threshold,
-            "feature_names": meta.extra.get("feature_names"), **({"table": table} if table else {})})
-        return model_files, table
 
     def _write_front(self) -> None:
         """pareto_front.json and plots/pareto_front.png (shown by `extf report`); the front's size on the parent."""
@@ -164,8 +171,17 @@ class FinalTest:
 
         return best_value(history, self.objective.name, self.objective.direction)[1]
 
-    def log(self, model, test_metrics: dict, model_files: dict, table: dict | None) -> None:
-        """The parent run: test metrics, the best trial (tags), the artifacts and the MLflow Keras model."""
+    def log_model(self, model, model_files: dict, table: dict | None) -> None:
+        """The MLflow Keras model on the parent run (tracking.log_model), from the saved .keras file."""
+        if self.cfg.tracking.log_model:
+            import keras
+
+            example, prediction = self._example(model, table)
+            self.tracker.log_keras_model(self.parent_id, model_files["keras"], example, prediction, keras.__version__,
+                                         keras.backend.backend(), table=table)
+
+    def log(self, test_metrics: dict) -> None:
+        """The parent run: test metrics, the best trial (tags) and the artifacts."""
         state, name, parent = self.state, self.objective.name, self.parent_id
         best = state.best_trial
         self.tracker.log_metrics(parent, {**test_metrics, f"best_{name}": state.best_value,
@@ -178,12 +194,6 @@ class FinalTest:
         # tags, not params: a study extended later (a larger tuner.max_trials) may find another best trial
         self.tracker.replace_tags(parent, "best.", {f"best.{k}": v for k, v in state.best_hp.items()})
         self.tracker.log_artifacts(parent, self.art)
-        if self.cfg.tracking.log_model:
-            import keras
-
-            example, prediction = self._example(model, table)
-            self.tracker.log_keras_model(parent, model_files["keras"], example, prediction, keras.__version__,
-                                         keras.backend.backend(), table=table)
 
     def _example(self, model, table: dict | None):
         """The input example of the logged model and its prediction: raw rows and the predictions table for a
