@@ -1,8 +1,9 @@
 """P3: the cost of MLflow tracking: `extf tune` with tracking=mlflow (the default) divided by the same study with
 tracking=none, pair by pair, timed end to end as subprocesses in fresh project directories. Goal: <= 1.05.
 
-Rows: the project's first study (extf creates the MLflow store: its SQLite schema and migrations, once per
-project), a project whose store already exists (created beforehand, untimed), as for every later study, and the
+Rows: the project's first study (extf creates the MLflow store: since 2026-12-02 a copy of the empty store that
+the machine's first study made in ~/.cache/extf, instead of MLflow's schema migrations, once per project), a project
+whose store already exists (created beforehand, untimed), as for every later study, and the
 same for a study of 4x the trials, whose ratio shows how the cost amortises. Workload: the trials of P2's quick
 size (digits, mlp, random, seed 42, callbacks=none, 5 trials x 5 epochs, and 20 x 5; --quick: 3 x 3 and 6 x 3).
 The detail gives the CPU ratio (user + system of the process tree) beside the wall ratio.
