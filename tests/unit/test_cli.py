@@ -88,3 +88,30 @@ def test_help_into_a_closed_pipe_ends_quietly():
                           text=True, timeout=120)
     os.close(write)
     assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_library_info_logs_are_held_back_unless_debugging(tmp_path, monkeypatch, capfd, debug):
+    """Hydra's job logging would print every library's INFO line (matplotlib's first-run "generated new
+    fontManager"); extf shows warnings and up, everything with EXTF_DEBUG=1."""
+    import logging
+
+    from extf.commands import hydra_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXTF_ROOT", str(tmp_path))
+    monkeypatch.setenv("EXTF_DEBUG", debug)
+
+    def job(cfg, overrides, out):
+        logging.getLogger("matplotlib.font_manager").info("generated new fontManager")
+        logging.getLogger("some.library").warning("a warning stays")
+
+    level = logging.getLogger().level
+    try:
+        assert hydra_app.run("train", [], job) == 0
+    finally:
+        logging.getLogger().setLevel(level)
+    out = capfd.readouterr()
+    text = out.out + out.err
+    assert "a warning stays" in text
+    assert ("generated new fontManager" in text) == bool(debug)

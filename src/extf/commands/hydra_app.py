@@ -8,6 +8,7 @@ boundary (extf.cli), a job's own errors carried out through Hydra unchanged.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from extf.console import debugging
 from extf.errors import ConfigError, ExtfError
 
 # A command's job: the composed config, the command line's overrides and the stream its lines go to -> its result
@@ -147,6 +149,8 @@ def _task(job: Job, allow_targets: list[str], full_error: str | None):
             hydra_cfg = HydraConfig.get()
             overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
             _set_env("HYDRA_FULL_ERROR", full_error)  # the processes the command starts see the user's value
+            if not debugging():  # Hydra's job logging shows every library's INFO lines (matplotlib's first-run
+                logging.getLogger().setLevel(logging.WARNING)  # "generated new fontManager"): warnings and up
             # a sweep's jobs may run at once (joblib launcher): each line says which job it comes from
             out = (_LinePrefix(sys.stdout, f"[job {hydra_cfg.job.num}] ")
                    if hydra_cfg.mode == RunMode.MULTIRUN else sys.stdout)
