@@ -148,6 +148,7 @@ def test_init_from_continues_training_a_logged_model(logged):
     assert running_runs(root / "mlruns") == []
 
 
+@pytest.mark.long  # six extf processes
 def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path, with_store):
     with_store(tmp_path)
     proc = run_extf(["train", "dataset=shapes", "model=fcn", "dataset.n_samples=60", "trainer.epochs=1",
