@@ -5,10 +5,13 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 PORT   ?= 5000
 SERVER_PORT ?= 5001
-# Tests: `make test` runs the whole suite in 2 processes: unit, integration, real trainings (`slow`) and the
-# end-to-end fault, MLflow-server and browser tests (`e2e`; the tests whose program is missing skip and are listed
-# at the end with `make test-deps`, unless EXTF_REQUIRE_SERVER=1 / EXTF_REQUIRE_BROWSER=1, as .ci/run sets).
-# `make test-fast` skips `slow` and `e2e`: no training. PYTEST_ARGS="tests/unit -x" runs a part.
+# Tests: `make test` runs the suite in 2 processes: unit, integration, real trainings (`slow`) and the quick
+# end-to-end tests (`e2e`); the longest end-to-end runs (`long`: kill -9 and Ctrl-C faults, the MLflow server and
+# browser tests, the wheel in a fresh virtualenv, ...) skip there and are listed at its end: `make test-long` runs
+# them (pytest --long -m long), and .ci/run runs `make test`, then `make test-long`, so CI runs every test. The tests
+# whose program is missing skip and are listed at the end with `make test-deps`, unless EXTF_REQUIRE_SERVER=1 /
+# EXTF_REQUIRE_BROWSER=1, as .ci/run sets. `make test-fast` skips `slow` and `e2e`: no training.
+# PYTEST_ARGS="tests/unit -x" runs a part.
 PYTEST_ARGS ?=
 XDIST ?= -n 2 --dist loadfile
 # Debian packages of the programs some tests drive for real (they skip without them; `make test` lists them at the end)
@@ -16,7 +19,7 @@ TEST_DEBS ?= graphviz chromium postgresql zsh
 SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train tune runs report ui server server-stop tensorboard test test-fast test-deps lint bench dist clean
+.PHONY: help install train tune runs report ui server server-stop tensorboard test test-long test-fast test-deps lint bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -57,9 +60,12 @@ server-stop: install ## Stop the MLflow server that `make server` started on $(S
 tensorboard: install ## Serve the TensorBoard logs of runs with callbacks=tensorboard on 127.0.0.1:6006
 	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port 6006
 
-test: install ## The layer contract (lint-imports), then the whole test suite (trainings, fault, server and browser tests)
+test: install ## The layer contract (lint-imports), then the test suite but its `long` end-to-end runs (listed at its end)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
+
+test-long: install ## The `long` end-to-end runs `make test` leaves out: faults, MLflow server, browser, wheel (CI runs both)
+	$(BIN)/python -m pytest $(XDIST) --long -m long --durations=20 $(PYTEST_ARGS)
 
 test-fast: install ## The tests that train no model (-m "not slow and not e2e"), in 2 processes: about 2 minutes
 	$(BIN)/python -m pytest $(XDIST) -m "not slow and not e2e" --durations=10 $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
 """Shared fixtures: compose the real conf/ tree with Hydra's compose API, run the CLI in a subprocess; tests that
 need a program this machine lacks skip through `needs()`, and the run ends with the list of them and the one
-command that installs what they need (`make test-deps`)."""
+command that installs what they need (`make test-deps`). Tests marked `long` (the longest end-to-end runs) skip
+unless pytest is given --long (`make test-long`); the run ends with their list too."""
 
 from __future__ import annotations
 
@@ -22,6 +23,21 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 DEBIAN_PACKAGES = {"Chromium": "chromium", "PostgreSQL": "postgresql", "Graphviz dot": "graphviz", "zsh": "zsh",
                    "bash": "bash"}
 NOT_ON_THIS_MACHINE = "not on this machine: "  # how a skip reason from needs() starts (the closing block finds it)
+LONG_RUN = "long end-to-end run: "  # how the skip reason of a `long` test without --long starts
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", help="run the tests marked long too (make test-long)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --long, a `long` test skips (it is listed at the end of the run), never silently deselected."""
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason=f"{LONG_RUN}`make test-long` runs it (.ci/run runs make test, then make test-long)")
+    for item in items:
+        if item.get_closest_marker("long"):
+            item.add_marker(skip)
 
 
 def needs(what: str, require_env: str | None = None, hint: str = "") -> None:
@@ -39,6 +55,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     program, grouped by program, and the command that installs them all."""
     yield
     missing: dict[str, list[str]] = {}
+    long_runs: list[str] = []
     for report in terminalreporter.stats.get("skipped", []):
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
@@ -46,6 +63,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if reason.startswith(NOT_ON_THIS_MACHINE):
             what = reason[len(NOT_ON_THIS_MACHINE):].split(" (", 1)[0]
             missing.setdefault(what, []).append(report.nodeid)
+        elif reason.startswith(LONG_RUN):
+            long_runs.append(report.nodeid)
+    if long_runs:
+        terminalreporter.section(f"NOT RUN by this command: {len(long_runs)} long end-to-end test(s)", sep="=",
+                                 yellow=True, bold=True)
+        for nodeid in sorted(long_runs):
+            terminalreporter.write_line(f"    {nodeid}")
+        terminalreporter.write_line("Run them with `make test-long` (pytest --long -m long); .ci/run runs `make test`, "
+                                    "then `make test-long`.", yellow=True, bold=True)
     if not missing:
         return
     n = sum(len(ids) for ids in missing.values())
@@ -70,15 +96,53 @@ def compose(overrides: list[str] | None = None, output_dir: str | Path = "/tmp/e
 
 @pytest.fixture
 def make_cfg(tmp_path):
-    """compose + validate for a command, with mlruns/ and outputs under tmp_path."""
+    """compose + validate for a command, with mlruns/ and outputs under tmp_path. The same overrides are composed
+    once per test (Hydra's compose is most of the cost; `prepare` copies the composed config, never changes it)."""
+    composed: dict[tuple, object] = {}
 
     def _make(overrides=None, command="train"):
         from extf.commands.composed import prepare
 
-        cfg = compose([f"paths.root_dir={tmp_path}", *(overrides or [])], output_dir=tmp_path / "out")
-        return prepare(command, cfg)
+        key = tuple(overrides or [])
+        if key not in composed:
+            composed[key] = compose([f"paths.root_dir={tmp_path}", *key], output_dir=tmp_path / "out")
+        return prepare(command, composed[key])
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def with_store(tmp_path_factory):
+    """`with_store(root)` puts an empty MLflow store at root/mlruns/mlflow.db, as the first study in root would
+    create it, and returns root. Creating a store runs MLflow's schema migrations, 2-4 CPU-seconds each time; the
+    tests whose subject is not a new project's first run start from a copy of one made once per test run (shared
+    by the xdist workers). Tests that run in a fresh folder still create their store themselves."""
+    import fcntl
+    import shutil
+    import sqlite3
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
+    template = shared / "empty-mlflow-store" / "mlflow.db"
+    with open(shared / "empty-mlflow-store.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            template.parent.mkdir(exist_ok=True)
+            made = subprocess.run([sys.executable, "-c", "import sys; from mlflow import MlflowClient; "
+                                   "MlflowClient(f'sqlite:///{sys.argv[1]}').search_experiments()",
+                                   str(template.with_suffix(".tmp"))], capture_output=True, text=True)
+            assert made.returncode == 0, made.stderr
+            template.with_suffix(".tmp").rename(template)
+
+    def put(root: Path) -> Path:
+        db = Path(root) / "mlruns" / "mlflow.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, db)
+        with sqlite3.connect(db) as con:  # MLflow's Default experiment, where a store made in root puts it
+            con.execute("update experiments set artifact_location = ? where experiment_id = 0",
+                        (str(db.parent / "0"),))
+        return Path(root)
+
+    return put
 
 
 def run_extf(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import ROOT, needs, run_extf
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 CHROMIUM = Path(os.environ.get("EXTF_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -125,6 +125,7 @@ def assert_study_complete(root: Path, n_trials: int) -> None:
     assert_state_files_intact(root)
 
 
+@pytest.mark.long
 def test_kill_9_at_random_moments_then_resume(tmp_path):
     """kill -9 three times, then the same command completes the study. The first two kills land at random moments
     (start-up or a trial); the third waits until a trial runs, so at least one kill interrupts a trial, and the
@@ -158,6 +159,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     assert len(trial_runs(db)) == 6 + len(trial_runs(db, "KILLED"))
 
 
+@pytest.mark.long
 def test_distributed_worker_killed_reruns_its_trial(tmp_path):
     args = [*STUDY, "experiment_name=workers", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=60"]
     db = tmp_path / "mlruns" / "mlflow.db"
@@ -178,6 +180,7 @@ def test_distributed_worker_killed_reruns_its_trial(tmp_path):
     assert {w for _, _, _, w in trial_runs(db, "FINISHED")} == {"worker0", "worker1"}
 
 
+@pytest.mark.long
 def test_distributed_chief_killed_workers_stop_and_the_study_resumes(tmp_path):
     args = [*STUDY, "experiment_name=chief", "tuner.max_trials=4", "tuner.workers=2", "trainer.epochs=60"]
     db = tmp_path / "mlruns" / "mlflow.db"
@@ -197,6 +200,7 @@ def test_distributed_chief_killed_workers_stop_and_the_study_resumes(tmp_path):
     assert_study_complete(tmp_path, 4)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("to", ["chief", "terminal"])
 def test_distributed_ctrl_c_ends_everything_killed(tmp_path, to):
     """SIGINT to the chief alone, or to the whole process group as a terminal's Ctrl-C sends it (then the workers
@@ -265,6 +269,7 @@ def tracking_process_of(pid: int) -> int | None:
     return None
 
 
+@pytest.mark.long
 def test_tracking_process_killed_is_one_clear_error_and_the_study_resumes(tmp_path):
     """kill -9 of the study's MLflow tracking process mid-trial: one message saying what stopped and that the same
     command resumes, no traceback; the re-run ends the runs left RUNNING and finishes the study."""
@@ -283,6 +288,7 @@ def test_tracking_process_killed_is_one_clear_error_and_the_study_resumes(tmp_pa
     assert_study_complete(tmp_path, 3)
 
 
+@pytest.mark.long
 def test_terminal_ctrl_c_reaches_the_tracking_process_too(tmp_path):
     """A terminal's Ctrl-C signals the whole process group, the tracking process included: it keeps serving, so the
     trial and the study still end KILLED; the process is gone afterwards."""

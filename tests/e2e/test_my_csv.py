@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import run_extf
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.long]
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
 
 

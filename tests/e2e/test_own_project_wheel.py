@@ -33,6 +33,7 @@ def run(cmd: list, cwd: Path, env: dict, timeout: int = 900) -> subprocess.Compl
 
 @pytest.mark.slow
 @pytest.mark.e2e
+@pytest.mark.long
 def test_wheel_in_a_fresh_virtualenv_runs_a_project_of_ones_own(tmp_path):
     started = time.monotonic()
     env = {k: v for k, v in os.environ.items()

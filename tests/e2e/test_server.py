@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import assert_clean_error, needs, run_extf
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.long]
 
 STUDY = ["tune", "dataset=iris", "model=mlp", "callbacks=none", "trainer.batch_size=16", "tracking=mlflow_server",
          "evaluation.plots=false"]

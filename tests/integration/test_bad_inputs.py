@@ -568,7 +568,9 @@ def corpus(request, tmp_path_factory):
     pool = ThreadPoolExecutor(WORKERS)
     needs_study = any(c.needs_study for c in cases) or any(
         item.module is request.module and "study" in item.fixturenames for item in request.session.items)
-    study = pool.submit(make_study, tmp_path_factory.mktemp("study")) if needs_study else None
+    # the study's folder starts with an empty store (conftest.with_store): what is tested here is not its creation
+    study = (pool.submit(make_study, request.getfixturevalue("with_store")(tmp_path_factory.mktemp("study")))
+             if needs_study else None)
     futures = {c.id: pool.submit(run_case, c, tmp_path_factory.mktemp(c.id), study) for c in cases}
     futures["study"] = study
     yield futures
