@@ -99,6 +99,20 @@ class Objectives:
     def feasible(self, row: dict) -> bool:
         return all(c.holds(row) for c in self.constraints)
 
+    def not_produced(self, name: str, objective: str, available) -> ConfigError:
+        """The one message for a validation metric the study needs that the model does not log, naming the setting
+        that asks for it: the objective (tuner.objective.name, or tuner.objectives when listed), another of
+        tuner.objectives, or tuner.constraints."""
+        constrained = [str(c) for c in self.constraints if c.name == name]
+        if constrained and name != objective and all(g.name != name for g in self.goals):
+            what, key, value = f"metric {name!r} of tuner.constraints", "tuner.constraints", constrained
+        else:
+            key = "tuner.objectives" if self.goals else "tuner.objective.name"
+            what, value = f"objective metric {name!r}", name
+        return ConfigError(f"The {what} is not produced by this model. Expected one of its validation metrics: "
+                           f"{', '.join(sorted(available))}. Set {key} (or add the metric with model.metrics). "
+                           f"Received: {key}={value!r}")
+
 
 def study_objectives(tuner_cfg, task: str) -> tuple[Objective, Objectives]:
     """The study's objective (the first of tuner.objectives, else tuner.objective; `auto` resolved for the task)
