@@ -98,7 +98,8 @@ class FinalTest:
         model = build_model(cfg, self.splits.meta)
         fit(model, cfg, self.splits, [], seed=self.cfg.seed)
         self.say(f"final model: the best trial's hyperparameters retrained on train + validation "
-                 f"({len(self.splits.train)} samples) for {cfg.trainer.epochs} epochs (the mean of its folds' kept epochs)")
+                 f"({len(self.splits.train)} samples) for {cfg.trainer.epochs} epochs (the mean of its folds' "
+                 f"kept epochs)")
         self.tracker.set_tags(self.parent_id, {"extf.final_model": "retrained on train+validation",
                                                "extf.final_epochs": cfg.trainer.epochs})
         return model
