@@ -42,7 +42,8 @@ def select(trials: list[dict], goals: list[Goal], constraints: list[Constraint],
     """The tested trial. Rule `first`: among the trials that meet every constraint, the best value of the first
     objective; among trials tied there, one no other tied trial dominates on the other objectives (so the choice is
     on the Pareto front), then the lower val_loss_min (the leaderboard's order, extf.objective), then the earlier.
-    None if no trial meets the constraints. The study applies the same rule as trials end (`leads`)."""
+    None if no trial meets the constraints. Each process of a study applies the same rule as its trials end
+    (`leads`); the distributed chief picks among the workers' best trials with this (extf.tuning.state.collect_best)."""
     if rule not in SELECT_RULES:
         raise ConfigError(f"tuner.select must be one of: {', '.join(SELECT_RULES)}. Received: tuner.select={rule!r}")
     first = goals[0]
