@@ -33,6 +33,30 @@ def test_collect_best_takes_the_best_worker_and_breaks_ties_on_val_loss(tmp_path
     assert (tmp_path / "best" / "model.weights.h5").read_bytes() == b"w2"
 
 
+def test_collect_best_picks_by_the_studys_rule_the_front_and_the_constraints(tmp_path):
+    """With several objectives the workers' best trials are compared as each process compared its own (tuner.select
+    =first): a tie on the first objective goes to the trial that dominates on the others, not to the lower
+    val_loss_min; a trial that misses a constraint is never picked."""
+    from extf.tuning.pareto import Goal, Objectives, parse_constraints
+
+    write_best(tmp_path / "workers" / "worker0" / "best", {"trial_id": "0", "val_accuracy": 0.9, "params": 500,
+                                                          "val_loss_min": 0.3}, b"w0")
+    write_best(tmp_path / "workers" / "worker1" / "best", {"trial_id": "1", "val_accuracy": 0.9, "params": 900,
+                                                          "val_loss_min": 0.2}, b"w1")
+    write_best(tmp_path / "workers" / "worker2" / "best", {"trial_id": "2", "val_accuracy": 0.95, "params": 9000,
+                                                          "val_loss_min": 0.1}, b"w2")
+    acc = Objective("val_accuracy", "max")
+    goals = (Goal("val_accuracy", "max"), Goal("params", "min"))
+    assert collect_best(tmp_path, acc, Objectives(goals, tuple(parse_constraints(["params <= 1000"], list(goals)))))
+    assert (tmp_path / "best" / "model.weights.h5").read_bytes() == b"w0"
+    assert collect_best(tmp_path, acc, Objectives(goals))  # no constraint: the best accuracy
+    assert (tmp_path / "best" / "model.weights.h5").read_bytes() == b"w2"
+    for d in (tmp_path / "best", tmp_path / "workers" / "worker2" / "best"):  # the two of them: workers 0 and 1
+        (d / "trial.json").unlink()
+    assert collect_best(tmp_path, acc)  # one objective: the leaderboard's tie-break
+    assert (tmp_path / "best" / "model.weights.h5").read_bytes() == b"w1"
+
+
 def test_collect_best_without_any_finished_trial(tmp_path):
     assert not collect_best(tmp_path, Objective("val_accuracy", "max"))
 

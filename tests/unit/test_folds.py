@@ -94,3 +94,26 @@ def test_stratified_folds_need_classes():
                       0.16, 0.2, seed=1)
     with pytest.raises(ConfigError, match="needs class labels"):
         check_folds(reg, 3, "stratified")
+
+
+def test_a_folds_kept_epochs_are_early_stoppings_restored_epoch_else_the_whole_fit():
+    """The final model after cross-validation trains for the folds' mean kept epochs (extf.tuning.trial.kept_epochs):
+    a validation set the training makes worse stops early at patience, its weights from the first epoch."""
+    import keras
+
+    from extf.tuning.trial import kept_epochs
+
+    x = np.linspace(-1, 1, 64, dtype="float32").reshape(-1, 1)
+
+    def fitted(callbacks):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+        history = model.fit(x, x, validation_data=(x, -x), epochs=10, verbose=0, callbacks=callbacks).history
+        return kept_epochs(callbacks, history), len(history["loss"])
+
+    restoring = keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+    assert fitted([keras.callbacks.TerminateOnNaN(), restoring]) == (restoring.best_epoch + 1, 4)
+    assert restoring.best_epoch == 0
+    assert fitted([keras.callbacks.EarlyStopping(patience=3)]) == (4, 4)  # nothing restored: the model of epoch 4
+    assert fitted([]) == (10, 10)

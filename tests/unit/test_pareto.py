@@ -163,3 +163,34 @@ def test_a_tie_on_the_first_objective_goes_to_the_trial_on_the_front():
     assert leads(other, faster, goals, objective)  # neither dominates: the leaderboard's tie-break
     assert select([held, faster, other], goals, [])["id"] == "5"
     assert not leads({**held, "val_accuracy": 0.5}, held, goals, objective)
+
+
+def test_a_metric_the_model_does_not_log_is_one_message_naming_the_setting_that_asks_for_it():
+    from extf.tuning.pareto import Objectives
+
+    logged = ["val_loss", "val_accuracy"]
+    text = str(Objectives().not_produced("val_auc", "val_auc", logged))
+    assert text.startswith("The objective metric 'val_auc' is not produced by this model")
+    assert "val_accuracy, val_loss" in text and "Received: tuner.objective.name='val_auc'" in text
+    listed = Objectives((Goal("val_accuracy", "max"), Goal("val_auc", "max")))
+    assert "Received: tuner.objectives='val_auc'" in str(listed.not_produced("val_auc", "val_accuracy", logged))
+    constrained = Objectives((), tuple(parse_constraints(["val_auc >= 0.9"], [])))
+    text = str(constrained.not_produced("val_auc", "val_accuracy", logged))
+    assert text.startswith("The metric 'val_auc' of tuner.constraints is not produced")
+    assert "tuner.objectives" not in text and "Received: tuner.constraints=['val_auc >= 0.9']" in text
+
+
+def test_a_trial_whose_model_does_not_log_a_constrained_metric_stops_the_search_naming_the_constraint():
+    import keras_tuner as kt
+
+    from extf.tuning.pareto import Objectives
+    from extf.tuning.tuner import _check_history
+
+    history = {"loss": [0.5], "val_loss": [0.4], "val_accuracy": [0.8]}
+    constrained = Objectives((), tuple(parse_constraints(["val_auc >= 0.9"], [])))
+    _check_history(history, "val_accuracy", Objectives())
+    with pytest.raises(kt.errors.FatalError) as e:
+        _check_history(history, "val_accuracy", constrained)
+    assert isinstance(e.value.args[0], ConfigError) and "Set tuner.constraints" in str(e.value.args[0])
+    with pytest.raises(kt.errors.FatalError, match="objective metric 'val_auc'"):
+        _check_history(history, "val_auc", Objectives())

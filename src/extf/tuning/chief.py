@@ -91,7 +91,7 @@ class Chief:
         finally:
             self.workers.stop()
             server.stop(grace=2)
-        collect_best(self.study_dir, objective)
+        collect_best(self.study_dir, objective, tuner.ctx.objectives)
 
     def _raise_if_no_trial_finished(self) -> None:
         """A worker's error after every trial so far failed: the first failure says more."""

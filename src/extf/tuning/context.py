@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from extf.objective import Objective
+from extf.tuning.pareto import Objectives
 
 STOP = "stop"  # TrialContext.report's answer that ends the trial's fit after this epoch
 
@@ -29,7 +30,7 @@ class TrialResult:
     reason: str | None = None  # FAILED: why
     error: BaseException | None = None  # FAILED: what run_trial caught (the study's message if no trial finishes)
     pruned_at: int | None = None  # FINISHED early: the 1-based epoch pruning stopped it at
-    cv_epochs: int | None = None  # cross-validation: the epochs the final model trains (the folds' mean best epoch)
+    cv_epochs: int | None = None  # cross-validation: the epochs the final model trains (the folds' mean kept epochs)
     measures: dict = field(default_factory=dict)  # FINISHED: params, latency_ms, the other objectives' values
     budget_left: float | None = None  # seconds left of the study's time budget as the trial ended (None: no budget)
 
@@ -48,7 +49,7 @@ class TrialContext:
     worker_id: str | None = None  # the tuner id in a distributed search (tags each trial run)
     init_weights: Path | None = None  # init_from: the weights every trial starts from
     folds: tuple = ()  # cross-validation: each trial trains once per fold (Splits of train + validation)
-    objectives: Any = None  # extf.tuning.pareto.Objectives: what each trial measures besides its objective
+    objectives: Objectives = field(default_factory=Objectives)  # what each trial measures besides its objective
     started: float | None = None  # the study's start (time.time()): a time budget counts from it
 
     def report(self, epoch: int, logs: dict[str, float]) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from extf.objective import Objective
+from extf.tuning.pareto import Objectives
 from extf.tuning.recorder import fmt
 from extf.tuning.state import BEST_WEIGHTS, StudyState, write_json_atomic
 
@@ -19,7 +20,7 @@ class FinalTest:
     """The best trial of `state` tested and logged; `run()` returns its test metrics."""
 
     def __init__(self, cfg: DictConfig, splits, objective: Objective, state: StudyState, tracker,
-                 parent_id: str | None, say=print, objectives=None):
+                 parent_id: str | None, say=print, objectives: Objectives | None = None):
         from extf.tuning.space import apply_hyperparameters
 
         self.cfg = cfg
@@ -33,7 +34,7 @@ class FinalTest:
         self.say = say
         self.baseline_line: str | None = None  # what the baseline scored, for the study's summary
         self.objective = objective
-        self.objectives = objectives  # extf.tuning.pareto.Objectives: several objectives give a Pareto front
+        self.objectives = objectives or Objectives()  # several objectives give a Pareto front
         self.state = state
         self.tracker = tracker
         self.parent_id = parent_id
@@ -85,8 +86,9 @@ class FinalTest:
         return model
 
     def _retrained(self):
-        """After k-fold cross-validation: the best hyperparameters trained on train + validation, for the epochs the
-        best trial's folds found best on average (no early stopping: nothing is held out any more)."""
+        """After k-fold cross-validation: the best hyperparameters trained on train + validation for the best trial's
+        `cv_epochs`, the mean over its folds of the epochs behind each fold's kept model (early stopping's restored
+        epoch; without it, every epoch the fold trained). No early stopping: nothing is held out any more."""
         import keras
 
         from extf.models import build_model
@@ -98,7 +100,8 @@ class FinalTest:
         model = build_model(cfg, self.splits.meta)
         fit(model, cfg, self.splits, [], seed=self.cfg.seed)
         self.say(f"final model: the best trial's hyperparameters retrained on train + validation "
-                 f"({len(self.splits.train)} samples) for {cfg.trainer.epochs} epochs (its folds' mean best epoch)")
+                 f"({len(self.splits.train)} samples) for {cfg.trainer.epochs} epochs (the mean of its folds' "
+                 f"kept epochs)")
         self.tracker.set_tags(self.parent_id, {"extf.final_model": "retrained on train+validation",
                                                "extf.final_epochs": cfg.trainer.epochs})
         return model
@@ -147,7 +150,7 @@ class FinalTest:
 
             write_plots(meta, self.splits.test.y, outputs, art / "plots", cfg.evaluation.threshold,
                         x=self.splits.test.inputs(4))  # the segmentation overlay shows 4
-        if self.objectives is not None and self.objectives.several:
+        if self.objectives.several:
             self._write_front()
 
     def _write_front(self) -> None:

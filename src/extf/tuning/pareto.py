@@ -42,7 +42,8 @@ def select(trials: list[dict], goals: list[Goal], constraints: list[Constraint],
     """The tested trial. Rule `first`: among the trials that meet every constraint, the best value of the first
     objective; among trials tied there, one no other tied trial dominates on the other objectives (so the choice is
     on the Pareto front), then the lower val_loss_min (the leaderboard's order, extf.objective), then the earlier.
-    None if no trial meets the constraints. The study applies the same rule as trials end (`leads`)."""
+    None if no trial meets the constraints. Each process of a study applies the same rule as its trials end
+    (`leads`); the distributed chief picks among the workers' best trials with this (extf.tuning.state.collect_best)."""
     if rule not in SELECT_RULES:
         raise ConfigError(f"tuner.select must be one of: {', '.join(SELECT_RULES)}. Received: tuner.select={rule!r}")
     first = goals[0]
@@ -98,6 +99,20 @@ class Objectives:
 
     def feasible(self, row: dict) -> bool:
         return all(c.holds(row) for c in self.constraints)
+
+    def not_produced(self, name: str, objective: str, available) -> ConfigError:
+        """The one message for a validation metric the study needs that the model does not log, naming the setting
+        that asks for it: the objective (tuner.objective.name, or tuner.objectives when listed), another of
+        tuner.objectives, or tuner.constraints."""
+        constrained = [str(c) for c in self.constraints if c.name == name]
+        if constrained and name != objective and all(g.name != name for g in self.goals):
+            what, key, value = f"metric {name!r} of tuner.constraints", "tuner.constraints", constrained
+        else:
+            key = "tuner.objectives" if self.goals else "tuner.objective.name"
+            what, value = f"objective metric {name!r}", name
+        return ConfigError(f"The {what} is not produced by this model. Expected one of its validation metrics: "
+                           f"{', '.join(sorted(available))}. Set {key} (or add the metric with model.metrics). "
+                           f"Received: {key}={value!r}")
 
 
 def study_objectives(tuner_cfg, task: str) -> tuple[Objective, Objectives]:

@@ -4,13 +4,14 @@ TensorFlow (the two start-ups overlap), open the tracker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from extf.errors import ConfigError, ExtfError
+from extf.errors import ExtfError
 from extf.objective import Objective
+from extf.tuning.pareto import Objectives
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class SearchInputs:
     splits: Any  # the dataset's splits (train, val, test) and its Meta
     objective: Objective
     folds: tuple = ()  # tuner.cv_folds >= 2: the folds of train + validation (extf.data.folds) each trial trains on
-    objectives: Any = None  # extf.tuning.pareto.Objectives: several objectives, constraints (None: the objective)
+    objectives: Objectives = field(default_factory=Objectives)  # several objectives, constraints (empty: one)
 
 
 def start_tracking_process(cfg: DictConfig, experiment_name: str):
@@ -62,8 +63,7 @@ def check_with_tensorflow(cfg: DictConfig, inputs: SearchInputs) -> None:
     from extf.console import import_tensorflow
 
     import_tensorflow()
-    objective = inputs.objective
-    check_produced(cfg, inputs.splits.meta, [objective.name, *inputs.objectives.metrics(objective.name)])
+    check_produced(cfg, inputs.splits.meta, inputs.objective.name, inputs.objectives)
 
 
 def prepare_search(cfg: DictConfig) -> SearchInputs:
@@ -92,18 +92,17 @@ def _checked_splits(cfg: DictConfig):
     return splits
 
 
-def check_produced(cfg: DictConfig, meta, names: list[str]) -> None:
+def check_produced(cfg: DictConfig, meta, objective: str, objectives: Objectives) -> None:
     """The objective and the other validation metrics the study needs are ones the model logs, before any trial
     (a project's model function may compile itself: its trials check that once they have trained)."""
     from extf.models import metric_names
 
     produced = metric_names(cfg.model, meta, tuple(cfg.get("allow_targets") or ()))
-    missing = [n for n in names if produced is not None and n not in produced]
+    if produced is None:
+        return
+    missing = [n for n in [objective, *objectives.metrics(objective)] if n not in produced]
     if missing:
-        key = "tuner.objectives" if cfg.tuner.get("objectives") else "tuner.objective.name"
-        raise ConfigError(f"The objective metric {missing[0]!r} is not produced by this model. Expected one of its "
-                          f"validation metrics: {', '.join(sorted(produced))}. Set {key} (or add the metric with "
-                          f"model.metrics). Received: {key}={missing[0]!r}")
+        raise objectives.not_produced(missing[0], objective, produced)
 
 
 def open_tracker(cfg: DictConfig, experiment_name: str, process=None):

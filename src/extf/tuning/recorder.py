@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from extf.objective import Objective
 from extf.tuning.context import TrialResult
-from extf.tuning.pareto import leads
+from extf.tuning.pareto import Objectives, leads
 from extf.tuning.state import StudyState
 from extf.tuning.trial import val_loss_min
 
@@ -19,11 +19,12 @@ class TrialRecorder:
     lines start with its id and count every worker's trials."""
 
     def __init__(self, cfg: DictConfig, state: StudyState, objective: Objective, out=sys.stdout,
-                 worker_id: str | None = None, started: float | None = None, objectives=None):
+                 worker_id: str | None = None, started: float | None = None,
+                 objectives: Objectives | None = None):
         self.cfg = cfg
         self.state = state
         self.objective = objective
-        self.objectives = objectives  # extf.tuning.pareto.Objectives: its constraints decide which trial may lead
+        self.objectives = objectives or Objectives()  # its constraints decide which trial may lead
         self.out = out
         self.worker_id = worker_id
         self.started = time.time() if started is None else started
@@ -47,7 +48,7 @@ class TrialRecorder:
         if result.status == "FAILED" and self.first_error is None:
             self.first_error = result.error
         n_done, best_shown = self._progress()
-        feasible = self.objectives is None or self.objectives.feasible(row)  # tuner.select=first: only these lead
+        feasible = self.objectives.feasible(row)  # tuner.select=first: only these lead
         if result.status == "FINISHED" and result.value is not None and feasible and self._leads(row):
             self.state.keep_best(row, result.value, result.hp_values, result.model, result.history)
         value_text = self._value_text(result, row, feasible)
@@ -59,11 +60,10 @@ class TrialRecorder:
     def _leads(self, row: dict) -> bool:
         """Ahead of the best trial so far: the leaderboard's order, and with several objectives a tie on the first
         goes to the trial that dominates on the others (extf.tuning.pareto.leads: the tested trial is on the front)."""
-        goals = list(self.objectives.goals) if self.objectives is not None else []
         if self.state.best_value is None or self.state.best_trial is None:
             return True
         best = {**self.state.best_trial, self.objective.name: self.state.best_value}
-        return leads(row, best, goals, self.objective)
+        return leads(row, best, list(self.objectives.goals), self.objective)
 
     def _value_text(self, result: TrialResult, row: dict, feasible: bool) -> str:
         """The trial's values on its progress line: the objective (or why it failed), pruning, other objectives,
@@ -73,7 +73,7 @@ class TrialRecorder:
         text = f"{self.objective.name}={fmt(result.value)}"
         if result.pruned_at is not None:
             text += f"  pruned at epoch {result.pruned_at}"
-        if self.objectives is not None and self.objectives.several:
+        if self.objectives.several:
             text += "".join(f"  {g.name}={fmt(row.get(g.name))}" for g in self.objectives.goals[1:])
         if not feasible:
             text += "  (misses " + ", ".join(str(c) for c in self.objectives.constraints if not c.holds(row)) + ")"
@@ -93,7 +93,7 @@ class TrialRecorder:
         for r in rows.values():
             v = r.get(self.objective.name)
             if (r.get("status") == "FINISHED" and v is not None and self.objective.better(v, best)
-                    and (self.objectives is None or self.objectives.feasible(r))):
+                    and self.objectives.feasible(r)):
                 best = v
         return len(rows), best
 

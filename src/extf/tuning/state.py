@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from extf.errors import ConfigError
-from extf.objective import Objective, ranked, ranked_trials
+from extf.objective import Objective, ranked_trials
 
 STATE_FILE = "study.json"
 TRIALS_FILE = "trials.jsonl"
@@ -121,17 +121,25 @@ class StudyState:
         return ranked_trials(self.trials, objective)
 
 
-def collect_best(study_dir: Path, objective: Objective) -> bool:
-    """The best trial over every worker's best/ (and an earlier one in study_dir/best) becomes study_dir/best."""
+def collect_best(study_dir: Path, objective: Objective, objectives=None) -> bool:
+    """The best trial over every worker's best/ (and an earlier one in study_dir/best) becomes study_dir/best,
+    picked by the rule each process applied as its trials ended (extf.tuning.pareto.select, tuner.select: the
+    best first objective among the trials that meet the constraints; tied, one on the Pareto front of the study's
+    `objectives` (extf.tuning.pareto.Objectives), then the leaderboard's order)."""
+    from extf.tuning.pareto import Goal, Objectives, select
+
+    objectives = objectives or Objectives()
     candidates = []
     for d in [study_dir / "best", *sorted((study_dir / "workers").glob("*/best"))]:
         if (d / BEST_TRIAL).exists() and (d / BEST_WEIGHTS).exists():
             trial = json.loads((d / BEST_TRIAL).read_text(encoding="utf-8"))["trial"]
             if trial.get(objective.name) is not None:
                 candidates.append((d, trial))
-    if not candidates:
+    goals = list(objectives.goals) or [Goal(objective.name, objective.direction)]
+    chosen = select([trial for _, trial in candidates], goals, list(objectives.constraints), objectives.rule)
+    if chosen is None:
         return False
-    best_dir, _ = ranked(candidates, objective, lambda c: c[1][objective.name], lambda c: c[1].get("val_loss_min"))[0]
+    best_dir = next(d for d, trial in candidates if trial is chosen)
     target = study_dir / "best"
     if best_dir != target:
         target.mkdir(exist_ok=True)

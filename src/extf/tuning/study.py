@@ -283,7 +283,7 @@ def _unless_server_lost(fn, *args, **kwargs) -> None:
 def _refuse_if_none_feasible(trials: list[dict], objectives) -> None:
     """Trials finished but none meets tuner.constraints: nothing may be tested; say how close they came."""
     finished = [t for t in trials if t.get("status") == "FINISHED"]
-    if not finished or objectives is None or not objectives.constraints:
+    if not finished or not objectives.constraints:
         return
     closest = []
     for c in objectives.constraints:

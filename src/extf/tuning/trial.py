@@ -103,6 +103,18 @@ def best_value(history: dict, name: str, direction: str) -> tuple[float, int]:
     return float(values[epoch]), epoch
 
 
+def kept_epochs(callbacks: list, history: dict) -> int:
+    """The epochs behind the model a fit ends with: early stopping's best epoch when it restores that epoch's
+    weights (Keras restores them at the end of the fit, stopped early or not), else every epoch trained."""
+    import keras
+
+    for cb in callbacks:
+        if (isinstance(cb, keras.callbacks.EarlyStopping) and cb.restore_best_weights
+                and cb.best_weights is not None):
+            return int(cb.best_epoch) + 1
+    return len(history.get("loss", []))
+
+
 LATENCY_REPEATS = 5  # timed predictions of one batch; the median counts
 
 

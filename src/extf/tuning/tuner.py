@@ -33,7 +33,6 @@ from keras_tuner.src import utils as kt_utils
 
 from extf.console import quiet_stdout
 from extf.errors import (
-    ConfigError,
     DataError,
     ExtfError,
     TrackingUnavailable,
@@ -46,7 +45,15 @@ from extf.tuning.context import STOP, TrialContext, TrialResult
 from extf.tuning.oracle import has_policies, make_oracle
 from extf.tuning.pruning import pruned_epoch
 from extf.tuning.space import apply_hyperparameters
-from extf.tuning.trial import best_value, finite, fit, make_callbacks, take_measures, val_loss_min
+from extf.tuning.trial import (
+    best_value,
+    finite,
+    fit,
+    kept_epochs,
+    make_callbacks,
+    take_measures,
+    val_loss_min,
+)
 
 FLUSH_EVERY = 10  # epochs of values sent to the trial's run at once
 
@@ -67,6 +74,7 @@ class RunningTrial:
     summary: dict = field(default_factory=dict)  # the run's final metrics
     error: BaseException | None = None  # what made run_trial fail
     pruned_at: int | None = None  # the 1-based epoch the oracle's pruning stopped the trial at
+    stopped: bool = False  # the oracle stopped the trial (pruning, the time budget): no further fold or execution
     best_step: int = 0  # the epoch (0-based) of the kept model's best objective value
 
 
@@ -146,6 +154,7 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         answer = self.oracle.update_trial(trial.trial_id, {name: values[name]}, step=epoch)
         if answer.status != kt.engine.trial.TrialStatus.STOPPED:
             return False
+        self.running.stopped = True
         pruned = pruned_epoch(answer)
         if pruned is not None:
             self.running.pruned_at = pruned + 1
@@ -209,7 +218,8 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
 
     def _fit_trial(self, trial) -> dict:
         """Each execution (or, with cross-validation, each fold) fits a fresh model; the objective is their mean,
-        the best one's model is kept."""
+        the best one's model is kept. A trial the oracle stops (pruning, the time budget) ends with the fold or
+        execution it stopped in."""
         cfg, objective, running = self.ctx.cfg, self.ctx.objective, self.running
         values = trial.hyperparameters.values
         trial_cfg = apply_hyperparameters(cfg, trial.hyperparameters)
@@ -218,30 +228,33 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         start = ws.warm_start(trial.trial_id, values, running.parent, self.ctx.say)
         folds = self.ctx.folds
         units = folds or [self.ctx.splits] * cfg.tuner.executions_per_trial
-        scores, best_epochs, best = [], [], None
+        scores, kept, best = [], [], None
         for n, splits in enumerate(units):
             running.prefix = f"fold_{n}." if folds else (f"execution_{n}." if n else "")
-            model, history = self._fit_once(trial, trial_cfg, cfg.seed + n, start, splits)
+            model, history, epochs_kept = self._fit_once(trial, trial_cfg, cfg.seed + n, start, splits)
             running.epochs += len(history.get("loss", []))
             value, best_epoch = best_value(history, objective.name, objective.direction)
             scores.append(value)
-            best_epochs.append(best_epoch)
+            kept.append(epochs_kept)
             if best is None or objective.better(value, best[0]):
                 best = (value, model, history, best_epoch)
+            if running.stopped:
+                break
         value, (_, model, history, best_epoch) = float(np.mean(scores)), best
         running.result = TrialResult(trial.trial_id, running.hp_values, "FINISHED", value, running.epochs,
                                      0.0, model=model, history=history)
         running.summary = {objective.name + "_best": value, "best_epoch": best_epoch, "epochs_trained": running.epochs}
-        if folds:  # the spread over folds, and the epochs the final model (train + validation) will train
-            running.result.cv_epochs = max(1, round(float(np.mean(best_epochs)) + 1))  # 0-based epochs -> counts
+        if folds:  # the spread over folds, and the epochs the final model (train + validation) will train: the mean
+            # over folds of the epochs behind each fold's kept model (early stopping's restored epoch, else all)
+            running.result.cv_epochs = max(1, round(float(np.mean(kept))))
             running.summary.update({objective.name + "_std": float(np.std(scores)),
                                     "cv_epochs": running.result.cv_epochs,
                                     **{f"fold_{n}.{objective.name}_best": s for n, s in enumerate(scores)}})
         if (loss_min := val_loss_min(history, objective.name)) is not None:  # the leaderboard's tie-break
             running.summary["val_loss_min"] = loss_min
-        if self.ctx.objectives is not None:  # params (and latency_ms, other objectives): the row, the run, the oracle
-            running.result.measures = self._measures(model, history, best_epoch, trial_cfg)
-            running.summary.update(running.result.measures)
+        # params (and latency_ms, the other objectives): the row, the run, the oracle
+        running.result.measures = self._measures(model, history, best_epoch, trial_cfg)
+        running.summary.update(running.result.measures)
         running.best_step = best_epoch
         if ws.may_be_continued(cfg, values):
             ws.save_warm_start(trial.trial_id, model, running.trial_dir, self.ctx.say)
@@ -266,7 +279,7 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         if has_policies(self.ctx.cfg):
             metrics = self.oracle.get_trial(trial.trial_id).metrics
             held = [o for o in metrics.get_history(name) if o.step == step] if metrics.exists(name) else []
-            if held and not (self.ctx.objectives is not None and self.ctx.objectives.several):
+            if held and not self.ctx.objectives.several:
                 return
             if held:
                 results = {**results, name: float(held[-1].mean())}
@@ -274,7 +287,8 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
 
     def _fit_once(self, trial, trial_cfg, seed: int, start: tuple[Path, int] | None, splits):
         """Build and fit one model on `splits` (the study's, or a fold's); refuse a diverged loss or an objective
-        the model does not produce. `start`: (weights file, initial epoch) of the hyperband trial this one continues."""
+        the model does not produce. `start`: (weights file, initial epoch) of the hyperband trial this one continues.
+        Returns the model, its history and the epochs behind the model (trial.kept_epochs)."""
         model, initial_epoch = self._build(trial_cfg, seed, init_from=start is None, meta=splits.meta), 0
         if start is not None:
             path, initial_epoch = start
@@ -291,9 +305,8 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             history = fit(model, trial_cfg, splits, callbacks, initial_epoch=initial_epoch, seed=seed).history
         except DataError as e:  # a damaged file: every trial would meet it
             raise kt.errors.FatalError(e) from None
-        objectives, name = self.ctx.objectives, self.ctx.objective.name
-        _check_history(history, [name, *(objectives.metrics(name) if objectives is not None else [])])
-        return model, history
+        _check_history(history, self.ctx.objective.name, self.ctx.objectives)
+        return model, history, kept_epochs(callbacks, history)
 
     def _build(self, trial_cfg, seed: int, init_from: bool, meta):
         """A fresh model for the trial's config (seeded) and data (`meta`: its statistics and vocabularies);
@@ -332,8 +345,7 @@ def make_tuner(ctx: TrialContext, specs, directory: Path, overwrite: bool) -> St
     kt_config.DEBUG = os.environ.get("EXTF_DEBUG") == "1"
     # keras-tuner rewrites oracle.json and trial.json in place: a kill in the middle would leave them cut
     kt_utils.save_json = _save_json_atomic
-    goals = ctx.objectives.goals if ctx.objectives is not None else ()
-    oracle = make_oracle(ctx.cfg, specs, ctx.objective, goals, ctx.started)
+    oracle = make_oracle(ctx.cfg, specs, ctx.objective, ctx.objectives.goals, ctx.started)
     with quiet_stdout():  # keras-tuner prints "Reloading Tuner from ..." when a study resumes
         return StudyTuner(ctx, oracle, directory, overwrite)
 
@@ -352,20 +364,17 @@ def _reason(e: BaseException) -> str:
     return str(e) if isinstance(e, (ExtfError, kt.errors.FailedTrialError)) else f"{type(e).__name__}: {e}"
 
 
-def _check_history(history: dict, names: list[str]) -> None:
-    """The loss stayed finite; the objective (the first name) and the other metrics the study needs were logged
+def _check_history(history: dict, objective: str, objectives) -> None:
+    """The loss stayed finite; the objective and the other metrics the study's `objectives` need were logged
     (checked before any trial for extf's own model families, here for a project's model function)."""
     losses = np.asarray(history.get("loss", []), dtype="float64")
     if losses.size == 0 or not np.all(np.isfinite(losses)):
         bad = int(np.flatnonzero(~np.isfinite(losses))[0]) if losses.size else 0
         raise kt.errors.FailedTrialError(f"training diverged: loss became NaN or infinite at epoch {bad + 1}")
-    missing = [n for n in names if n not in history]
+    missing = [n for n in [objective, *objectives.metrics(objective)] if n not in history]
     if missing:
-        available = sorted(k for k in history if k.startswith("val_"))
-        key = "tuner.objective.name" if missing[0] == names[0] else "tuner.objectives"
-        raise kt.errors.FatalError(ConfigError(
-            f"The objective metric {missing[0]!r} is not produced by this model. Expected one of its validation "
-            f"metrics: {', '.join(available)}. Set {key}. Received: {key}={missing[0]!r}"))
+        available = [k for k in history if k.startswith("val_")]
+        raise kt.errors.FatalError(objectives.not_produced(missing[0], objective, available))
 
 
 def _load_weights(model, path: Path) -> None:
