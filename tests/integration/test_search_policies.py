@@ -129,6 +129,7 @@ def worker_of_each_trial(mlruns) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # three processes each: make test-long
 def test_pruning_with_two_workers_stops_trials_in_both_processes(tmp_path):
     proc = run_extf(["tune", *QUICK, "tuner=tpe", "tuner.workers=2", "tuner.pruning=median",
                      "tuner.pruning_warmup_epochs=1", "tuner.pruning_min_trials=2", "tuner.max_trials=10",
@@ -151,6 +152,7 @@ def test_pruning_with_two_workers_stops_trials_in_both_processes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # three processes each: make test-long
 def test_a_time_budget_with_two_workers_ends_every_worker_and_the_study_is_tested_once(tmp_path):
     proc = run_extf(["tune", *QUICK, "tuner.workers=2", "tuner.time_budget=20", "tuner.max_trials=200",
                      "trainer.epochs=40"], cwd=tmp_path)
@@ -166,6 +168,7 @@ def test_a_time_budget_with_two_workers_ends_every_worker_and_the_study_is_teste
 
 
 @pytest.mark.slow
+@pytest.mark.long  # three processes each: make test-long
 def test_cross_validation_with_two_workers_retrains_the_best_trial_of_either(tmp_path):
     proc = run_extf(["tune", "dataset=iris", "model=mlp", "callbacks=early_stopping",
                      "callbacks.early_stopping.patience=2", "evaluation.plots=false", "tracking.log_model=false",
