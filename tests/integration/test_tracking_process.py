@@ -74,6 +74,34 @@ def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path, with_stor
     assert '"num_rows": 96' in next(d.dataset.profile for d in logged if d.tags[0].value == "train")
 
 
+def test_a_tables_model_is_logged_by_the_tracking_process_which_does_without_pyarrow(tmp_path):
+    """A table's input example and prediction are pandas frames whose text pyarrow stores in this process; the
+    tracking process has no pyarrow, yet logs them: the same values, the missing category included."""
+    import json
+    import math
+
+    import pandas as pd
+
+    example = pd.DataFrame({"island": ["Biscoe", None], "mass": [3750.0, float("nan")]})
+    prediction = pd.DataFrame({"prob_a": [0.4, 0.7], "prob_b": [0.6, 0.3], "class_index": [1, 0],
+                               "label": ["b", "a"]})
+    table = {"columns": [{"name": "island", "kind": "category"}, {"name": "mass", "kind": "numeric"}],
+             "task": "binary", "class_names": ["a", "b"], "threshold": 0.5}
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(b"copied, never read, by the tracking process")
+    tracker = TrackerProcess(tracking(tmp_path), "table").open()
+    try:
+        parent = tracker.start_study("table", None, {}, {})
+        tracker.log_keras_model(parent, keras_file, example, prediction, "3.0.0", "tensorflow", table)
+        tracker.end_run(parent, "FINISHED")
+    finally:
+        tracker.close()
+    logged = json.loads(next((tmp_path / "mlruns").rglob("input_example.json")).read_text())
+    assert logged["columns"] == ["island", "mass"] and logged["data"][0] == ["Biscoe", 3750.0]
+    assert all(math.isnan(v) for v in logged["data"][1])  # missing stays missing (as MLflow writes it with pyarrow)
+    assert str(example.dtypes["island"]) == "str"  # the caller's frame is left as it was
+
+
 def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path, with_store):
     with_store(tmp_path)  # an empty store: its creation is not what these tests check
     from mlflow.exceptions import MlflowException

@@ -147,3 +147,21 @@ def test_the_package_does_not_import_the_mlflow_tracker():
     init = Path(extf.tracking.__file__)
     imported = {n.module for n in ast.walk(ast.parse(init.read_text())) if isinstance(n, ast.ImportFrom)}
     assert "extf.tracking.mlflow_tracker" not in imported
+
+
+def test_a_frame_crosses_to_the_tracking_process_without_pyarrow():
+    """The tracking process has no pyarrow: a frame's text (values, column names) goes as Python objects, the same
+    values and missing values; anything else goes as it is."""
+    import pickle
+
+    import pandas as pd
+
+    from extf.tracking.process import _portable_frame
+
+    frame = pd.DataFrame({"island": ["Biscoe", None], "mass": [3750.0, float("nan")]})
+    portable = _portable_frame(frame)
+    assert b"pyarrow" not in pickle.dumps(portable)
+    assert portable.equals(frame.astype(portable.dtypes.to_dict())) and portable["island"].isna().tolist() == [
+        False, True]
+    assert list(portable.columns) == ["island", "mass"] and str(frame.dtypes["island"]) == "str"  # frame as it was
+    assert _portable_frame([1, 2]) == [1, 2] and _portable_frame(None) is None

@@ -179,8 +179,8 @@ class TrackerProcess:
     def log_keras_model(self, run_id: str | None, keras_file: str | Path, x_example, prediction,
                         keras_version: str, keras_backend: str, table: dict | None = None) -> None:
         """Log a saved `.keras` file as an MLflow Keras model with signature and input example."""
-        self._post("log_keras_model", run_id, keras_file, x_example, prediction, keras_version, keras_backend,
-                   table)
+        self._post("log_keras_model", run_id, keras_file, _portable_frame(x_example), _portable_frame(prediction),
+                   keras_version, keras_backend, table)
 
     def log_dataset_inputs(self, run_id: str | None, inputs: list[dict]) -> None:
         """Log the data the run saw as MLflow dataset inputs, one per split."""
@@ -300,6 +300,7 @@ def serve(fd: int) -> int:
         signal.signal(sig, signal.SIG_IGN)
     os.dup2(2, 1)  # the study's stdout is its report (and may be a pipe with [job N] prefixes): MLflow writes to stderr
     conn = Connection(fd)
+    _without_pyarrow()
     _preload()
     if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
         import logging
@@ -386,6 +387,29 @@ class Server:
                                 f"this one) or it has ended already. Received: run_id={value!r}")
             return self.kept[value]
         return value
+
+
+def _without_pyarrow() -> None:
+    """Keep pyarrow out of the tracking process: pandas imports it when it is installed (35 MB resident, with
+    MLflow's import), yet nothing here needs it (MLflow only for HDFS artifacts). pandas then stores text in Python
+    objects; the frames the study sends come that way (`_portable_frame`)."""
+    sys.modules.setdefault("pyarrow", None)  # `import pyarrow` raises ImportError, as when it is not installed
+
+
+def _portable_frame(value):
+    """A pandas DataFrame with its text (values, column names) stored as Python objects rather than by pyarrow,
+    which the tracking process does without (`_without_pyarrow`): the same values and missing values. Anything
+    else as it is."""
+    pd = sys.modules.get("pandas")
+    if pd is None or not isinstance(value, pd.DataFrame):
+        return value
+    arrow = {c: pd.StringDtype("python", na_value=t.na_value) for c, t in value.dtypes.items()
+             if isinstance(t, pd.StringDtype) and t.storage == "pyarrow"}
+    frame = value.astype(arrow) if arrow else value.copy(deep=False)
+    frame.columns = pd.Index(list(frame.columns), dtype=object)
+    if isinstance(frame.index.dtype, pd.StringDtype):
+        frame.index = pd.Index(list(frame.index), dtype=object)
+    return frame
 
 
 def _preload() -> None:
