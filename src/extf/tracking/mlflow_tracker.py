@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import closing as contextlib_closing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -357,7 +358,7 @@ def _store_template() -> Path:
     from mlflow.store.db.utils import _initialize_tables
 
     template = _store_template_path()
-    if template.exists():
+    if template.exists() and _has_schema(template):
         return template
     template.parent.mkdir(parents=True, exist_ok=True)
     tmp = template.with_name(f".{template.name}.{os.getpid()}.tmp")
@@ -368,6 +369,18 @@ def _store_template() -> Path:
         engine.dispose()
     os.replace(tmp, template)
     return template
+
+
+def _has_schema(store: Path) -> bool:
+    """Whether `store` is an SQLite file with MLflow's schema (its alembic revision table), read-only."""
+    import sqlite3
+
+    try:
+        with contextlib_closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as con:
+            found = con.execute("select count(*) from sqlite_master where name = 'alembic_version'").fetchone()
+        return found == (1,)
+    except sqlite3.Error:
+        return False
 
 
 @contextmanager
