@@ -29,7 +29,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from common import Failed, Figure, Sample, epochs_until, project, run_extf, script_main, study_trials
+from common import Failed, Figure, Sample, epochs_until, log, project, run_extf, script_main, study_trials
 
 GOAL = "<= 0.6"
 THRESHOLD = 0.98
@@ -67,8 +67,11 @@ def one_study(pruning: str, seed: int, trials: int, epochs: int) -> Sample:
         raise Failed(f"pruning={pruning} seed {seed}: no trial finished")
     spent, ok, n = epochs_to_threshold(rows)
     pruned = sum(t.get("pruned_at_epoch") is not None for t in rows)
+    best = max(t[OBJECTIVE] for t in finished)
+    log(f"P11: pruning={pruning} seed {seed}: {spent} epochs to {THRESHOLD}{'' if ok else ' (never)'} in {n} trials; "
+        f"best {best:.4f}; study {sum(int(t.get('epochs') or 0) for t in rows)} epochs, {pruned} pruned")
     return Sample(spent, f"{spent}{'' if ok else ' (never)'}/{n}tr", {
-        "seed": seed, "best": max(t[OBJECTIVE] for t in finished), "pruned": pruned, "trials": len(rows),
+        "seed": seed, "best": best, "pruned": pruned, "trials": len(rows),
         "total": sum(int(t.get("epochs") or 0) for t in rows), "hps": [hyperparameters(t) for t in rows]})
 
 
