@@ -164,7 +164,6 @@ def test_a_time_budget_with_two_workers_ends_every_worker_and_the_study_is_teste
     assert "time budget tuner.time_budget=20 spent after" in proc.stdout
     # every process's progress lines show the time left: the workers count down to the deadline in worker.json
     lines = [ln for ln in proc.stdout.splitlines() if re.match(r"(\[worker\d+\] )?\[trial \d+/", ln)]
-    assert any(ln.startswith("[worker1]") for ln in lines), proc.stdout
     assert all("budget left" in ln for ln in lines), proc.stdout
     with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
         (reason,) = con.execute("select value from tags where key = 'extf.stop_reason'").fetchone()
