@@ -163,9 +163,11 @@ def _note(s: Sample) -> str:
     return s.note or f"{s.value:.3g}"
 
 
-def measure_figure(fig: Figure, reps: int = 3) -> Row:
-    """Run a figure `max(reps, fig.min_reps)` times, alternating its sides (A B A B ...), and summarise it."""
+def measure_figure(fig: Figure, reps: int = 3, jobs: int | None = None) -> Row:
+    """Run a figure `max(reps, fig.min_reps)` times, alternating its sides (A B A B ...), and summarise it. `jobs`
+    caps the runs at a time of a figure that allows several (`--jobs 1` on a machine shared with other work)."""
     n = max(reps, fig.min_reps)
+    workers = min(fig.jobs, jobs) if jobs else fig.jobs
     log(f"{fig.figure}: {fig.measure} -- {fig.workload}: {n} {'pairs' if fig.b else 'runs'}")
     try:
         if fig.setup is not None:
@@ -177,7 +179,7 @@ def measure_figure(fig: Figure, reps: int = 3) -> Row:
             log(f"{fig.figure}: {'A' if side is fig.a else 'B'} {i + 1}/{n}")
             return _sample(side(i))
 
-        samples = parallel([lambda job=job: call(job) for job in calls], fig.jobs) if fig.jobs > 1 \
+        samples = parallel([lambda job=job: call(job) for job in calls], workers) if workers > 1 \
             else [call(job) for job in calls]
         a_s = samples[::2] if fig.b else samples
         b_s = samples[1::2] if fig.b else []
@@ -204,8 +206,8 @@ def _compare(a: float, b: float, how: str) -> float:
     raise ValueError(f"Figure.compare is 'ratio' or 'difference'. Received: compare={how!r}")
 
 
-def measure(figures: list[Figure], reps: int = 3) -> list[Row]:
-    return [measure_figure(f, reps) for f in figures]
+def measure(figures: list[Figure], reps: int = 3, jobs: int | None = None) -> list[Row]:
+    return [measure_figure(f, reps, jobs) for f in figures]
 
 
 def format_table(rows: list[Row]) -> str:
@@ -229,6 +231,8 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller workloads: a rough reading, not a verdict")
     parser.add_argument("--reps", type=int, default=3, metavar="N",
                         help="repetitions of each figure: pairs A B for a ratio (default 3; a figure may need more)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="at most N runs at a time in the figures that run two (those counting epochs or bytes)")
     return parser
 
 
@@ -237,7 +241,9 @@ def script_main(figures, doc: str) -> int:
     args = arguments(argparse.ArgumentParser(description=doc.split("\n\n")[0])).parse_args()
     if args.reps < 1:
         raise SystemExit(f"--reps must be at least 1. Received: --reps={args.reps}")
-    print(format_table(measure(figures(quick=args.quick), args.reps)))
+    if args.jobs is not None and args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1. Received: --jobs={args.jobs}")
+    print(format_table(measure(figures(quick=args.quick), args.reps, args.jobs)))
     return 0
 
 

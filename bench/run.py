@@ -46,6 +46,8 @@ def main() -> int:
     args = arguments(parser).parse_args()
     if args.reps < 1:
         parser.error(f"--reps must be at least 1. Received: --reps={args.reps}")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"--jobs must be at least 1. Received: --jobs={args.jobs}")
     by_name = {name.upper(): name for name in available}  # P3b may be asked for as p3b or P3B
     asked = [f.upper().rstrip("'") for f in args.figures]  # P2' is in P2
     chosen = list(dict.fromkeys(by_name.get(f, f) for f in asked)) or list(available)
@@ -61,7 +63,7 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             module = importlib.import_module(module_name)
-            got = measure(module.figures(quick=args.quick), args.reps)
+            got = measure(module.figures(quick=args.quick), args.reps, args.jobs)
         except Exception as e:  # report, never fail
             traceback.print_exc()
             got = [na(fig, module_name, "-", f"the benchmark itself failed: {type(e).__name__}: {e}")]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -161,6 +162,9 @@ def test_a_time_budget_with_two_workers_ends_every_worker_and_the_study_is_teste
     assert 1 <= len(rows) < 200 and all(r["status"] == "FINISHED" for r in rows)
     assert proc.stdout.count("test (evaluated once)") == 1
     assert "time budget tuner.time_budget=20 spent after" in proc.stdout
+    # every process's progress lines show the time left: the workers count down to the deadline in worker.json
+    lines = [ln for ln in proc.stdout.splitlines() if re.match(r"(\[worker\d+\] )?\[trial \d+/", ln)]
+    assert all("budget left" in ln for ln in lines), proc.stdout
     with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
         (reason,) = con.execute("select value from tags where key = 'extf.stop_reason'").fetchone()
     assert reason == "time_budget"

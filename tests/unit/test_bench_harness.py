@@ -70,3 +70,23 @@ def test_figures_with_a_letter_are_found_in_order():
 
     names = list(run.figures())
     assert names.index("P3") + 1 == names.index("P3b") and names.index("P3b") + 1 == names.index("P4")
+
+
+@pytest.mark.parametrize("jobs, expected", [(None, 2), (1, 1)])
+def test_jobs_caps_the_runs_at_a_time_of_a_figure_that_runs_two(jobs, expected):
+    import threading
+    import time
+
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def side(rep):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return 1.0
+
+    row = measure_figure(Figure("P0", "a / b", "toy", "<= 1.05", a=side, b=side, jobs=2), reps=2, jobs=jobs)
+    assert row.n == 2 and most[0] == expected

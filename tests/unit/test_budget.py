@@ -163,3 +163,25 @@ def test_a_budget_spent_by_the_start_up_alone_still_runs_one_trial_of_one_epoch(
     assert trial.status == "RUNNING"  # the study gets a model to test
     assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0).status == "STOPPED"
     assert oracle.create_trial("tuner1").status == "STOPPED"
+
+
+def test_a_worker_counts_down_to_the_deadline_the_chief_wrote_into_worker_json(tmp_path):
+    import time
+    from types import SimpleNamespace
+
+    from extf.tuning.distributed import budget_deadline, read_worker_file, write_worker_file
+    from extf.tuning.tuner import StudyTuner
+
+    clock = Clock()
+    oracle = make_oracle(tmp_path, clock, budget=60.0)
+    clock.now += 20.0
+    write_worker_file(tmp_path, {}, "t", None, None, 1234, budget_deadline(oracle))
+    info = read_worker_file(tmp_path, "t", ready=True)
+    assert 39.0 < info["budget_deadline"] - time.time() <= 40.0
+    # a worker's oracle is the chief's gRPC client: no time_left; its progress lines count down to the deadline
+    worker = SimpleNamespace(oracle=object(), ctx=SimpleNamespace(budget_deadline=info["budget_deadline"]))
+    assert 39.0 < StudyTuner._budget_left(worker) <= 40.0
+    assert StudyTuner._budget_left(SimpleNamespace(oracle=object(), ctx=SimpleNamespace(budget_deadline=None))) is None
+    assert StudyTuner._budget_left(SimpleNamespace(oracle=oracle, ctx=None)) == 40.0
+    no_budget = make_oracle(tmp_path / "none", clock, budget=None)
+    assert budget_deadline(no_budget) is None

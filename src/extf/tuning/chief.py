@@ -26,6 +26,7 @@ from extf.tuning.distributed import (
     KILLED_CODES,
     WORKER_FILE,
     announce_study,
+    budget_deadline,
     default_threads,
     limit_threads,
     requeue_orphans,
@@ -73,7 +74,7 @@ class Chief:
         requeue_orphans(oracle, set(worker_ids(t.workers)))
         server, port = serve_oracle(oracle, t.oracle_host, t.oracle_port)
         write_worker_file(self.study_dir, OmegaConf.to_container(self.cfg, resolve=True), self.token, parent_run_id,
-                          init_weights, port)
+                          init_weights, port, budget_deadline(oracle))
         print(f"Distributed search: chief oracle on {t.oracle_host}:{port}; {t.workers} local worker(s) (this "
               f"process is worker0) with {self.workers.threads} TensorFlow thread(s) each; logs in "
               f"{self.workers.logs}. Other machines join with: KERASTUNER_TUNER_ID=<id> KERASTUNER_ORACLE_IP=<this "

@@ -51,6 +51,8 @@ class TrialContext:
     folds: tuple = ()  # cross-validation: each trial trains once per fold (Splits of train + validation)
     objectives: Objectives = field(default_factory=Objectives)  # what each trial measures besides its objective
     started: float | None = None  # the study's start (time.time()): a time budget counts from it
+    budget_deadline: float | None = None  # a worker process: when the chief's time budget ends (time.time(), from
+    #                                       worker.json); the chief's oracle holds the budget, its client cannot ask
 
     def report(self, epoch: int, logs: dict[str, float]) -> str | None:
         """A trial's values after each epoch; `STOP` ends its fit there. The one place a pruning or time-budget

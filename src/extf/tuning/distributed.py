@@ -127,11 +127,21 @@ def announce_study(study_dir: Path, cfg_container: dict, token: str) -> None:
 
 
 def write_worker_file(study_dir: Path, cfg_container: dict, token: str, parent_run_id: str | None,
-                      init_weights: Path | None, port: int) -> None:
-    """worker.json, complete: where the oracle listens and which parent run the trials belong to."""
+                      init_weights: Path | None, port: int, budget_deadline: float | None = None) -> None:
+    """worker.json, complete: where the oracle listens, which parent run the trials belong to, and when the time
+    budget ends (time.time(); None without one), which a worker's progress lines count down to."""
     write_json_atomic(study_dir / WORKER_FILE, {"token": token, "ready": True, "config": cfg_container,
                                                 "parent_run_id": parent_run_id, "oracle_port": port,
-                                                "init_weights": str(init_weights) if init_weights else None})
+                                                "init_weights": str(init_weights) if init_weights else None,
+                                                "budget_deadline": budget_deadline})
+
+
+def budget_deadline(oracle) -> float | None:
+    """When the chief oracle's time budget ends, as time.time() (None without one): what worker.json tells the
+    workers, whose progress lines count down to it (their oracle client cannot ask the chief for the time left)."""
+    time_left = getattr(oracle, "time_left", None)
+    left = time_left() if callable(time_left) else None
+    return None if left is None else time.time() + left
 
 
 def read_worker_file(study_dir: Path, token: str | None = None, wait: float = 0.0, ready: bool = False) -> dict:
@@ -215,7 +225,8 @@ class RemoteWorker:
         ctx = TrialContext(cfg, inputs.splits, inputs.objective, tracker, recorder.record, recorder.say,
                            parent_run_id=info["parent_run_id"], worker_id=self.worker_id,
                            init_weights=Path(info["init_weights"]) if info.get("init_weights") else None,
-                           folds=inputs.folds, objectives=inputs.objectives)
+                           folds=inputs.folds, objectives=inputs.objectives,
+                           budget_deadline=info.get("budget_deadline"))
         tuner = make_tuner(ctx, inputs.space, self.study_dir / "tuner", overwrite=False)
         try:
             tuner.search(verbose=0)

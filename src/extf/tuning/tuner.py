@@ -191,9 +191,13 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         super().on_trial_end(trial)
 
     def _budget_left(self) -> float | None:
-        """Seconds left of the study's time budget; None without one, or in a worker (the chief's oracle has it)."""
+        """Seconds left of the study's time budget; None without one. A worker process's oracle is the chief's
+        gRPC client, which cannot ask for it: there, the deadline the chief wrote into worker.json."""
         time_left = getattr(self.oracle, "time_left", None)
-        return time_left() if callable(time_left) else None
+        if callable(time_left):
+            return time_left()
+        deadline = self.ctx.budget_deadline
+        return None if deadline is None else max(0.0, deadline - time.time())
 
     def on_trial_abort(self, trial, error: BaseException) -> None:
         """Not a keras-tuner hook: a trial that stops the search (Ctrl-C, a FatalError) gets no on_trial_end, so its
