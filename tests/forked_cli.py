@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Imported by the driver before it forks: extf's command line and what every config-reading command imports next.
+# Imported by the driver before it forks: extf's command line, what every config-reading command imports next, and
+# the libraries of the built-in datasets' loaders (scikit-learn's datasets: 1-3 CPU-s; pandas for tables)
 PRELOAD = ("extf.cli", "extf.commands.hydra_app", "extf.tuning.study", "extf.data.datasets", "hydra",
-           "hydra._internal.utils", "hydra._internal.hydra", "hydra._internal.config_loader_impl", "omegaconf")
+           "hydra._internal.utils", "hydra._internal.hydra", "hydra._internal.config_loader_impl", "omegaconf",
+           "sklearn.datasets", "sklearn.model_selection", "extf.data.tables")
 NEVER_PRELOADED = ("tensorflow", "keras", "mlflow")  # what a row that reaches it must import itself
 POLL = 0.02
 
