@@ -111,40 +111,6 @@ def make_cfg(tmp_path):
     return _make
 
 
-@pytest.fixture(scope="session")
-def with_store(tmp_path_factory):
-    """`with_store(root)` puts an empty MLflow store at root/mlruns/mlflow.db, as the first study in root would
-    create it, and returns root. Creating a store runs MLflow's schema migrations, 2-4 CPU-seconds each time; the
-    tests whose subject is not a new project's first run start from a copy of one made once per test run (shared
-    by the xdist workers). Tests that run in a fresh folder still create their store themselves."""
-    import fcntl
-    import shutil
-    import sqlite3
-
-    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
-    template = shared / "empty-mlflow-store" / "mlflow.db"
-    with open(shared / "empty-mlflow-store.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not template.exists():
-            template.parent.mkdir(exist_ok=True)
-            made = subprocess.run([sys.executable, "-c", "import sys; from mlflow import MlflowClient; "
-                                   "MlflowClient(f'sqlite:///{sys.argv[1]}').search_experiments()",
-                                   str(template.with_suffix(".tmp"))], capture_output=True, text=True)
-            assert made.returncode == 0, made.stderr
-            template.with_suffix(".tmp").rename(template)
-
-    def put(root: Path) -> Path:
-        db = Path(root) / "mlruns" / "mlflow.db"
-        db.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(template, db)
-        with sqlite3.connect(db) as con:  # MLflow's Default experiment, where a store made in root puts it
-            con.execute("update experiments set artifact_location = ? where experiment_id = 0",
-                        (str(db.parent / "0"),))
-        return Path(root)
-
-    return put
-
-
 def run_extf(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the installed `extf` command as a user would."""
     full_env = {k: v for k, v in os.environ.items() if k != "EXTF_DEBUG"}

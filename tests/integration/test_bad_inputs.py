@@ -1,16 +1,16 @@
 """The bad-input corpus: every way a user can get a config, an override, a data file or a command line wrong.
 
-Each row runs `extf` as a user would (a subprocess, EXTF_ROOT = a fresh folder) and must end with a non-zero exit
-code, no traceback, one message naming the problem (the needles), and no MLflow run left RUNNING. Rows that need a
-logged study (RUN_CASES, `slow`) share one tiny iris study. The subprocesses of the selected rows are started
-ahead of their tests, a few at a time (`corpus`): most of each is interpreter start-up and imports.
+Each row runs `extf` as a user would (a process of its own, EXTF_ROOT = a fresh folder) and must end with exit code
+2 (a user's mistake), no traceback, one message naming the problem (the needles), nothing half-written and no MLflow
+run left RUNNING. Rows that need a logged study (RUN_CASES, `slow`) share one tiny iris study. The processes of the
+selected rows are started ahead of their tests, two at a time, each forked from one driver that has imported extf's
+command line (`corpus`, tests/forked_cli.py): most of an `extf` subprocess for a config error is interpreter
+start-up and imports.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from extf.errors import ConfigError
+from tests import forked_cli
 from tests.conftest import assert_clean_error, run_extf, running_runs
 from tests.unit.test_image_folders import damaged_inside
 
@@ -467,9 +468,6 @@ RUN_CASES = [
 
 
 # --------------------------------------------------------------------------- running the corpus
-WORKERS = max(2, min(4, (os.cpu_count() or 2) + 1))  # each case is mostly interpreter start-up and imports
-
-
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -548,33 +546,59 @@ def _lambda_copy(client, parent, workdir: Path) -> str:
     return run.info.run_id
 
 
-def run_case(case: Case, folder: Path, study: Future | None) -> tuple[Path, subprocess.CompletedProcess, dict]:
-    make_files(folder, case.files)
-    values: dict = {"tmp": folder}
-    cwd = folder
-    if case.needs_study:
-        info = study.result()
-        values.update({k: v for k, v in info.items() if k != "root"})
-        cwd = info["root"]
-    return cwd, run_extf([fill(a, values) for a in case.argv], cwd=cwd, env=case.env), values
+def rows(cases: list[Case], tmp_path_factory, study: dict | None = None) -> dict:
+    """Each case's files made in a fresh folder, {tmp} (and {run}, {trial}, ... of the study) filled in: case id ->
+    (the row for forked_cli, the values filled in)."""
+    made = {}
+    for case in cases:
+        folder = tmp_path_factory.mktemp(case.id)
+        make_files(folder, case.files)
+        values: dict = {"tmp": folder, **{k: v for k, v in (study or {}).items() if k != "root"}}
+        cwd = study["root"] if case.needs_study else folder
+        made[case.id] = (forked_cli.Row(case.id, tuple(fill(a, values) for a in case.argv), cwd, case.env), values)
+    return made
+
+
+class Pending:
+    """One case's outcome, once its process has ended: (working directory, CompletedProcess, values filled in)."""
+
+    def __init__(self, started: Future, case_id: str):
+        self.started, self.case_id = started, case_id
+
+    def result(self):
+        run, made = self.started.result()
+        row, values = made[self.case_id]
+        return row.cwd, forked_cli.result(run, row), values
 
 
 @pytest.fixture(scope="module")
 def corpus(request, tmp_path_factory):
-    """Starts the `extf` subprocesses of every selected case ahead of their tests, WORKERS at a time; the logged
-    study (when a selected case needs it) is made first, alongside the cases that do not."""
+    """Runs every selected case as an `extf` process of its own, forked from one driver (tests/forked_cli.py: the
+    interpreter's start-up and extf's imports paid once), two at a time. The cases that need the logged study (a
+    training: only `slow` cases do) run once it is made, while the others run."""
     cases = [item.callspec.params["case"] for item in request.session.items
              if item.module is request.module and "case" in getattr(getattr(item, "callspec", None), "params", {})]
-    pool = ThreadPoolExecutor(WORKERS)
+    pool = ThreadPoolExecutor(2)
     needs_study = any(c.needs_study for c in cases) or any(
         item.module is request.module and "study" in item.fixturenames for item in request.session.items)
-    # the study's folder starts with an empty store (conftest.with_store): what is tested here is not its creation
-    study = (pool.submit(make_study, request.getfixturevalue("with_store")(tmp_path_factory.mktemp("study")))
-             if needs_study else None)
-    futures = {c.id: pool.submit(run_case, c, tmp_path_factory.mktemp(c.id), study) for c in cases}
-    futures["study"] = study
-    yield futures
+    study = pool.submit(make_study, tmp_path_factory.mktemp("study")) if needs_study else None
+
+    def start(group: list[Case], study: Future | None):
+        made = rows(group, tmp_path_factory, study.result() if study else None)
+        return forked_cli.start([row for row, _ in made.values()], tmp_path_factory.mktemp("forked")), made
+
+    pending: dict = {"study": study}
+    started = []
+    for group, ready in (([c for c in cases if not c.needs_study], None),
+                         ([c for c in cases if c.needs_study], study)):
+        if group:
+            started.append(pool.submit(start, group, ready))
+            pending.update({c.id: Pending(started[-1], c.id) for c in group})
+    yield pending
     pool.shutdown(wait=True, cancel_futures=True)
+    for future in started:
+        if not future.cancelled() and future.exception() is None:
+            forked_cli.stop(future.result()[0])
 
 
 @pytest.fixture(scope="module")
@@ -585,7 +609,8 @@ def study(corpus) -> dict:
 @pytest.mark.parametrize("case", _params(CASES) + _params(RUN_CASES, needs_study=True))
 def test_bad_input(corpus, case):
     cwd, proc, values = corpus[case.id].result()
-    assert proc.returncode > 0, f"exit code {proc.returncode} (< 0: killed by a signal)\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 2, (f"exit code {proc.returncode}, expected 2 (1: an internal error, < 0: killed by a "
+                                  f"signal)\n{proc.stdout}{proc.stderr}")
     assert_clean_error(proc, *[fill(n, values) for n in case.needles])
     # (cases that share the study's store never start a run themselves, so another case cannot show up here)
     assert running_runs(cwd / "mlruns") == []

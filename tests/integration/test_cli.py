@@ -26,7 +26,8 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
 
 
 # found once the data is loaded (the model family, its batches, the augmentation against the data; a data file's
-# errors) or from the space and the tuner: all before TensorFlow's import (extf.tuning.prepare), so it costs none
+# errors; a metric the objectives need that the model does not log) or from the space and the tuner: all before
+# TensorFlow's import (extf.tuning.prepare), so it costs none
 @pytest.mark.parametrize("args, needle", [
     (["train", "dataset=iris", "model=cnn"], "model=cnn needs image data"),
     (["train", "dataset=nabiya", "model=rnn", "model.stateful=true", "trainer.batch_size=32"],
@@ -38,8 +39,11 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
      "search_space.model.unitz"),
     (["tune", "dataset=iris", "model=mlp", "tuner=grid"], "tuner=grid needs a finite grid"),
     (["tune", "dataset=iris", "model=mlp", "tuner.cv_folds=60"], "smallest class has"),
+    (["tune", "dataset=iris", "model=mlp", "tuner.objective.name=val_auc"], "'val_auc' is not produced"),
+    (["tune", "dataset=digits", "model=mlp", "model.metrics=[mae]", "tuner.objectives=[auto,params]"],
+     "'val_accuracy' is not produced"),
 ], ids=["model-family", "stateful-batches", "augmentation", "augmentation-of-targets", "data-file", "space",
-        "tuner", "folds"])
+        "tuner", "folds", "objective-metric", "objective-metric-of-model-metrics"])
 def test_errors_found_with_the_data_import_no_tensorflow(args, needle, tmp_path):
     out = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, cwd=tmp_path)
     assert needle in out.stderr and "NO_TENSORFLOW" in out.stdout, out.stdout + out.stderr

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory, with_store):
+def logged(tmp_path_factory):
     """One small digits CNN study, logged with everything a parent run carries."""
-    root = with_store(tmp_path_factory.mktemp("inference"))
+    root = tmp_path_factory.mktemp("inference")
     proc = run_extf(["train", "trainer.epochs=4"], cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from mlflow import MlflowClient
@@ -149,8 +149,7 @@ def test_init_from_continues_training_a_logged_model(logged):
 
 
 @pytest.mark.long  # six extf processes
-def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path, with_store):
-    with_store(tmp_path)
+def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path):
     proc = run_extf(["train", "dataset=shapes", "model=fcn", "dataset.n_samples=60", "trainer.epochs=1",
                      "experiment_name=seg", "tracking.log_model=false"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

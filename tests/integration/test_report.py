@@ -71,23 +71,25 @@ def run_status(root, run_id: str) -> str:
 # ---- fast: a store written with MlflowClient (no training) -------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fake_store(tmp_path_factory, with_store):
+def fake_store(tmp_path_factory):
     """A `train` study (minimised val_loss, 4 trials: categorical, log-scale, conditional hps, one FAILED), one of its
     trials and a run extf did not log."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
+
+    from extf.tracking.mlflow_tracker import MlflowTracker
 
     def log(run_id: str, params: dict, metrics: dict) -> None:
         client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
                          params=[Param(k, v) for k, v in params.items()])
 
-    root = with_store(tmp_path_factory.mktemp("report-fake"))
-    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
-    exp = client.create_experiment("fake", artifact_location=(root / "mlruns" / "artifacts" / "fake").as_uri())
+    root = tmp_path_factory.mktemp("report-fake")
+    # the store and the experiment made as a study makes them (artifacts under mlruns/artifacts/fake)
+    tracker = MlflowTracker(f"sqlite:///{root}/mlruns/mlflow.db", str(root / "mlruns" / "artifacts"), "fake")
+    client, exp = tracker.client, tracker.experiment_id
     plain = client.create_run(exp).info.run_id
     study = client.create_run(exp, tags={"extf.kind": "study", "extf.study": "fake", "command": "train",
                                          "dataset": "sine", "model": "rnn", "tuner": "random", "task": "regression",
@@ -166,8 +168,8 @@ def test_report_bad_input_without_a_store(tmp_path, args, needles):
 # ---- slow: a real tiny study ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory, with_store):
-    root = with_store(tmp_path_factory.mktemp("report-tune"))
+def tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report-tune")
     proc = run_extf(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=3", "trainer.epochs=2",
                      "tracking.log_model=false"], cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr

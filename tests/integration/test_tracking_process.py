@@ -24,8 +24,7 @@ def runs(tmp_path) -> list[tuple[str, str]]:
         return con.execute("select name, status from runs order by start_time").fetchall()
 
 
-def test_calls_are_carried_out_in_the_tracking_process(tmp_path, with_store):
-    with_store(tmp_path)  # an empty store: its creation is not what these tests check
+def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
     tracker = TrackerProcess(tracking(tmp_path), "proc").open()
     try:
         assert tracker.proc.pid != os.getpid() and tracker.proc.poll() is None
@@ -48,10 +47,9 @@ def test_calls_are_carried_out_in_the_tracking_process(tmp_path, with_store):
     assert history == [(0, 1.0), (1, 0.5), (2, 0.25)]
 
 
-def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path, with_store):
+def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path):
     """What the MLflow UI's Dataset column shows: one input per split, its context tag, logged again on resume
     without duplicates."""
-    with_store(tmp_path)  # an empty store: its creation is not what these tests check
     from mlflow import MlflowClient
 
     from extf.data import load_dataset
@@ -102,8 +100,7 @@ def test_a_tables_model_is_logged_by_the_tracking_process_which_does_without_pya
     assert str(example.dtypes["island"]) == "str"  # the caller's frame is left as it was
 
 
-def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path, with_store):
-    with_store(tmp_path)  # an empty store: its creation is not what these tests check
+def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path):
     from mlflow.exceptions import MlflowException
 
     tracker = TrackerProcess(tracking(tmp_path), "proc").open()
@@ -119,10 +116,9 @@ def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path, with_st
     assert runs(tmp_path) == [("proc", "KILLED")]
 
 
-def test_a_pipelined_error_is_raised_by_the_next_call_after_it_was_sent(tmp_path, with_store):
+def test_a_pipelined_error_is_raised_by_the_next_call_after_it_was_sent(tmp_path):
     """The error of a call that returned at once reaches the study at a later call, at the latest at close; that
     later call is carried out first (a run's end is never held back by an earlier error)."""
-    with_store(tmp_path)  # an empty store: its creation is not what these tests check
     from mlflow.exceptions import MlflowException
 
     tracker = TrackerProcess(tracking(tmp_path), "proc").open()
@@ -154,8 +150,7 @@ def test_a_store_that_cannot_be_opened_fails_at_open(tmp_path):
         tracker.close()
 
 
-def test_a_dead_tracking_process_is_tracking_unavailable(tmp_path, with_store):
-    with_store(tmp_path)  # an empty store: its creation is not what these tests check
+def test_a_dead_tracking_process_is_tracking_unavailable(tmp_path):
     tracker = TrackerProcess(tracking(tmp_path), "proc").open()
     os.kill(tracker.proc.pid, signal.SIGKILL)
     tracker.proc.wait()
@@ -189,10 +184,9 @@ def test_signals_deferred_arrive_when_the_block_ends():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_a_local_worker_logs_through_the_chiefs_tracking_process_which_outlives_the_chief(tmp_path, with_store):
+def test_a_local_worker_logs_through_the_chiefs_tracking_process_which_outlives_the_chief(tmp_path):
     """`attach` gives a worker a socket to the chief's tracking process (no MLflow, no store of its own); when the
     chief goes first (kill -9), the process serves the worker until it is done, so its trial run still ends."""
-    with_store(tmp_path)  # an empty store: its creation is not what these tests check
     chief = TrackerProcess(tracking(tmp_path), "proc")
     try:
         sock = chief.attach()  # the chief starts its workers before it opens its tracker (attach waits for it)

@@ -1,17 +1,14 @@
-"""The study time budget: parsing `tuner.time_budget`, and the oracle that stops on time (a fake clock)."""
+"""The study time budget: parsing `tuner.time_budget`, and the oracle that stops on time (a fake clock).
+
+keras-tuner (and so TensorFlow) is imported by the tests of the oracle, not when the file is collected: every xdist
+worker collects every test file."""
 
 from __future__ import annotations
 
 import pytest
 
-kt = pytest.importorskip("keras_tuner")
-
-from keras_tuner.engine import trial as kt_trial  # noqa: E402
-
-from extf.config.duration import parse_duration  # noqa: E402
-from extf.errors import ConfigError  # noqa: E402
-from extf.tuning.budget import with_budget  # noqa: E402
-from extf.tuning.pruning import PruningRule, pruned_epoch, with_pruning  # noqa: E402
+from extf.config.duration import parse_duration
+from extf.errors import ConfigError
 
 
 @pytest.mark.parametrize("value, seconds", [(90, 90.0), ("90", 90.0), ("90s", 90.0), ("30m", 1800.0),
@@ -36,7 +33,12 @@ class Clock:
         return self.now
 
 
-def make_oracle(tmp_path, clock, budget=60.0, cls=kt.oracles.RandomSearchOracle, **kwargs):
+def make_oracle(tmp_path, clock, budget=60.0, cls=None, **kwargs):
+    import keras_tuner as kt
+
+    from extf.tuning.budget import with_budget
+
+    cls = cls or kt.oracles.RandomSearchOracle
     hp = kt.HyperParameters()
     hp.Float("x", 0.0, 1.0)
     oracle = with_budget(cls)(objective=kt.Objective("val_accuracy", "max"), max_trials=100, hyperparameters=hp,
@@ -46,6 +48,8 @@ def make_oracle(tmp_path, clock, budget=60.0, cls=kt.oracles.RandomSearchOracle,
 
 
 def test_no_trial_starts_after_the_budget_and_a_running_one_stops_at_its_next_epoch(tmp_path):
+    from keras_tuner.engine import trial as kt_trial
+
     clock = Clock()
     oracle = make_oracle(tmp_path, clock)
     trial = oracle.create_trial("tuner0")
@@ -62,6 +66,8 @@ def test_no_trial_starts_after_the_budget_and_a_running_one_stops_at_its_next_ep
 
 
 def test_a_resumed_study_goes_on_with_what_is_left_of_its_budget(tmp_path):
+    from keras_tuner.engine import trial as kt_trial
+
     clock = Clock()
     oracle = make_oracle(tmp_path, clock)
     trial = oracle.create_trial("tuner0")
@@ -81,6 +87,10 @@ def test_a_resumed_study_goes_on_with_what_is_left_of_its_budget(tmp_path):
 
 
 def test_budget_and_pruning_compose_on_one_oracle(tmp_path):
+    import keras_tuner as kt
+
+    from extf.tuning.pruning import PruningRule, pruned_epoch, with_pruning
+
     clock = Clock()
     cls = with_pruning(kt.oracles.RandomSearchOracle)
     oracle = make_oracle(tmp_path, clock, cls=cls, pruning=PruningRule("median", "max", 0, 1))
@@ -94,6 +104,8 @@ def test_budget_and_pruning_compose_on_one_oracle(tmp_path):
 
 def test_the_budget_counts_from_the_studys_start_not_the_oracles(tmp_path):
     """The study's start-up (data loading, TensorFlow's import) is part of the budget."""
+    from keras_tuner.engine import trial as kt_trial
+
     clock = Clock()
     oracle = make_oracle(tmp_path, clock, elapsed=15.0)
     assert oracle.time_left() == pytest.approx(45.0)
@@ -108,6 +120,8 @@ def test_the_budget_counts_from_the_studys_start_not_the_oracles(tmp_path):
 
 
 def test_a_resumed_study_counts_its_own_start_up_too(tmp_path):
+    from keras_tuner.engine import trial as kt_trial
+
     clock = Clock()
     oracle = make_oracle(tmp_path, clock, elapsed=10.0)
     trial = oracle.create_trial("tuner0")

@@ -96,6 +96,7 @@ def test_stratified_folds_need_classes():
         check_folds(reg, 3, "stratified")
 
 
+@pytest.mark.slow  # trains (three 10-epoch fits of a tiny model): not in make test-fast
 def test_a_folds_kept_epochs_are_early_stoppings_restored_epoch_else_the_whole_fit():
     """The final model after cross-validation trains for the folds' mean kept epochs (extf.tuning.trial.kept_epochs):
     a validation set the training makes worse stops early at patience, its weights from the first epoch."""

@@ -1,4 +1,5 @@
-"""A long study must not keep every trial's traced graphs alive (P6 in bench/ measures the process as a whole)."""
+"""A long study must not keep every trial's traced graphs alive (P6 in bench/ measures the process as a whole).
+extf.tuning.tuner imports TensorFlow: imported by the tests, not when the file is collected."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import gc
 
 import numpy as np
 import pytest
-
-from extf.tuning.tuner import _gradient_registry, released_custom_gradients
 
 
 def _fit_tiny_model():
@@ -27,6 +26,8 @@ def _custom_gradients(registry) -> set:
 
 @pytest.mark.slow  # trains: not in make test-fast
 def test_trial_leaves_no_custom_gradients_behind():
+    from extf.tuning.tuner import _gradient_registry, released_custom_gradients
+
     registry = _gradient_registry()
     assert registry is not None, "TensorFlow's gradient registry moved: released_custom_gradients is now a no-op"
     start = _custom_gradients(registry)
@@ -41,6 +42,8 @@ def test_trial_leaves_no_custom_gradients_behind():
 @pytest.mark.slow  # trains: not in make test-fast
 def test_traced_graphs_are_freed_after_each_trial():
     from tensorflow.python.framework.func_graph import FuncGraph
+
+    from extf.tuning.tuner import released_custom_gradients
 
     def graphs() -> int:
         gc.collect()

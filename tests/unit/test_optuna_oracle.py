@@ -7,16 +7,12 @@ import math
 
 import pytest
 
-kt = pytest.importorskip("keras_tuner")
-pytest.importorskip("optuna")
-
-from keras_tuner.engine import trial as kt_trial  # noqa: E402
-
-from extf.tuning.optuna_oracle import PROB, OptunaOracle, distribution  # noqa: E402
-from extf.tuning.seeds import derived_seed  # noqa: E402
+from extf.tuning.seeds import derived_seed
 
 
 def space():
+    import keras_tuner as kt
+
     hp = kt.HyperParameters()
     hp.Float("x", 0.0, 1.0)
     hp.Float("lr", 1e-4, 1e-1, sampling="log")
@@ -34,6 +30,10 @@ def score(values: dict) -> float:
 
 
 def make_oracle(tmp_path, sampler="tpe", seed=1, max_trials=30, hp=None, **kwargs):
+    import keras_tuner as kt
+
+    from extf.tuning.optuna_oracle import OptunaOracle
+
     oracle = OptunaOracle(sampler=sampler, objective=kt.Objective("val_score", "max"), max_trials=max_trials,
                           hyperparameters=hp or space(), tune_new_entries=False, seed=seed, **kwargs)
     oracle._set_project_dir(str(tmp_path), "search")
@@ -41,6 +41,8 @@ def make_oracle(tmp_path, sampler="tpe", seed=1, max_trials=30, hp=None, **kwarg
 
 
 def run(oracle, n: int, objective=score, fail=()) -> list[dict]:
+    from keras_tuner.engine import trial as kt_trial
+
     seen = []
     for _ in range(n):
         trial = oracle.create_trial("tuner0")
@@ -58,7 +60,10 @@ def run(oracle, n: int, objective=score, fail=()) -> list[dict]:
 
 
 def test_each_kind_of_hyperparameter_maps_to_its_optuna_distribution():
+    import keras_tuner as kt
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from extf.tuning.optuna_oracle import distribution
 
     by_name = {hp.name: hp for hp in space().space}
     assert distribution(by_name["x"]) == FloatDistribution(0.0, 1.0)
@@ -135,6 +140,8 @@ def test_a_resumed_study_tells_optuna_its_ended_trials_and_draws_new_ones(tmp_pa
 
 
 def test_a_small_discrete_space_stops_when_every_combination_was_tried(tmp_path):
+    import keras_tuner as kt
+
     hp = kt.HyperParameters()
     hp.Choice("act", ["relu", "tanh"])
     hp.Boolean("bn")
@@ -143,6 +150,10 @@ def test_a_small_discrete_space_stops_when_every_combination_was_tried(tmp_path)
 
 
 def test_a_parameter_without_an_optuna_twin_is_searched_through_keras_tuners_probability(tmp_path):
+    import keras_tuner as kt
+
+    from extf.tuning.optuna_oracle import PROB
+
     hp = kt.HyperParameters()
     hp.Int("n", 2, 64, step=2, sampling="log")
     oracle = make_oracle(tmp_path, hp=hp, max_trials=8)
@@ -152,6 +163,8 @@ def test_a_parameter_without_an_optuna_twin_is_searched_through_keras_tuners_pro
 
 
 def test_nsga2_is_told_every_objective_at_the_trials_best_step(tmp_path):
+    from keras_tuner.engine import trial as kt_trial
+
     from extf.tuning.pareto import Goal, pareto_front
 
     goals = [Goal("val_score", "max"), Goal("params", "min")]

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-kt = pytest.importorskip("keras_tuner")
-
-from keras_tuner.engine import trial as kt_trial  # noqa: E402
-
-from extf.tuning.pruning import PruningRule, pruned_epoch, with_pruning  # noqa: E402
-
 
 def curve(*values) -> dict[int, float]:
     return dict(enumerate(values))
 
 
 def test_median_stops_a_trial_worse_than_the_median_of_finished_trials_after_the_warmup():
+    from extf.tuning.pruning import PruningRule
+
     rule = PruningRule("median", "max", warmup_epochs=2, min_trials=3)
     finished = [curve(0.5, 0.7, 0.8, 0.85), curve(0.4, 0.6, 0.75, 0.8), curve(0.45, 0.65, 0.7, 0.82)]
     bad = curve(0.1, 0.2, 0.3)
@@ -27,6 +23,8 @@ def test_median_stops_a_trial_worse_than_the_median_of_finished_trials_after_the
 
 
 def test_median_compares_the_best_value_so_far_and_follows_the_direction():
+    from extf.tuning.pruning import PruningRule
+
     rule = PruningRule("median", "min", warmup_epochs=0, min_trials=1)
     finished = [curve(1.0, 0.8, 0.6)]
     assert not rule.should_stop(2, curve(0.5, 0.9, 0.9), finished, finished)  # its best (0.5) beats 0.6
@@ -34,6 +32,8 @@ def test_median_compares_the_best_value_so_far_and_follows_the_direction():
 
 
 def test_asha_compares_at_rungs_only_and_keeps_the_best_third():
+    from extf.tuning.pruning import PruningRule
+
     rule = PruningRule("asha", "max", warmup_epochs=1, min_trials=3, factor=3)
     assert rule.rung_epochs(30) == [0, 2, 8, 26]
     others = [curve(0.9, 0.9, 0.9), curve(0.8, 0.8, 0.8), curve(0.7, 0.7, 0.7), curve(0.6, 0.6, 0.6),
@@ -45,11 +45,17 @@ def test_asha_compares_at_rungs_only_and_keeps_the_best_third():
 
 
 def test_no_rule_never_stops():
+    from extf.tuning.pruning import PruningRule
+
     assert not PruningRule("none", "max").should_stop(5, curve(0, 0, 0, 0, 0, 0), [curve(1, 1, 1, 1, 1, 1)] * 5,
                                                       [curve(1, 1, 1, 1, 1, 1)] * 5)
 
 
 def make_oracle(tmp_path, rule):
+    import keras_tuner as kt
+
+    from extf.tuning.pruning import with_pruning
+
     hp = kt.HyperParameters()
     hp.Float("x", 0.0, 1.0)
     cls = with_pruning(kt.oracles.RandomSearchOracle)
@@ -61,6 +67,10 @@ def make_oracle(tmp_path, rule):
 
 def run_trial(oracle, values) -> tuple[str, int]:
     """Report `values` epoch by epoch as a tuner's on_epoch_end does; stop when the answer says STOPPED."""
+    from keras_tuner.engine import trial as kt_trial
+
+    from extf.tuning.pruning import pruned_epoch
+
     trial = oracle.create_trial("tuner0")
     for epoch, value in enumerate(values):
         answer = oracle.update_trial(trial.trial_id, {"val_accuracy": value}, step=epoch)
@@ -74,6 +84,10 @@ def run_trial(oracle, values) -> tuple[str, int]:
 
 
 def test_the_oracle_answers_stopped_for_a_pruned_trial_and_remembers_it(tmp_path):
+    from keras_tuner.engine import trial as kt_trial
+
+    from extf.tuning.pruning import PruningRule
+
     oracle = make_oracle(tmp_path, PruningRule("median", "max", warmup_epochs=1, min_trials=2))
     good = [0.5, 0.7, 0.8, 0.85, 0.86]
     assert run_trial(oracle, good)[1] == 4 and run_trial(oracle, good)[1] == 4  # nothing to compare with yet
@@ -90,6 +104,8 @@ def test_the_oracle_answers_stopped_for_a_pruned_trial_and_remembers_it(tmp_path
 
 
 def test_pruned_trials_do_not_count_among_the_finished_ones_the_median_takes(tmp_path):
+    from extf.tuning.pruning import PruningRule
+
     oracle = make_oracle(tmp_path, PruningRule("median", "max", warmup_epochs=0, min_trials=1))
     run_trial(oracle, [0.9, 0.9])
     pruned, _ = run_trial(oracle, [0.1, 0.1])

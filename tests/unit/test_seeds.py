@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
-kt = pytest.importorskip("keras_tuner")
-
-from keras_tuner.engine import trial as kt_trial  # noqa: E402
-
-from extf.tuning.oracle import make_oracle  # noqa: E402
-from extf.tuning.space import parse_space  # noqa: E402
-
 
 def draws(oracle, tmp_path, n=10) -> list[str]:
+    from keras_tuner.engine import trial as kt_trial
+
     oracle._set_project_dir(str(tmp_path), "search")
     out = []
     for _ in range(n):
@@ -25,6 +18,9 @@ def draws(oracle, tmp_path, n=10) -> list[str]:
 
 
 def test_studies_with_seeds_1_to_10_share_no_trial(make_cfg, tmp_path):
+    from extf.tuning.oracle import make_oracle
+    from extf.tuning.space import parse_space
+
     seen = {}
     for seed in range(1, 11):
         cfg = make_cfg(["model=cnn", f"seed={seed}"], command="tune")
@@ -37,7 +33,9 @@ def test_studies_with_seeds_1_to_10_share_no_trial(make_cfg, tmp_path):
 
 def test_keras_tuners_raw_seeds_do_repeat_shifted_trials(make_cfg, tmp_path):
     """Why the seeds are hashed: with raw seeds s and s + #hyperparameters, RandomSearch repeats trials."""
-    from extf.tuning.space import declare
+    import keras_tuner as kt
+
+    from extf.tuning.space import declare, parse_space
 
     cfg = make_cfg(["model=cnn"], command="tune")
     specs = parse_space(cfg.search_space, cfg)

@@ -187,40 +187,62 @@ def output_layer(meta):
     return keras.layers.Dense(1, activation="linear", name="output")
 
 
+# The task's loss and metrics by name: the names its model logs (val_<name>) are known before TensorFlow is imported.
+# pixel accuracy is mostly background; mean IoU (Keras' MeanIoU over argmax classes, accumulated over the epoch)
+# weighs every class alike, as the segmentation metrics on the test split do
+TASK_LOSS_AND_METRICS = {
+    "binary": ("binary_crossentropy", ("accuracy", "auc")),
+    "multiclass": ("sparse_categorical_crossentropy", ("accuracy",)),
+    "regression": ("mse", ("mae",)),
+    "segmentation": ("sparse_categorical_crossentropy", ("accuracy", "mean_iou")),
+    "reconstruction": ("mse", ("mse", "mae")),
+}
+
+
+def _task_metric(name: str, meta):
+    """A metric of TASK_LOSS_AND_METRICS as Keras takes it: its name, or the Keras object extf makes under it."""
+    import keras
+
+    if name == "auc":
+        return keras.metrics.AUC(name="auc")
+    if name == "mean_iou":
+        return keras.metrics.MeanIoU(meta.n_classes or 2, sparse_y_pred=False, name="mean_iou")
+    return name
+
+
 def loss_and_metrics(model_cfg, meta, allow_targets=()):
     """The task's loss and metrics, or model.loss / model.metrics (names, or `_target_` specs of metric classes,
     the project's own ones included)."""
-    import keras
-
-    defaults = {
-        "binary": ("binary_crossentropy", ["accuracy", keras.metrics.AUC(name="auc")]),
-        "multiclass": ("sparse_categorical_crossentropy", ["accuracy"]),
-        "regression": ("mse", ["mae"]),
-        # pixel accuracy is mostly background; mean IoU (Keras' MeanIoU over argmax classes, accumulated over the
-        # epoch) weighs every class alike, as the segmentation metrics on the test split do
-        "segmentation": ("sparse_categorical_crossentropy",
-                         ["accuracy", keras.metrics.MeanIoU(meta.n_classes or 2, sparse_y_pred=False,
-                                                            name="mean_iou")]),
-        "reconstruction": ("mse", ["mse", "mae"]),
-    }
-    loss, metrics = defaults[meta.task]
+    loss, names = TASK_LOSS_AND_METRICS[meta.task]
+    metrics = [_task_metric(name, meta) for name in names]
     if model_cfg.get("loss"):
         loss = model_cfg.loss
-    if model_cfg.get("metrics"):
-        from omegaconf import OmegaConf
-
-        given = OmegaConf.to_container(model_cfg.metrics, resolve=True)
+    given = _given_metrics(model_cfg)
+    if given:
         metrics = [instantiate(m, where=f"model.metrics[{i}]", allow_targets=allow_targets)
                    if isinstance(m, dict) else m for i, m in enumerate(given)]
     return loss, metrics
 
 
-def metric_names(model_cfg, meta, allow_targets=()) -> set[str] | None:
+def _given_metrics(model_cfg) -> list:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(model_cfg.metrics, resolve=True) if model_cfg.get("metrics") else []
+
+
+def metric_names(model_cfg, meta, allow_targets=(), build_metrics=True) -> set[str] | None:
     """The validation metrics (val_loss, val_<metric>) a model of this config logs while it trains, known before it
-    is built; None for a project's model function, which may compile the model itself."""
+    is built; None for a project's model function, which may compile the model itself. Without TensorFlow
+    (build_metrics=False): None as well when model.metrics has a `_target_` spec, whose name its object knows."""
     if "_target_" in model_cfg:
         return None
-    _, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+    given = _given_metrics(model_cfg)
+    if any(isinstance(m, dict) for m in given):
+        if not build_metrics:
+            return None
+        _, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
+    else:
+        metrics = given or TASK_LOSS_AND_METRICS[meta.task][1]
     # Keras names a metric given as a string by that string, an object by its name (keras compile_utils.get_metric)
     return {"val_loss", *(f"val_{m if isinstance(m, str) else m.name}" for m in metrics)}
 

@@ -40,8 +40,8 @@ def start_tracking_process(cfg: DictConfig, experiment_name: str):
 def check_search(cfg: DictConfig) -> SearchInputs:
     """Everything a search needs before the first trial, made and checked without TensorFlow or MLflow: the space,
     the data (loaded once), whether the model family, its batches and the augmentation suit the data, the folds,
-    the objectives (the tuner's needs were checked with the config). A config or data error stops here, at no cost
-    of their start-ups."""
+    the objectives and the metrics they need (the tuner's needs were checked with the config). A config or data
+    error stops here, at no cost of their start-ups."""
     from extf.tuning.pareto import study_objectives
     from extf.tuning.space import parse_space
 
@@ -54,12 +54,14 @@ def check_search(cfg: DictConfig) -> SearchInputs:
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
     objective, objectives = study_objectives(cfg.tuner, splits.meta.task)
+    check_produced(cfg, splits.meta, objective.name, objectives, build_metrics=False)
     return SearchInputs(space, splits, objective, folds, objectives)
 
 
 def check_with_tensorflow(cfg: DictConfig, inputs: SearchInputs) -> None:
     """TensorFlow imported (after the tracking process has started: its start-up overlaps the import), then what
-    only Keras can tell: the model logs every metric the objectives name."""
+    only Keras can tell: the model logs every metric the objectives name, when model.metrics has metric objects
+    (`_target_` specs: only the object knows its name)."""
     from extf.console import import_tensorflow
 
     import_tensorflow()
@@ -92,12 +94,13 @@ def _checked_splits(cfg: DictConfig):
     return splits
 
 
-def check_produced(cfg: DictConfig, meta, objective: str, objectives: Objectives) -> None:
+def check_produced(cfg: DictConfig, meta, objective: str, objectives: Objectives, build_metrics=True) -> None:
     """The objective and the other validation metrics the study needs are ones the model logs, before any trial
-    (a project's model function may compile itself: its trials check that once they have trained)."""
+    (a project's model function may compile itself: its trials check that once they have trained). Without
+    build_metrics (no TensorFlow yet), only when the metrics are known by name."""
     from extf.models import metric_names
 
-    produced = metric_names(cfg.model, meta, tuple(cfg.get("allow_targets") or ()))
+    produced = metric_names(cfg.model, meta, tuple(cfg.get("allow_targets") or ()), build_metrics)
     if produced is None:
         return
     missing = [n for n in [objective, *objectives.metrics(objective)] if n not in produced]
