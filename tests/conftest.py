@@ -30,8 +30,11 @@ def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", help="run the tests marked long too (make test-long)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """Without --long, a `long` test skips (it is listed at the end of the run), never silently deselected."""
+    """Without --long, a `long` test skips (it is listed at the end of the run), never silently deselected. A test
+    that uses a module-scoped fixture of its file runs on the worker of its file (group_by_module_fixture)."""
+    group_by_module_fixture(items)
     if config.getoption("--long"):
         return
     skip = pytest.mark.skip(reason=f"{LONG_RUN}`make test-long` runs it (.ci/run runs make test, then make test-long)")
@@ -171,3 +174,72 @@ def running_runs(mlruns: Path) -> list:
 
     with sqlite3.connect(db) as con:
         return con.execute("select run_uuid, name from runs where status = 'RUNNING'").fetchall()
+
+
+# ---- sharing work between tests ------------------------------------------------------------------------------------
+# `make test` runs pytest-xdist with --dist loadgroup: a test with an xdist_group mark runs on the worker of its
+# group, so a session fixture that several files use (default_study) is made once; a test that uses a module-scoped
+# fixture of its file is grouped by its file (that fixture is made once, as with --dist loadfile); every other test
+# is handed out on its own, which keeps both workers busy until the end.
+
+
+def _uses_a_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
+
+
+def group_by_module_fixture(items) -> None:
+    for item in items:
+        if not any(item.iter_markers("xdist_group")) and _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def extf_in_process(args: list[str], cwd: Path, monkeypatch, capsys, env: dict | None = None
+                    ) -> subprocess.CompletedProcess:
+    """`extf ARGS` run by extf.cli.main in this process, returned as run_extf returns it (exit code, stdout, stderr).
+    For tests whose subject is what a command does, not its process (start-up, exit, signals, the real command's
+    output stay run_extf's): TensorFlow and MLflow are imported once per worker instead of once per command (10-15
+    CPU-seconds each). The process state a command sets (environment, signal handlers, logging) is put back."""
+    import logging
+    import signal
+
+    from extf.cli import main
+
+    root_logger = logging.getLogger()
+    saved_env, saved_logging = dict(os.environ), (root_logger.level, root_logger.handlers[:])
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_hook = sys.unraisablehook
+    monkeypatch.chdir(cwd)
+    os.environ.pop("EXTF_DEBUG", None)
+    os.environ.update({"EXTF_ROOT": str(cwd), **(env or {})})
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root_logger.setLevel(saved_logging[0])
+        root_logger.handlers[:] = saved_logging[1]
+        for s, handler in saved_signals.items():
+            signal.signal(s, handler)
+        sys.unraisablehook = saved_hook
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["extf", *args], code, out.out, out.err)
+
+
+@pytest.fixture(scope="session")
+def default_study(tmp_path_factory, with_store):
+    """`extf train` with the README's defaults (digits + cnn, up to 30 epochs, the model logged), once per test run:
+    the default's accuracy (test_train.py) and the inference commands on its logged model (test_inference.py) use
+    the same study. Its tests are marked xdist_group("default_study"), so one worker makes it."""
+    root = with_store(tmp_path_factory.mktemp("default-study"))
+    proc = run_extf(["train"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name("extf")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    return root, client, parent
