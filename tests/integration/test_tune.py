@@ -40,7 +40,7 @@ def parent_runs(db):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT], ids=["SIGINT"])  # SIGTERM takes the same path (cli.py)
-def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig):
+def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig, monkeypatch, capsys):
     db = tmp_path / "mlruns" / "mlflow.db"
     env = {**os.environ, "EXTF_ROOT": str(tmp_path)}
     args = [*TUNE, "tuner.max_trials=2"]
@@ -61,7 +61,7 @@ def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig):
     assert running_runs(tmp_path / "mlruns") == []
     assert [s for _, s in parent_runs(db)] == ["KILLED"]
     assert child_runs(db, "KILLED")
-    again = run_extf(args, cwd=tmp_path)
+    again = extf_in_process(args, tmp_path, monkeypatch, capsys)  # the resumed study is the subject, not its process
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(child_runs(db, "FINISHED")) == 2 and [s for _, s in parent_runs(db)] == ["FINISHED"]
 
