@@ -194,30 +194,35 @@ def group_by_module_fixture(items) -> None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
-def extf_in_process(args: list[str], cwd: Path, monkeypatch, capsys, env: dict | None = None
-                    ) -> subprocess.CompletedProcess:
+def extf_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """`extf ARGS` run by extf.cli.main in this process, returned as run_extf returns it (exit code, stdout, stderr).
     For tests whose subject is what a command does, not its process (start-up, exit, signals, the real command's
     output stay run_extf's): TensorFlow and MLflow are imported once per worker instead of once per command (10-15
-    CPU-seconds each). The process state a command sets (environment, signal handlers, logging) is put back."""
+    CPU-seconds each). The process state a command sets (working directory, environment, signal handlers, logging)
+    is put back; usable in fixtures of any scope."""
+    import contextlib
+    import io
     import logging
     import signal
 
     from extf.cli import main
 
     root_logger = logging.getLogger()
-    saved_env, saved_logging = dict(os.environ), (root_logger.level, root_logger.handlers[:])
+    saved_env, saved_logging, saved_cwd = dict(os.environ), (root_logger.level, root_logger.handlers[:]), os.getcwd()
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     saved_hook = sys.unraisablehook
-    monkeypatch.chdir(cwd)
+    out, err = io.StringIO(), io.StringIO()
+    os.chdir(cwd)
     os.environ.pop("EXTF_DEBUG", None)
     os.environ.update({"EXTF_ROOT": str(cwd), **(env or {})})
-    capsys.readouterr()
     try:
-        code = main(list(args))
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
     finally:
+        os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
         root_logger.setLevel(saved_logging[0])
@@ -225,8 +230,7 @@ def extf_in_process(args: list[str], cwd: Path, monkeypatch, capsys, env: dict |
         for s, handler in saved_signals.items():
             signal.signal(s, handler)
         sys.unraisablehook = saved_hook
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(["extf", *args], code, out.out, out.err)
+    return subprocess.CompletedProcess(["extf", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

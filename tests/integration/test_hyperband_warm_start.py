@@ -27,8 +27,8 @@ def history(trial_dir: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def test_promoted_trials_continue_their_parents_weights(tmp_path, monkeypatch, capsys):
-    proc = extf_in_process(HYPERBAND, tmp_path, monkeypatch, capsys)  # the search is the subject, not the process
+def test_promoted_trials_continue_their_parents_weights(tmp_path):
+    proc = extf_in_process(HYPERBAND, tmp_path)  # the search is the subject, not the process
     assert proc.returncode == 0, proc.stdout + proc.stderr
     study, = (tmp_path / "outputs" / "studies").iterdir()
     search = study / "tuner" / "search"

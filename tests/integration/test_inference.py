@@ -78,12 +78,12 @@ def test_extf_predict_and_mlflow_models_predict_agree(logged, tmp_path):
     assert np.argmax(probs, axis=1).tolist() == preds["class_index"].tolist()
 
 
-def test_predict_bad_inputs(logged, tmp_path, monkeypatch, capsys):
+def test_predict_bad_inputs(logged, tmp_path):
     """Each refused input is one clear message (in this process: the messages are the subject, not the process)."""
     root, _, parent = logged
 
     def extf(args):
-        return extf_in_process(args, root, monkeypatch, capsys)
+        return extf_in_process(args, root)
 
     run = f"run_id={parent.info.run_id}"
     np.save(tmp_path / "wrong.npy", np.zeros((3, 7, 7), dtype="float32"))
@@ -104,7 +104,7 @@ def test_predict_bad_inputs(logged, tmp_path, monkeypatch, capsys):
     assert not (root / "p.csv").exists()
 
 
-def test_predict_on_a_folder_of_images(logged, tmp_path, monkeypatch, capsys):
+def test_predict_on_a_folder_of_images(logged, tmp_path):
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -114,13 +114,13 @@ def test_predict_on_a_folder_of_images(logged, tmp_path, monkeypatch, capsys):
     for i, img in enumerate(load_digits().images[:6]):
         Image.fromarray((img * 1.0).astype("uint8"), mode="L").save(folder / f"{i}.png")
     proc = extf_in_process(["predict", f"run_id={parent.info.run_id}", f"input={folder}",
-                            f"output={tmp_path / 'p.csv'}"], root, monkeypatch, capsys)
+                            f"output={tmp_path / 'p.csv'}"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = pd.read_csv(tmp_path / "p.csv")
     assert list(table["file"]) == [f"{i}.png" for i in range(6)] and table.columns[0] == "file"
 
 
-def test_init_from_continues_training_a_logged_model(logged, monkeypatch, capsys):
+def test_init_from_continues_training_a_logged_model(logged):
     """One epoch from the logged weights keeps what the logged study learned and beats the same epoch from scratch
     by far: the logged study's own first epoch (the same config and seed; its callbacks act only from epoch 2 on).
     The retraining runs in this process (what it trains and logs is the subject, not its process); the refused one
@@ -130,7 +130,7 @@ def test_init_from_continues_training_a_logged_model(logged, monkeypatch, capsys
     1-epoch run validated at 0.54, exactly as the run from scratch (the logged model: 0.93), and the test failed."""
     root, client, parent = logged
     proc = extf_in_process(["train", "trainer.epochs=1", "experiment_name=retrain", "tracking.log_model=false",
-                            f"init_from={parent.info.run_id}"], root, monkeypatch, capsys)
+                            f"init_from={parent.info.run_id}"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = client.search_runs([client.get_experiment_by_name("retrain").experiment_id],
                                 filter_string="tags.`extf.kind` = 'study'")
@@ -181,7 +181,7 @@ def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path, w
                                 "output=masks.csv"], cwd=tmp_path), "output=NAME.npy")
 
 
-def test_train_evaluate_and_predict_on_an_image_folder(tmp_path, monkeypatch, capsys):
+def test_train_evaluate_and_predict_on_an_image_folder(tmp_path):
     """A folder of mixed sizes and modes trains for 1 epoch from the stream; `extf evaluate` recomputes the logged
     test metrics from the file list; `extf predict` on a folder streams and names the file of every row. `extf train`
     is the real command; evaluate and predict run in this process (what they compute is the subject here)."""
@@ -203,20 +203,20 @@ def test_train_evaluate_and_predict_on_an_image_folder(tmp_path, monkeypatch, ca
     exp = client.get_experiment_by_name("photos")
     (run,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
     assert run.data.metrics["test_accuracy"] >= 0 and "test_loss" in run.data.metrics
-    evaluated = extf_in_process(["evaluate", f"run_id={run.info.run_id}"], tmp_path, monkeypatch, capsys)
+    evaluated = extf_in_process(["evaluate", f"run_id={run.info.run_id}"], tmp_path)
     rows = [r for r in evaluated.stdout.splitlines() if r.strip().startswith("test_")]
     assert evaluated.returncode == 0 and rows and all("(= logged)" in r for r in rows), evaluated.stdout
     inbox = tmp_path / "inbox"
     shutil.copytree(tmp_path / "photos" / "left", inbox)
     (inbox / "notes.txt").write_text("not an image: left out, as in training")
     out = extf_in_process(["predict", f"run_id={run.info.run_id}", f"input={inbox}", f"output={tmp_path / 'p.csv'}"],
-                          tmp_path, monkeypatch, capsys)
+                          tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     preds = pd.read_csv(tmp_path / "p.csv")
     assert list(preds["file"]) == sorted(p.name for p in inbox.iterdir() if p.suffix != ".txt")
     assert len(preds) == 13 and set(preds["label"]) <= {"left", "right"}
     (inbox / "zz_cut.png").write_bytes((inbox / "wide_rgb.png").read_bytes()[:40])
     assert_clean_error(extf_in_process(["predict", f"run_id={run.info.run_id}", f"input={inbox}",
-                                        f"output={tmp_path / 'q.csv'}"], tmp_path, monkeypatch, capsys),
+                                        f"output={tmp_path / 'q.csv'}"], tmp_path),
                        "Cannot read image", "zz_cut.png")
     assert not (tmp_path / "q.csv").exists()

@@ -113,10 +113,10 @@ def test_an_image_folder_trains_the_same_for_the_same_seed(make_cfg, tmp_path):
     assert a != c
 
 
-def test_diverging_training_ends_failed(tmp_path, monkeypatch, capsys):
+def test_diverging_training_ends_failed(tmp_path):
     # in this process: the message and the runs' status are the subject, not the process
     proc = extf_in_process(["train", "dataset=iris", "model=mlp", "optimizer=sgd", "optimizer.learning_rate=1e12",
-                            "trainer.epochs=5"], tmp_path, monkeypatch, capsys)
+                            "trainer.epochs=5"], tmp_path)
     assert_clean_error(proc, "diverged", "learning_rate")
     (parent,), (child,) = runs_of(client_for(tmp_path))
     assert parent.info.status == child.info.status == "FAILED"

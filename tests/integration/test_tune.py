@@ -40,7 +40,7 @@ def parent_runs(db):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT], ids=["SIGINT"])  # SIGTERM takes the same path (cli.py)
-def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig, monkeypatch, capsys):
+def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig):
     db = tmp_path / "mlruns" / "mlflow.db"
     env = {**os.environ, "EXTF_ROOT": str(tmp_path)}
     args = [*TUNE, "tuner.max_trials=2"]
@@ -61,7 +61,7 @@ def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig, monkeyp
     assert running_runs(tmp_path / "mlruns") == []
     assert [s for _, s in parent_runs(db)] == ["KILLED"]
     assert child_runs(db, "KILLED")
-    again = extf_in_process(args, tmp_path, monkeypatch, capsys)  # the resumed study is the subject, not its process
+    again = extf_in_process(args, tmp_path)  # the resumed study is the subject, not its process
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(child_runs(db, "FINISHED")) == 2 and [s for _, s in parent_runs(db)] == ["FINISHED"]
 
@@ -118,9 +118,9 @@ def test_determinism_gives_the_same_leaderboard(make_cfg):
     assert leaderboard() == leaderboard()
 
 
-def test_objective_the_model_does_not_produce_is_fatal(tmp_path, monkeypatch, capsys):
+def test_objective_the_model_does_not_produce_is_fatal(tmp_path):
     proc = extf_in_process(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=2", "trainer.epochs=1",
-                            "tuner.objective.name=val_auc"], tmp_path, monkeypatch, capsys)
+                            "tuner.objective.name=val_auc"], tmp_path)
     assert_clean_error(proc, "val_auc", "val_accuracy", "tuner.objective.name")
     assert running_runs(tmp_path / "mlruns") == []
 
@@ -147,9 +147,9 @@ def test_multirun_sweep_is_one_study_per_job(tmp_path, launcher):
         assert f"[job {job}] [trial 1/1]" in proc.stdout and f"[job {job}] study extf: best" in proc.stdout
 
 
-def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch, capsys):
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
     def extf(args):  # in this process: the study's records are the subject, not its process
-        return extf_in_process(args, tmp_path, monkeypatch, capsys)
+        return extf_in_process(args, tmp_path)
 
     # num_blocks=4 shrinks 8x8 digits below one pixel: that trial fails, the grid's next one finishes
     proc = extf(["tune", "model=cnn", "tuner=grid", "search_space=none", "trainer.epochs=1",
@@ -171,9 +171,9 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch
     assert "FINISHED" in lines[2] and "FAILED" in lines[3]  # best first, failed last
 
 
-def test_runs_bad_input(tmp_path, monkeypatch, capsys):
-    assert_clean_error(extf_in_process(["runs"], tmp_path, monkeypatch, capsys), "no MLflow store")
-    assert_clean_error(extf_in_process(["runs", "colour=red"], tmp_path, monkeypatch, capsys),
+def test_runs_bad_input(tmp_path):
+    assert_clean_error(extf_in_process(["runs"], tmp_path), "no MLflow store")
+    assert_clean_error(extf_in_process(["runs", "colour=red"], tmp_path),
                        "unknown option 'colour=red'")
 
 
@@ -182,7 +182,7 @@ def test_sweep_with_unknown_option_lists_the_options(tmp_path):
     assert_clean_error(proc, "no dataset named 'irs'", "breast_cancer", "Received: dataset=irs")
 
 
-def test_extending_a_finished_study_tests_its_new_best(tmp_path, monkeypatch, capsys):
+def test_extending_a_finished_study_tests_its_new_best(tmp_path):
     """A larger tuner.max_trials runs the new trials in the same parent run; when the best trial changes, the study
     is tested again and its best.* tags follow it (MLflow params could not change). Both commands run in this
     process: the study they leave is the subject, not their process."""
@@ -192,9 +192,9 @@ def test_extending_a_finished_study_tests_its_new_best(tmp_path, monkeypatch, ca
 
     study = ["tune", "dataset=breast_cancer", "model=mlp", "callbacks=none", "trainer.epochs=2",
              "evaluation.plots=false", "tracking.log_model=false"]
-    first = extf_in_process([*study, "tuner.max_trials=2"], tmp_path, monkeypatch, capsys)
+    first = extf_in_process([*study, "tuner.max_trials=2"], tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    bigger = extf_in_process([*study, "tuner.max_trials=6"], tmp_path, monkeypatch, capsys)  # seed 42: trial 5 is best
+    bigger = extf_in_process([*study, "tuner.max_trials=6"], tmp_path)  # seed 42: trial 5 is best
     assert bigger.returncode == 0, bigger.stdout + bigger.stderr
     (parent_id, status), = parent_runs(tmp_path / "mlruns" / "mlflow.db")
     assert status == "FINISHED" and len(child_runs(tmp_path / "mlruns" / "mlflow.db", "FINISHED")) == 6
