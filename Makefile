@@ -13,7 +13,7 @@ SERVER_PORT ?= 5001
 # EXTF_REQUIRE_BROWSER=1, as .ci/run sets. `make test-fast` skips `slow` and `e2e`: no training.
 # PYTEST_ARGS="tests/unit -x" runs a part.
 PYTEST_ARGS ?=
-XDIST ?= -n 2 --dist loadgroup
+XDIST ?= -n 2 --dist loadfile
 # Debian packages of the programs some tests drive for real (they skip without them; `make test` lists them at the end)
 TEST_DEBS ?= graphviz chromium postgresql zsh
 SUDO = $(if $(filter 0,$(shell id -u)),,sudo)

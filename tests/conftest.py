@@ -30,11 +30,8 @@ def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", help="run the tests marked long too (make test-long)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """Without --long, a `long` test skips (it is listed at the end of the run), never silently deselected. A test
-    that uses a module-scoped fixture of its file runs on the worker of its file (group_by_module_fixture)."""
-    group_by_module_fixture(items)
+    """Without --long, a `long` test skips (it is listed at the end of the run), never silently deselected."""
     if config.getoption("--long"):
         return
     skip = pytest.mark.skip(reason=f"{LONG_RUN}`make test-long` runs it (.ci/run runs make test, then make test-long)")
@@ -176,24 +173,6 @@ def running_runs(mlruns: Path) -> list:
         return con.execute("select run_uuid, name from runs where status = 'RUNNING'").fetchall()
 
 
-# ---- sharing work between tests ------------------------------------------------------------------------------------
-# `make test` runs pytest-xdist with --dist loadgroup: a test with an xdist_group mark runs on the worker of its
-# group, so a session fixture that several files use (default_study) is made once; a test that uses a module-scoped
-# fixture of its file is grouped by its file (that fixture is made once, as with --dist loadfile); every other test
-# is handed out on its own, which keeps both workers busy until the end.
-
-
-def _uses_a_module_fixture(item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    return info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
-
-
-def group_by_module_fixture(items) -> None:
-    for item in items:
-        if not any(item.iter_markers("xdist_group")) and _uses_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
-
 def extf_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """`extf ARGS` run by extf.cli.main in this process, returned as run_extf returns it (exit code, stdout, stderr).
     For tests whose subject is what a command does, not its process (start-up, exit, signals, the real command's
@@ -231,19 +210,3 @@ def extf_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subp
             signal.signal(s, handler)
         sys.unraisablehook = saved_hook
     return subprocess.CompletedProcess(["extf", *args], code, out.getvalue(), err.getvalue())
-
-
-@pytest.fixture(scope="session")
-def default_study(tmp_path_factory, with_store):
-    """`extf train` with the README's defaults (digits + cnn, up to 30 epochs, the model logged), once per test run:
-    the default's accuracy (test_train.py) and the inference commands on its logged model (test_inference.py) use
-    the same study. Its tests are marked xdist_group("default_study"), so one worker makes it."""
-    root = with_store(tmp_path_factory.mktemp("default-study"))
-    proc = run_extf(["train"], cwd=root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
-    exp = client.get_experiment_by_name("extf")
-    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
-    return root, client, parent

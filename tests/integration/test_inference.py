@@ -1,4 +1,5 @@
-"""The inference segment: a logged digits model is evaluated, predicts new data, and starts a retraining."""
+"""The inference segment: the default study's logged digits model is evaluated, predicts new data, and starts a
+retraining."""
 
 from __future__ import annotations
 
@@ -13,14 +14,29 @@ import pytest
 
 from tests.conftest import assert_clean_error, extf_in_process, needs, run_extf, running_runs
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("default_study")]
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def logged(default_study):
-    """The README's default study (digits + cnn), logged with everything a parent run carries: made once per test
-    run (conftest.default_study), shared with test_train.py's accuracy test."""
-    return default_study
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory, with_store):
+    """`extf train` with the README's defaults (digits + cnn, up to 30 epochs, the model logged), logged with
+    everything a parent run carries: the default's accuracy and the inference commands use this one study."""
+    root = with_store(tmp_path_factory.mktemp("inference"))
+    proc = run_extf(["train"], cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name("extf")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`extf.kind` = 'study'")
+    return root, client, parent
+
+
+def test_default_train_reaches_095(logged):
+    """The README's default (digits + cnn, `extf train` without overrides): >= 0.95 test accuracy."""
+    _, _, parent = logged
+    assert (parent.data.tags["dataset"], parent.data.tags["model"]) == ("digits", "cnn")
+    assert parent.data.metrics["test_accuracy"] >= 0.95
 
 
 def test_parent_run_shows_the_plots_and_model_files(logged):

@@ -177,14 +177,7 @@ def test_stateful_lstm_trains_in_order(make_cfg, monkeypatch):
     assert all(v > 0.0 for v in ends), states
 
 
-@pytest.mark.xdist_group("default_study")  # the worker that makes the study for test_inference.py too
-def test_default_train_reaches_095(default_study):
-    """The README's default (digits + cnn, `extf train` without overrides): >= 0.95 test accuracy."""
-    root, client, parent = default_study
-    (study,), _ = runs_of(client)
-    assert study.info.run_id == parent.info.run_id
-    assert (study.data.tags["dataset"], study.data.tags["model"]) == ("digits", "cnn")
-    assert study.data.metrics["test_accuracy"] >= 0.95
+# the README's default (digits + cnn) reaches 0.95: test_inference.py, on the study its inference tests use
 
 
 def test_batch_norm_cnn_validates_as_well_as_it_trains(make_cfg):
