@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_extf
+from tests.conftest import extf_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def history(trial_dir: Path) -> list[dict]:
 
 
 def test_promoted_trials_continue_their_parents_weights(tmp_path):
-    proc = run_extf(HYPERBAND, cwd=tmp_path)
+    proc = extf_in_process(HYPERBAND, tmp_path)  # the search is the subject, not the process
     assert proc.returncode == 0, proc.stdout + proc.stderr
     study, = (tmp_path / "outputs" / "studies").iterdir()
     search = study / "tuner" / "search"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
 
 NO_TF = ("import sys\nfrom extf.cli import main\nmain(['report', *sys.argv[1:]])\n"
          "print('TENSORFLOW_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TENSORFLOW')")
@@ -33,20 +33,6 @@ def shown_test_metrics(html: str) -> dict[str, str]:
         (_, *metrics), *rows = table_after(html, "<h3>Per class", header=True)
         shown |= {f"test_{m}_{row[0]}": v for row in rows for m, v in zip(metrics, row[1:]) if v}
     return shown
-
-
-def run_in_process(args: list[str], root: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
-    """`extf ARGS` in this process (MLflow is imported once), as a CompletedProcess for assert_clean_error."""
-    from extf.cli import main
-
-    monkeypatch.setenv("EXTF_ROOT", str(root))
-    monkeypatch.delenv("EXTF_DEBUG", raising=False)
-    try:
-        code = main(args)
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
 def assert_self_contained(html: str) -> None:
@@ -146,10 +132,10 @@ def test_report_of_a_logged_study_without_tensorflow(fake_store):
     ("trial", ["is a trial, not a study", "Received: run_id="]),
     ("plain", ["is not an extf study", "Received: run_id="]),
 ])
-def test_report_bad_run_ids(fake_store, arg, needles, monkeypatch, capsys):
+def test_report_bad_run_ids(fake_store, arg, needles):
     root = fake_store["root"]
     args = [f"run_id={fake_store[arg]}"] if arg in ("trial", "plain") else ([arg] if arg else [])
-    proc = run_in_process(["report", *args], root, monkeypatch, capsys)
+    proc = extf_in_process(["report", *args], root)
     assert_clean_error(proc, *needles)
     if arg == "trial":
         assert f"run_id={fake_store['study']}" in proc.stderr  # names the study to report on instead
@@ -169,16 +155,17 @@ def test_report_bad_input_without_a_store(tmp_path, args, needles):
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
+    """A real tiny study and its report, both run in this process (the report is the subject, not the processes)."""
     root = tmp_path_factory.mktemp("report-tune")
-    proc = run_extf(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=3", "trainer.epochs=2",
-                     "tracking.log_model=false"], cwd=root)
+    proc = extf_in_process(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=3", "trainer.epochs=2",
+                            "tracking.log_model=false"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with sqlite3.connect(root / "mlruns" / "mlflow.db") as con:
         (parent,) = con.execute("select r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid "
                                 "where t.key = 'extf.kind' and t.value = 'study'").fetchone()
         trials = dict(con.execute("select r.run_uuid, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
                                   "where t.key = 'extf.trial_id'").fetchall())
-    report = run_extf(["report"], cwd=root)  # no run_id: the latest finished `extf tune` study
+    report = extf_in_process(["report"], root)  # no run_id: the latest finished `extf tune` study
     assert report.returncode == 0, report.stdout + report.stderr
     return {"root": root, "parent": parent, "trials": trials, "stdout": report.stdout}
 

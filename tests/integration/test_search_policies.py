@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
 
 QUICK = ["dataset=digits", "model=mlp", "callbacks=none", "evaluation.plots=false", "tracking.log_model=false"]
 
@@ -21,10 +21,11 @@ def trial_rows(tmp_path) -> list[dict]:
 
 @pytest.mark.slow
 def test_tpe_with_median_pruning_stops_worse_trials_and_says_so(tmp_path):
-    proc = run_extf(["tune", *QUICK, "tuner=tpe", "tuner.pruning=median", "tuner.pruning_warmup_epochs=1",
-                     "tuner.pruning_min_trials=2", "tuner.max_trials=8", "trainer.epochs=6",
-                     "optimizer.learning_rate=0.001", "+search_space.optimizer.learning_rate="
-                     "{type: float, low: 1.0e-5, high: 1.0e-2, sampling: log}"], cwd=tmp_path)
+    # in this process (as the two tests below): the policy is the subject, not the command's process
+    proc = extf_in_process(["tune", *QUICK, "tuner=tpe", "tuner.pruning=median", "tuner.pruning_warmup_epochs=1",
+                            "tuner.pruning_min_trials=2", "tuner.max_trials=8", "trainer.epochs=6",
+                            "optimizer.learning_rate=0.001", "+search_space.optimizer.learning_rate="
+                            "{type: float, low: 1.0e-5, high: 1.0e-2, sampling: log}"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = trial_rows(tmp_path)
     pruned = [r for r in rows if r.get("pruned_at_epoch")]
@@ -41,8 +42,8 @@ def test_tpe_with_median_pruning_stops_worse_trials_and_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_a_time_budget_ends_the_study_and_it_is_still_tested_once(tmp_path):
-    proc = run_extf(["tune", *QUICK, "tuner.time_budget=8", "tuner.max_trials=200", "trainer.epochs=20"],
-                    cwd=tmp_path)
+    proc = extf_in_process(["tune", *QUICK, "tuner.time_budget=8", "tuner.max_trials=200", "trainer.epochs=20"],
+                           tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = trial_rows(tmp_path)
     assert 1 <= len(rows) < 200
@@ -82,9 +83,10 @@ def fold_losses(mlruns) -> dict[str, list[list[float]]]:
 
 @pytest.mark.slow
 def test_cross_validation_scores_trials_on_folds_and_retrains_the_final_model_on_train_and_val(tmp_path):
-    proc = run_extf(["tune", "dataset=iris", "model=mlp", "callbacks=early_stopping",
-                     "callbacks.early_stopping.patience=2", "evaluation.plots=false", "tracking.log_model=false",
-                     "tuner.cv_folds=3", "tuner.max_trials=2", "trainer.epochs=30"], cwd=tmp_path)
+    proc = extf_in_process(["tune", "dataset=iris", "model=mlp", "callbacks=early_stopping",
+                            "callbacks.early_stopping.patience=2", "evaluation.plots=false",
+                            "tracking.log_model=false", "tuner.cv_folds=3", "tuner.max_trials=2", "trainer.epochs=30"],
+                           tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = trial_rows(tmp_path)
     assert "retrained on train + validation (120 samples)" in proc.stdout

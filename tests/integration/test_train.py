@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
 
 pytestmark = pytest.mark.slow
 
@@ -114,8 +114,9 @@ def test_an_image_folder_trains_the_same_for_the_same_seed(make_cfg, tmp_path):
 
 
 def test_diverging_training_ends_failed(tmp_path):
-    proc = run_extf(["train", "dataset=iris", "model=mlp", "optimizer=sgd", "optimizer.learning_rate=1e12",
-                     "trainer.epochs=5"], cwd=tmp_path)
+    # in this process: the message and the runs' status are the subject, not the process
+    proc = extf_in_process(["train", "dataset=iris", "model=mlp", "optimizer=sgd", "optimizer.learning_rate=1e12",
+                            "trainer.epochs=5"], tmp_path)
     assert_clean_error(proc, "diverged", "learning_rate")
     (parent,), (child,) = runs_of(client_for(tmp_path))
     assert parent.info.status == child.info.status == "FAILED"
@@ -176,12 +177,7 @@ def test_stateful_lstm_trains_in_order(make_cfg, monkeypatch):
     assert all(v > 0.0 for v in ends), states
 
 
-def test_default_train_reaches_095(tmp_path):
-    """The README's default (digits + cnn): >= 0.95 test accuracy."""
-    proc = run_extf(["train", "tracking.log_model=false"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (parent,), _ = runs_of(client_for(tmp_path))
-    assert parent.data.metrics["test_accuracy"] >= 0.95
+# the README's default (digits + cnn) reaches 0.95: test_inference.py, on the study its inference tests use
 
 
 def test_batch_norm_cnn_validates_as_well_as_it_trains(make_cfg):

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_interrupt_ends_runs_killed_and_the_study_resumes(tmp_path, sig):
     assert running_runs(tmp_path / "mlruns") == []
     assert [s for _, s in parent_runs(db)] == ["KILLED"]
     assert child_runs(db, "KILLED")
-    again = run_extf(args, cwd=tmp_path)
+    again = extf_in_process(args, tmp_path)  # the resumed study is the subject, not its process
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(child_runs(db, "FINISHED")) == 2 and [s for _, s in parent_runs(db)] == ["FINISHED"]
 
@@ -119,8 +119,8 @@ def test_determinism_gives_the_same_leaderboard(make_cfg):
 
 
 def test_objective_the_model_does_not_produce_is_fatal(tmp_path):
-    proc = run_extf(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=2", "trainer.epochs=1",
-                     "tuner.objective.name=val_auc"], cwd=tmp_path)
+    proc = extf_in_process(["tune", "dataset=iris", "model=mlp", "tuner.max_trials=2", "trainer.epochs=1",
+                            "tuner.objective.name=val_auc"], tmp_path)
     assert_clean_error(proc, "val_auc", "val_accuracy", "tuner.objective.name")
     assert running_runs(tmp_path / "mlruns") == []
 
@@ -148,10 +148,12 @@ def test_multirun_sweep_is_one_study_per_job(tmp_path, launcher):
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
+    def extf(args):  # in this process: the study's records are the subject, not its process
+        return extf_in_process(args, tmp_path)
+
     # num_blocks=4 shrinks 8x8 digits below one pixel: that trial fails, the grid's next one finishes
-    proc = run_extf(["tune", "model=cnn", "tuner=grid", "search_space=none", "trainer.epochs=1",
-                     "+search_space.model.num_blocks={type: choice, values: [4, 1]}", "tracking.log_model=false"],
-                    cwd=tmp_path)
+    proc = extf(["tune", "model=cnn", "tuner=grid", "search_space=none", "trainer.epochs=1",
+                 "+search_space.model.num_blocks={type: choice, values: [4, 1]}", "tracking.log_model=false"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAILED" in proc.stdout and "below 1x1" in proc.stdout
     db = tmp_path / "mlruns" / "mlflow.db"
@@ -160,18 +162,19 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
         reason = con.execute("select value from tags where key = 'extf.failure_reason'").fetchone()[0]
     assert "below 1x1" in reason
 
-    listing = run_extf(["runs"], cwd=tmp_path)
+    listing = extf(["runs"])
     assert listing.returncode == 0 and "test_accuracy" in listing.stdout and "FINISHED" in listing.stdout
     (parent_id, _), = parent_runs(db)
-    board = run_extf(["runs", f"run_id={parent_id}"], cwd=tmp_path)
+    board = extf(["runs", f"run_id={parent_id}"])
     lines = board.stdout.splitlines()
     assert board.returncode == 0 and "model.num_blocks" in lines[1]
     assert "FINISHED" in lines[2] and "FAILED" in lines[3]  # best first, failed last
 
 
 def test_runs_bad_input(tmp_path):
-    assert_clean_error(run_extf(["runs"], cwd=tmp_path), "no MLflow store")
-    assert_clean_error(run_extf(["runs", "colour=red"], cwd=tmp_path), "unknown option 'colour=red'")
+    assert_clean_error(extf_in_process(["runs"], tmp_path), "no MLflow store")
+    assert_clean_error(extf_in_process(["runs", "colour=red"], tmp_path),
+                       "unknown option 'colour=red'")
 
 
 def test_sweep_with_unknown_option_lists_the_options(tmp_path):
@@ -181,16 +184,17 @@ def test_sweep_with_unknown_option_lists_the_options(tmp_path):
 
 def test_extending_a_finished_study_tests_its_new_best(tmp_path):
     """A larger tuner.max_trials runs the new trials in the same parent run; when the best trial changes, the study
-    is tested again and its best.* tags follow it (MLflow params could not change)."""
+    is tested again and its best.* tags follow it (MLflow params could not change). Both commands run in this
+    process: the study they leave is the subject, not their process."""
     import json
 
     from mlflow import MlflowClient
 
     study = ["tune", "dataset=breast_cancer", "model=mlp", "callbacks=none", "trainer.epochs=2",
              "evaluation.plots=false", "tracking.log_model=false"]
-    first = run_extf([*study, "tuner.max_trials=2"], cwd=tmp_path)
+    first = extf_in_process([*study, "tuner.max_trials=2"], tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    bigger = run_extf([*study, "tuner.max_trials=6"], cwd=tmp_path)  # seed 42: trial 5 becomes the best
+    bigger = extf_in_process([*study, "tuner.max_trials=6"], tmp_path)  # seed 42: trial 5 is best
     assert bigger.returncode == 0, bigger.stdout + bigger.stderr
     (parent_id, status), = parent_runs(tmp_path / "mlruns" / "mlflow.db")
     assert status == "FINISHED" and len(child_runs(tmp_path / "mlruns" / "mlflow.db", "FINISHED")) == 6
