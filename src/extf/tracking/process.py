@@ -18,6 +18,10 @@ The local workers of a distributed search (`tuner.workers=N`) log through the ch
 hands each a socket of its own to it when it starts the worker (`attach`; the worker finds it in EXTF_TRACKING_FD and
 joins, `TrackerProcess.start`), so a worker neither imports MLflow nor opens the store. Remote workers start their own.
 
+Once MLflow is imported, the tracking process lowers its own priority (`NICENESS`): its store writes then take the
+cycles TensorFlow leaves idle rather than ones a trial's threads would have had (on 2 cores they compete), and
+when the study waits for it (a flush, the final model) it has the cores to itself anyway.
+
 The tracking process ignores SIGINT and SIGTERM, so that a Ctrl-C, which the terminal sends to the whole process
 group, still lets the study end its runs KILLED through it; it exits when every process it serves (the study's, its
 local workers) has closed its socket or died.
@@ -43,6 +47,7 @@ from extf.tracking.protocol import STALE_REASON, History, tracker_methods
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
 STAND_IN = "extf-pending-run:"  # a stand-in run id: "extf-pending-run:<seq of the start_trial call>"
 ENV_FD = "EXTF_TRACKING_FD"  # a local worker's socket to the chief's tracking process
+NICENESS = 10  # added to the tracking process's nice value once MLflow is imported (see the module's docstring)
 
 
 class TrackerProcess:
@@ -302,6 +307,7 @@ def serve(fd: int) -> int:
     conn = Connection(fd)
     _without_pyarrow()
     _preload()
+    os.nice(NICENESS)
     if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
         import logging
 
