@@ -12,6 +12,7 @@ from extf.tuning.trial import check_stateful_batches, fit, make_callbacks
 
 CASES = [  # overrides, dataset
     (["model=mlp"], "iris"),
+    (["model=mlp", "model.num_layers=0"], "breast_cancer"),
     (["model=mlp", "model.kernel_initializer=uniform", "model.activation=sigmoid", "model.batch_norm=true",
       "model.dropout=0.2"], "breast_cancer"),
     (["model=mlp", "model.kernel_initializer=normal", "model.activation=linear"], "digits"),
@@ -44,6 +45,8 @@ def test_family_builds_and_trains_one_epoch(make_cfg, tmp_path, overrides, datas
     assert model.output_shape[-1] == out_units
     assert model.layers[-1].get_config()["activation"] == {"binary": "sigmoid", "multiclass": "softmax",
                                                            "regression": "linear"}[splits.meta.task]
+    if cfg.model.name == "mlp":  # num_layers hidden Dense layers, then the output layer (0: a linear model)
+        assert sum(isinstance(layer, keras.layers.Dense) for layer in model.layers) == cfg.model.num_layers + 1
 
 
 def test_stateful_rnn_has_fixed_batch_shape(make_cfg):

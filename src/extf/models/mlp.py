@@ -1,20 +1,22 @@
 """Multi-layer perceptron: [Dense -> (BatchNormalization) -> Activation -> (Dropout)] x num_layers.
 
-Layer 0 has `units`; layer i > 0 has `units_<i>` when set (a search space makes it conditional on num_layers)."""
+Layer 0 has `units`; layer i > 0 has `units_<i>` when set (a search space makes it conditional on num_layers).
+num_layers=0 is no hidden layer: the output layer on the (normalized) inputs, a linear or logistic regression, which
+a search over small tables may find best."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from extf.config.constraints import ACTIVATIONS, FRACTION, INITIALIZERS, POSITIVE_INT
+from extf.config.constraints import ACTIVATIONS, FRACTION, INITIALIZERS, NON_NEGATIVE_INT, POSITIVE_INT
 from extf.config.schema import ModelConf
 
 
 @dataclass
 class Conf(ModelConf):
     units: int  # units of the first hidden layer, and of the others unless units_<i> is set
-    num_layers: int
+    num_layers: int  # hidden layers; 0: the output layer on the inputs (linear / logistic regression)
     units_1: int | None  # units of hidden layer 1 (0-based); null: `units`
     units_2: int | None
     units_3: int | None
@@ -24,7 +26,7 @@ class Conf(ModelConf):
     batch_norm: bool
     batch_norm_momentum: float  # moving statistics' momentum (Keras: 0.99, for large datasets)
     constraints: ClassVar = {
-        "units": POSITIVE_INT, "num_layers": POSITIVE_INT, "units_1": POSITIVE_INT, "units_2": POSITIVE_INT,
+        "units": POSITIVE_INT, "num_layers": NON_NEGATIVE_INT, "units_1": POSITIVE_INT, "units_2": POSITIVE_INT,
         "units_3": POSITIVE_INT, "activation": ACTIVATIONS, "kernel_initializer": INITIALIZERS,
         "dropout": FRACTION, "batch_norm_momentum": FRACTION,
     }
