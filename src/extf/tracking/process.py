@@ -307,7 +307,8 @@ def serve(fd: int) -> int:
     conn = Connection(fd)
     _without_pyarrow()
     _preload()
-    os.nice(NICENESS)
+    if hasattr(os, "nice"):  # POSIX
+        os.nice(NICENESS)
     if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
         import logging
 
