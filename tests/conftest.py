@@ -172,7 +172,7 @@ def extf_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subp
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
     finally:
-        state.restore(swapped=(out, err))
+        state.restore(cwd, swapped=(out, err))
     _no_process_left(args, before=children)
     return subprocess.CompletedProcess(["extf", *args], code, out.getvalue(), err.getvalue())
 
@@ -259,7 +259,7 @@ class _ProcessState:
         self.determinism = _op_determinism()
         self.tracking_uri = _mlflow_tracking_uri()
 
-    def restore(self, swapped: tuple) -> None:
+    def restore(self, cwd: Path, swapped: tuple) -> None:
         import random
         import signal
         import warnings
@@ -278,7 +278,7 @@ class _ProcessState:
         if self.numpy_random is not None:
             sys.modules["numpy"].random.set_state(self.numpy_random)
         self._restore_libraries()
-        self._forget_project_modules()
+        self._forget_project_modules(cwd)
 
     def _restore_logging(self, swapped: tuple) -> None:
         """The root logger gets back its level and handlers (Hydra's job logging replaced them with its own), every
@@ -327,12 +327,13 @@ class _ProcessState:
                 mlflow.end_run()
             tracking_utils._tracking_uri = self.tracking_uri
 
-    def _forget_project_modules(self) -> None:
-        """Modules the command imported from a user's project (the working directory): the next test's project may
-        have a package of the same name."""
+    def _forget_project_modules(self, cwd: Path) -> None:
+        """Modules the command imported from the user's project (its working directory): the next test's project
+        may have a package of the same name."""
+        roots = tuple({str(Path(cwd)), str(Path(cwd).resolve())})
         for name in set(sys.modules) - self.modules:
             file = getattr(sys.modules.get(name), "__file__", None) or ""
-            if file and not file.startswith((sys.prefix, sys.base_prefix, str(ROOT / "src"))):
+            if file.startswith(roots):
                 del sys.modules[name]
 
 
