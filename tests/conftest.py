@@ -5,9 +5,11 @@ unless pytest is given --long (`make test-long`); the run ends with their list t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,32 +141,26 @@ def running_runs(mlruns: Path) -> list:
         return con.execute("select run_uuid, name from runs where status = 'RUNNING'").fetchall()
 
 
-IN_PROCESS = False  # see extf_in_process
+IN_PROCESS = True  # False: extf_in_process runs the real command (run_extf), e.g. to compare
 
 
 def extf_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """`extf ARGS` run by extf.cli.main in this process, returned as run_extf returns it (exit code, stdout, stderr).
     For tests whose subject is what a command does, not its process (start-up, exit, signals, the real command's
     output stay run_extf's): TensorFlow and MLflow are imported once per worker instead of once per command (10-15
-    CPU-seconds each). The process state a command sets (working directory, environment, signal handlers, logging)
-    is put back; usable in fixtures of any scope.
-
-    Off for now (IN_PROCESS): in a full `make test` run, the first in-process TPE study (Optuna) ended with
-    "ValueError: I/O operation on closed file" in a context manager's exit and every later test of that xdist worker
-    errored in setup (pytest's capture file closed); until that is understood, the command runs as run_extf."""
+    CPU-seconds each). What a command leaves in the process is put back (`_ProcessState`): working directory,
+    environment, sys.argv and sys.path, signal handlers and hooks, warnings filters, logging (levels, handlers, and
+    every handler's stream that pointed at the command's or pytest's captured stdout/stderr), Hydra's singletons,
+    Keras' session, op determinism, MLflow's active run and tracking URI, the random generators, the project's
+    modules; usable in fixtures of any scope. It fails the test when the command leaves a process of its own
+    running (the study's tracking process or a worker never ended)."""
     if not IN_PROCESS:
         return run_extf(args, cwd=cwd, env=env)
-    import contextlib
     import io
-    import logging
-    import signal
 
     from extf.cli import main
 
-    root_logger = logging.getLogger()
-    saved_env, saved_logging, saved_cwd = dict(os.environ), (root_logger.level, root_logger.handlers[:]), os.getcwd()
-    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    saved_hook = sys.unraisablehook
+    state, children = _ProcessState(), _children()
     out, err = io.StringIO(), io.StringIO()
     os.chdir(cwd)
     os.environ.pop("EXTF_DEBUG", None)
@@ -176,12 +172,211 @@ def extf_in_process(args: list[str], cwd: Path, env: dict | None = None) -> subp
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
     finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        root_logger.setLevel(saved_logging[0])
-        root_logger.handlers[:] = saved_logging[1]
-        for s, handler in saved_signals.items():
-            signal.signal(s, handler)
-        sys.unraisablehook = saved_hook
+        state.restore(cwd, swapped=(out, err))
+    _no_process_left(args, before=children)
     return subprocess.CompletedProcess(["extf", *args], code, out.getvalue(), err.getvalue())
+
+
+class _CurrentStream:
+    """sys.stdout or sys.stderr as they are when written to: the stream of a logging handler that a library made
+    while a stream was swapped (pytest's capture, an in-process command's StringIO). Never closed by a handler's
+    close() (absl's closes its stream unless it is sys.stderr: with pytest's capture file, that ended every later
+    test of the worker in "I/O operation on closed file")."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            getattr(sys, self.name).flush()
+
+    def close(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+_CURRENT = {"stdout": _CurrentStream("stdout"), "stderr": _CurrentStream("stderr")}
+
+
+def _all_handlers() -> list:
+    """Every logging handler alive: logging's own list and each logger's (absl's wraps another one)."""
+    import logging
+
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    found = [ref() for ref in list(logging._handlerList)] + [h for lg in loggers for h in lg.handlers]
+    found += [getattr(h, "_current_handler", None) for h in found]
+    return list({id(h): h for h in found if h is not None}.values())
+
+
+def _retarget_streams(swapped: tuple = ()) -> None:
+    """Point every handler that writes to a swapped stream (the current sys.stdout/stderr when they are not the
+    real ones, an in-process command's StringIO, a closed stream) at _CurrentStream instead."""
+    import logging
+
+    real = (sys.__stdout__, sys.__stderr__)
+    for handler in _all_handlers():
+        stream = getattr(handler, "stream", None)
+        if (isinstance(handler, logging.FileHandler) or isinstance(getattr(type(handler), "stream", None), property)
+                or stream is None or isinstance(stream, _CurrentStream) or any(stream is r for r in real)):
+            continue
+        name = "stdout" if stream is sys.stdout or stream is (swapped[0] if swapped else None) else "stderr"
+        if (stream is sys.stdout or stream is sys.stderr or any(stream is s for s in swapped)
+                or getattr(stream, "closed", False)):
+            handler.acquire()
+            try:
+                handler.stream = _CURRENT[name]
+            finally:
+                handler.release()
+
+
+class _ProcessState:
+    """What an in-process command may change in this process, saved before it runs and put back after."""
+
+    def __init__(self):
+        import logging
+        import random
+        import signal
+        import warnings
+
+        _retarget_streams()  # a library's handler on pytest's capture file: the command's logging could close it
+        self.cwd, self.environ, self.argv, self.path = os.getcwd(), dict(os.environ), sys.argv[:], sys.path[:]
+        self.modules = set(sys.modules)
+        self.signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.hooks = (sys.unraisablehook, sys.excepthook, threading.excepthook)
+        self.warnings = (warnings.filters[:], warnings.showwarning)
+        self.loggers = {name: (lg.level, lg.handlers[:], lg.propagate, lg.disabled)
+                        for name, lg in [("", logging.getLogger()), *logging.Logger.manager.loggerDict.items()]
+                        if isinstance(lg, logging.Logger)}
+        self.logging_disabled = logging.root.manager.disable
+        self.random = random.getstate()
+        self.numpy_random = sys.modules["numpy"].random.get_state() if "numpy" in sys.modules else None
+        self.determinism = _op_determinism()
+        self.tracking_uri = _mlflow_tracking_uri()
+
+    def restore(self, cwd: Path, swapped: tuple) -> None:
+        import random
+        import signal
+        import warnings
+
+        os.chdir(self.cwd)
+        os.environ.clear()
+        os.environ.update(self.environ)
+        sys.argv[:], sys.path[:] = self.argv, self.path
+        for s, handler in self.signals.items():
+            signal.signal(s, handler)
+        sys.unraisablehook, sys.excepthook, threading.excepthook = self.hooks
+        warnings.filters[:], warnings.showwarning = self.warnings
+        warnings._filters_mutated()
+        self._restore_logging(swapped)
+        random.setstate(self.random)
+        if self.numpy_random is not None:
+            sys.modules["numpy"].random.set_state(self.numpy_random)
+        self._restore_libraries()
+        self._forget_project_modules(cwd)
+
+    def _restore_logging(self, swapped: tuple) -> None:
+        """The root logger gets back its level and handlers (Hydra's job logging replaced them with its own), every
+        other logger its level and flags; log files the command opened are closed. A handler a library made during
+        the command stays (optuna makes it once per process), writing to sys.stdout/stderr as they are when it
+        writes, never into the finished command's StringIO."""
+        import logging
+
+        for name, (level, handlers, propagate, disabled) in self.loggers.items():
+            logger = logging.getLogger(name or None)
+            for handler in logger.handlers[:]:
+                if handler not in handlers and (not name or isinstance(handler, logging.FileHandler)):
+                    logger.removeHandler(handler)
+                    if isinstance(handler, logging.FileHandler):
+                        handler.close()
+            logger.setLevel(level)
+            logger.disabled = disabled
+            if not name:
+                logger.handlers[:], logger.propagate = handlers, propagate
+        logging.disable(self.logging_disabled)
+        _retarget_streams(swapped)
+
+    def _restore_libraries(self) -> None:
+        """Hydra's singletons (its config of the last job), Keras' session, TensorFlow's op determinism, MLflow's
+        run stack (a process's exit ends an active run: MLflow's atexit) and tracking URI, extf's noted interrupt."""
+        from extf import errors
+
+        errors._interrupt.clear()
+        if "hydra" in sys.modules:
+            from hydra.core.global_hydra import GlobalHydra
+            from hydra.core.hydra_config import HydraConfig
+
+            GlobalHydra.instance().clear()
+            HydraConfig.instance().cfg = None
+        if "keras" in sys.modules:
+            sys.modules["keras"].backend.clear_session()
+        if "tensorflow" in sys.modules and _op_determinism() and not self.determinism:
+            from tensorflow.python.framework import config as tf_config
+
+            tf_config.disable_op_determinism()
+        if "mlflow" in sys.modules:
+            import mlflow
+            from mlflow.tracking._tracking_service import utils as tracking_utils
+
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            tracking_utils._tracking_uri = self.tracking_uri
+
+    def _forget_project_modules(self, cwd: Path) -> None:
+        """Modules the command imported from the user's project (its working directory): the next test's project
+        may have a package of the same name."""
+        roots = tuple({str(Path(cwd)), str(Path(cwd).resolve())})
+        for name in set(sys.modules) - self.modules:
+            file = getattr(sys.modules.get(name), "__file__", None) or ""
+            if file.startswith(roots):
+                del sys.modules[name]
+
+
+def _op_determinism() -> bool:
+    if "tensorflow" not in sys.modules:
+        return False
+    from tensorflow.python.framework import config as tf_config
+
+    return tf_config.is_op_determinism_enabled()
+
+
+def _mlflow_tracking_uri():
+    if "mlflow" not in sys.modules:
+        return None
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri
+
+
+def _no_process_left(args: list[str], before: list[str], grace: float = 15.0) -> None:
+    """Fail when the command left a child process of this one running (a real `extf` would leave it orphaned)."""
+    import time
+
+    deadline = time.monotonic() + grace
+    while True:
+        children = [c for c in _children() if c not in before]
+        if not children or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if children:
+        pytest.fail(f"`extf {' '.join(args)}` (in process) left its processes running: {children}")
+
+
+def _children() -> list[str]:
+    """This process's live children (Linux /proc), as `pid command`."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in task.read_text().split():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[-1].split()[0] != "Z":  # a zombie has ended (its parent has not reaped it yet)
+                found.append(f"{pid} {cmd.strip()}")
+    return found

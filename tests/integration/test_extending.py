@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error, run_extf
+from tests.conftest import assert_clean_error, extf_in_process, run_extf
 
 # the project, as `extf init` or a user sets it up once: its package is opted in
 PROJECT = {"extf.yaml": "allow_targets: [toyproj]\n"}
@@ -124,7 +124,7 @@ def test_a_module_outside_allow_targets_is_refused(project):
 
 @pytest.mark.slow
 def test_extf_trains_the_project_s_family_on_the_project_s_dataset(project):
-    proc = run_extf(["train", "dataset=blobs", "model=toy", "trainer.epochs=1", "tracking=none"], cwd=project)
+    proc = extf_in_process(["train", "dataset=blobs", "model=toy", "trainer.epochs=1", "tracking=none"], project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test (evaluated once):" in proc.stdout
     model_files = list((project / "outputs").rglob("*.keras"))

@@ -20,9 +20,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """`extf train` with the README's defaults (digits + cnn, up to 30 epochs, the model logged), logged with
-    everything a parent run carries: the default's accuracy and the inference commands use this one study."""
+    everything a parent run carries: the default's accuracy and the inference commands use this one study. It runs
+    in this process (the study it logs is the subject); `extf evaluate` and `extf predict` below are real commands
+    that load it in a process of their own."""
     root = tmp_path_factory.mktemp("inference")
-    proc = run_extf(["train"], cwd=root)
+    proc = extf_in_process(["train"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from mlflow import MlflowClient
 
@@ -198,8 +200,8 @@ def test_segmentation_and_reconstruction_models_evaluate_and_predict(tmp_path):
 
 def test_train_evaluate_and_predict_on_an_image_folder(tmp_path):
     """A folder of mixed sizes and modes trains for 1 epoch from the stream; `extf evaluate` recomputes the logged
-    test metrics from the file list; `extf predict` on a folder streams and names the file of every row. `extf train`
-    is the real command; evaluate and predict run in this process (what they compute is the subject here)."""
+    test metrics from the file list; `extf predict` on a folder streams and names the file of every row. The three
+    commands run in this process (what they compute is the subject here)."""
     from PIL import Image
 
     from tests.unit.test_datasets import _write_images
@@ -208,9 +210,9 @@ def test_train_evaluate_and_predict_on_an_image_folder(tmp_path):
     # other sizes and modes in the same classes: resized and converted, not an error
     Image.fromarray(np.zeros((40, 24, 3), dtype="uint8")).save(tmp_path / "photos" / "left" / "wide_rgb.png")
     Image.fromarray(np.zeros((9, 30, 4), dtype="uint8")).save(tmp_path / "photos" / "right" / "rgba.png")
-    proc = run_extf(["train", "dataset=image_dir", f"dataset.path={tmp_path / 'photos'}", "dataset.height=16",
-                     "dataset.width=16", "model=cnn", "trainer.epochs=1", "trainer.batch_size=8",
-                     "tracking.log_model=false", "experiment_name=photos"], cwd=tmp_path)
+    proc = extf_in_process(["train", "dataset=image_dir", f"dataset.path={tmp_path / 'photos'}", "dataset.height=16",
+                            "dataset.width=16", "model=cnn", "trainer.epochs=1", "trainer.batch_size=8",
+                            "tracking.log_model=false", "experiment_name=photos"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from mlflow import MlflowClient
 

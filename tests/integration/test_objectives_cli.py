@@ -63,7 +63,7 @@ def test_nsga2_logs_the_front_and_tests_the_best_trial_under_the_constraint(tmp_
 
 @pytest.mark.slow
 def test_a_constraint_no_trial_meets_is_one_message_and_nothing_is_tested(tmp_path):
-    proc = run_extf(["tune", *QUICK, "tuner.max_trials=2", "tuner.constraints=['params < 10']"], cwd=tmp_path)
+    proc = extf_in_process(["tune", *QUICK, "tuner.max_trials=2", "tuner.constraints=['params < 10']"], tmp_path)
     assert_clean_error(proc, "None of the 2 finished trials meets tuner.constraints (params < 10)",
                        "params from", "Received: tuner.constraints=")
     assert "test (evaluated once)" not in proc.stdout
@@ -83,7 +83,8 @@ def test_a_constraint_no_trial_meets_is_one_message_and_nothing_is_tested(tmp_pa
 ], ids=["nsga2-one-objective", "first-not-produced", "second-not-produced", "objective-not-produced",
         "measure-first", "unknown-measure"])
 def test_objectives_that_cannot_work_are_one_message_before_any_trial(tmp_path, args, needles):
-    proc = run_extf(["tune", *QUICK, "evaluation.plots=false", *args], cwd=tmp_path)
+    # in this process: the message is the subject (a real process's exit and output: test_bad_inputs)
+    proc = extf_in_process(["tune", *QUICK, "evaluation.plots=false", *args], tmp_path)
     assert_clean_error(proc, *needles)
     assert "[trial" not in proc.stdout
     assert running_runs(tmp_path / "mlruns") == []

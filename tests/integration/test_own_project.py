@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from extf.errors import ConfigError
-from tests.conftest import assert_clean_error, run_extf
+from tests.conftest import assert_clean_error, extf_in_process, run_extf
 
 
 def extf(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -137,7 +137,9 @@ def test_allow_targets_opts_in_only_what_is_defined_in_the_project(tmp_path, mon
 @pytest.mark.slow
 def test_the_projects_model_data_callback_and_metric_run_and_load_back(demo, tmp_path):
     """One short study of the project's own code: its model and data functions, a callback and a metric of its
-    own through `_target_`, a custom layer registered with keras.saving that `extf predict` loads in safe mode."""
+    own through `_target_`, a custom layer registered with keras.saving that `extf predict` loads in safe mode. The
+    study runs in this process (what it trains is the subject); `extf predict` is a process of its own, where only
+    the project's import can register the layer."""
     (demo / "myproj" / "extras.py").write_text('''\
 import keras
 
@@ -173,8 +175,9 @@ def build_doubling(cfg, meta):
         "_target_: myproj.extras.build_doubling\nname: doubling\nloss: null\nmetrics:\n  - accuracy\n"
         "  - {_target_: myproj.extras.Top3}\n")
     counter = tmp_path / "epochs.txt"
-    proc = extf(["train", "model=doubling", "search_space=none", "trainer.epochs=2", "dataset.n_samples=300", "evaluation.plots=false",
-                 f"+callbacks.count={{_target_: myproj.extras.EpochCounter, path: '{counter}'}}"], cwd=demo)
+    proc = extf_in_process(["train", "model=doubling", "search_space=none", "trainer.epochs=2", "dataset.n_samples=300",
+                            "evaluation.plots=false",
+                            f"+callbacks.count={{_target_: myproj.extras.EpochCounter, path: '{counter}'}}"], demo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert counter.read_text().split() == ["0", "1"]
     run_id = proc.stdout.split("MLflow: parent run ")[1].split()[0]

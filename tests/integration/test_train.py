@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, running_runs
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,8 @@ def runs_of(client, experiment="extf"):
 
 
 def test_train_logs_study_trial_and_model(tmp_path):
-    proc = run_extf(["train", "dataset=iris", "model=mlp", "trainer.epochs=8", "callbacks.early_stopping.patience=20"],
-                    cwd=tmp_path)
+    proc = extf_in_process(["train", "dataset=iris", "model=mlp", "trainer.epochs=8",
+                            "callbacks.early_stopping.patience=20"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test (evaluated once)" in proc.stdout and "make ui" in proc.stdout
     client = client_for(tmp_path)

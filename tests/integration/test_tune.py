@@ -72,9 +72,9 @@ def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
     of the earlier ones (random search draws independently of scores), so anything of the test split that reached
     the oracle's scores would change later trials' hyperparameters, not just a number.
 
-    Mutation check (2026-12-01): run_trial reporting the model's accuracy on the test split to the oracle (the
-    leaderboard still showing val_accuracy) fails the comparison of the trials; so does fitting with
-    validation_data=test."""
+    Five trials of 2 epochs. Mutation check (2026-12-02, this workload): the oracle getting the model's accuracy on
+    the test split (the leaderboard still showing val_accuracy) fails the comparison of the trials (at trial 5: three
+    trials did not show it); so does fitting with validation_data=test."""
     import extf.data
     from extf.tuning.study import Study
 
@@ -90,7 +90,7 @@ def test_shuffled_test_labels_do_not_change_the_search(make_cfg, monkeypatch):
 
         monkeypatch.setattr(extf.data, "load_dataset", load)
         cfg = make_cfg(["dataset=wine", "model=mlp", "tuner=bayesian", "tuner.num_initial_points=2",
-                        "tuner.max_trials=5", "trainer.epochs=5", "tracking=none", "tuner.overwrite=true",
+                        "tuner.max_trials=5", "trainer.epochs=2", "tracking=none", "tuner.overwrite=true",
                         "evaluation.plots=false"],
                        command="tune")
         study = Study(cfg, out=io.StringIO())
@@ -126,8 +126,8 @@ def test_objective_the_model_does_not_produce_is_fatal(tmp_path):
 
 
 def test_bad_search_space_fails_before_any_trial(tmp_path):
-    proc = run_extf(["tune", "dataset=iris", "model=mlp", "+search_space.model.unitz={type: int, low: 1, high: 2}"],
-                    cwd=tmp_path)
+    proc = extf_in_process(["tune", "dataset=iris", "model=mlp",
+                            "+search_space.model.unitz={type: int, low: 1, high: 2}"], tmp_path)
     assert_clean_error(proc, "search_space.model.unitz")
     assert not (tmp_path / "mlruns" / "mlflow.db").exists() or not parent_runs(tmp_path / "mlruns" / "mlflow.db")
 
@@ -135,8 +135,10 @@ def test_bad_search_space_fails_before_any_trial(tmp_path):
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
                          ids=["sequential", "joblib"])
 def test_multirun_sweep_is_one_study_per_job(tmp_path, launcher):
-    proc = run_extf(["tune", "-m", *launcher, "dataset=iris,wine", "model=mlp", "tuner.max_trials=1", "trainer.epochs=2",
-                     "tracking.log_model=false"], cwd=tmp_path)
+    """The sequential sweep runs in this process (its studies are the subject); joblib's jobs are processes."""
+    args = ["tune", "-m", *launcher, "dataset=iris,wine", "model=mlp", "tuner.max_trials=1", "trainer.epochs=2",
+            "tracking.log_model=false"]
+    proc = run_extf(args, cwd=tmp_path) if launcher else extf_in_process(args, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     parents = parent_runs(tmp_path / "mlruns" / "mlflow.db")
     assert len(parents) == 2 and {s for _, s in parents} == {"FINISHED"}
@@ -178,7 +180,7 @@ def test_runs_bad_input(tmp_path):
 
 
 def test_sweep_with_unknown_option_lists_the_options(tmp_path):
-    proc = run_extf(["tune", "-m", "dataset=iris,irs", "model=mlp"], cwd=tmp_path)
+    proc = extf_in_process(["tune", "-m", "dataset=iris,irs", "model=mlp"], tmp_path)
     assert_clean_error(proc, "no dataset named 'irs'", "breast_cancer", "Received: dataset=irs")
 
 
