@@ -409,8 +409,10 @@ CASES = [
     # ---- inference without a study
     ("evaluate-without-run-id", ["evaluate"], {}, ["`run_id` is required", "Received: run_id=None"]),
     ("predict-without-input", ["predict", "run_id=abc"], {}, ["needs input=", "Received: input=None"]),
+    # found before the tracking process, TensorFlow or MLflow start (a new folder: no store to look in)
     ("init-from-unknown-run", ["train", *IRIS_MLP, "init_from=0123456789abcdef"], {},
-     ["No MLflow run with id '0123456789abcdef'", "extf runs", "Received: init_from='0123456789abcdef'"]),
+     ["No MLflow run with id '0123456789abcdef'", "there is no MLflow store there yet", "extf runs",
+      "Received: init_from='0123456789abcdef'"]),
 ]
 
 

@@ -134,6 +134,25 @@ def test_allow_targets_opts_in_only_what_is_defined_in_the_project(tmp_path, mon
         check_defined_in_allowlist("model._target_", "shopxy.build", ("shopx",))
 
 
+def test_a_misspelt_module_of_the_projects_function_is_refused_with_the_config(tmp_path, monkeypatch):
+    """model._target_'s module is looked for when the config is validated (not once TensorFlow is imported and the
+    model built), and looking for it runs none of the project's code."""
+    from extf.config.validate import _check_targets
+
+    (tmp_path / "shopq" / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "sub/__init__.py", "sub/models.py"):  # each leaves a file behind when it runs
+        (tmp_path / "shopq" / name).write_text(f"open({str(tmp_path / 'ran')!r}, 'a').write({name!r})\n")
+    (tmp_path / "shopr").mkdir()
+    (tmp_path / "shopr" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _check_targets({"allow_targets": ["shopq"], "model": {"_target_": "shopq.sub.models.build"}})
+    assert not (tmp_path / "ran").exists() and not [m for m in sys.modules if m.startswith("shopq")]
+    for target in ("shopr.modles.build", "shopr.sub.models.build", "shopr.build.build"):
+        with pytest.raises(ConfigError, match=f"its module '{target[:-6]}' cannot be imported.*Received: "
+                                              f"dataset._target_='{target}'"):
+            _check_targets({"allow_targets": ["shopr"], "dataset": {"_target_": target}})
+
+
 @pytest.mark.slow
 def test_the_projects_model_data_callback_and_metric_run_and_load_back(demo, tmp_path):
     """One short study of the project's own code: its model and data functions, a callback and a metric of its
