@@ -278,8 +278,11 @@ CASES = [
     ("project-model-named-like-extf-s", ["train", "model=mine"],
      {**project(model="build"), "conf/model/mine.yaml": "_target_: myproj.models.build\nname: cnn\n"},
      ["needs a `name:` of its own ('cnn' is extf's own model)", "Received: model.name='cnn'"]),
+    # found once the project's function has run, at the first trial (the tracking process started, TensorFlow
+    # imported): `slow`; the check itself is a unit test (test_models.py), and project-build-raises takes this path
     ("project-build-returns-no-model", ["train", "dataset=iris", "model=mine"], project(model="not_a_model"),
-     ["myproj.models.not_a_model (model._target_) returned str, not a keras.Model", "Received: builtins.str"]),
+     ["myproj.models.not_a_model (model._target_) returned str, not a keras.Model", "Received: builtins.str"],
+     {"slow": True}),
     ("project-build-raises", ["train", "dataset=iris", "model=mine", "model.units=3"], project(model="broken"),
      ["the project's myproj.models.broken (model._target_) failed", "ValueError: boom: units=3",
       "myproj/models.py\", line 14, in broken", "myproj/models.py\", line 18, in helper",
@@ -409,8 +412,10 @@ CASES = [
     # ---- inference without a study
     ("evaluate-without-run-id", ["evaluate"], {}, ["`run_id` is required", "Received: run_id=None"]),
     ("predict-without-input", ["predict", "run_id=abc"], {}, ["needs input=", "Received: input=None"]),
+    # found before the tracking process, TensorFlow or MLflow start (a new folder: no store to look in)
     ("init-from-unknown-run", ["train", *IRIS_MLP, "init_from=0123456789abcdef"], {},
-     ["No MLflow run with id '0123456789abcdef'", "extf runs", "Received: init_from='0123456789abcdef'"]),
+     ["No MLflow run with id '0123456789abcdef'", "there is no MLflow store there yet", "extf runs",
+      "Received: init_from='0123456789abcdef'"]),
 ]
 
 

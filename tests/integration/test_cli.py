@@ -1,4 +1,6 @@
-"""The `extf` command as a user runs it: help without TensorFlow (the bad inputs: test_bad_inputs.py)."""
+"""The `extf` command as a user runs it: help without TensorFlow (the bad inputs: test_bad_inputs.py). The commands
+whose output is the subject run as processes forked from one driver (tests/forked_cli.py), which tells which of
+TensorFlow, Keras and MLflow each had imported when it ended."""
 
 from __future__ import annotations
 
@@ -7,18 +9,16 @@ import sys
 
 import pytest
 
+from tests import forked_cli
 from tests.conftest import ROOT, run_extf
-
-NO_TF = ("import sys, runpy; sys.argv = ['extf'] + sys.argv[1:]\n"
-         "try:\n    from extf.cli import main; main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-         "print('TENSORFLOW_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TENSORFLOW')")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--cfg", "job"], ["tune", "--cfg", "job"],
                                   ["train", "--help"]])
 def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
-    out = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, cwd=tmp_path)
-    assert "NO_TENSORFLOW" in out.stdout, out.stdout + out.stderr
+    out = forked_cli.run(args, tmp_path)
+    assert out.returncode == 0 and out.imported is not None and "tensorflow" not in out.imported, \
+        (out.imported, out.stdout + out.stderr)
     if args == ["--help"]:
         assert "extf COMMAND" in out.stdout
     if "--cfg" in args:
@@ -45,13 +45,14 @@ def test_help_and_cfg_do_not_import_tensorflow(args, tmp_path):
 ], ids=["model-family", "stateful-batches", "augmentation", "augmentation-of-targets", "data-file", "space",
         "tuner", "folds", "objective-metric", "objective-metric-of-model-metrics"])
 def test_errors_found_with_the_data_import_no_tensorflow(args, needle, tmp_path):
-    out = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, cwd=tmp_path)
-    assert needle in out.stderr and "NO_TENSORFLOW" in out.stdout, out.stdout + out.stderr
+    out = forked_cli.run(args, tmp_path)
+    assert needle in out.stderr and out.imported is not None and "tensorflow" not in out.imported, \
+        (out.imported, out.stdout + out.stderr)
 
 
 @pytest.mark.parametrize("args", [["train", "dataset=iris", "model=cnn"], ["train", "model=["]])
 def test_debug_shows_the_traceback(tmp_path, args):
-    proc = run_extf(args, cwd=tmp_path, env={"EXTF_DEBUG": "1"})
+    proc = forked_cli.run(args, tmp_path, env={"EXTF_DEBUG": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
@@ -64,7 +65,7 @@ def test_console_script_is_installed():
 
 
 def test_command_help_is_extf_s_and_a_closed_pipe_is_no_error(tmp_path):
-    shown = run_extf(["train", "--help"], cwd=tmp_path)
+    shown = forked_cli.run(["train", "--help"], tmp_path)
     assert shown.returncode == 0 and shown.stdout.startswith("extf: the configuration groups"), shown.stdout[:200]
     assert "powered by Hydra" not in shown.stdout and "EXTF_DEBUG=1" in shown.stdout
     # the reader of the pipe has gone before extf writes (`extf train --help | head -0`)

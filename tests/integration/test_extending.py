@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error, extf_in_process, run_extf
+from tests import forked_cli
+from tests.conftest import assert_clean_error, extf_in_process
 
 # the project, as `extf init` or a user sets it up once: its package is opted in
 PROJECT = {"extf.yaml": "allow_targets: [toyproj]\n"}
@@ -103,22 +104,22 @@ def project(tmp_path) -> Path:
 
 
 def test_the_new_options_are_listed_and_their_constraints_checked(project):
-    listed = run_extf(["train", "--help"], cwd=project)
+    listed = forked_cli.run(["train", "--help"], project)
     assert listed.returncode == 0, listed.stderr
     assert "toy" in listed.stdout and "blobs" in listed.stdout
-    assert_clean_error(run_extf(["train", "dataset=blobs", "model=toy", "model.units=0"], cwd=project),
+    assert_clean_error(forked_cli.run(["train", "dataset=blobs", "model=toy", "model.units=0"], project),
                        "`model.units` must be a positive integer", "Received: model.units=0")
-    assert_clean_error(run_extf(["train", "dataset=blobs", "model=toy", "+model.unitz=3"], cwd=project),
+    assert_clean_error(forked_cli.run(["train", "dataset=blobs", "model=toy", "+model.unitz=3"], project),
                        "Unknown config key `model.unitz`", "units, activation", "Received: model.unitz=3")
-    assert_clean_error(run_extf(["train", "dataset=blobs", "model=toy", "dataset.n_features=-1"], cwd=project),
+    assert_clean_error(forked_cli.run(["train", "dataset=blobs", "model=toy", "dataset.n_features=-1"], project),
                        "`dataset.n_features` must be a positive integer", "Received: dataset.n_features=-1")
-    assert_clean_error(run_extf(["train", "dataset=digits", "model=toy"], cwd=project),
+    assert_clean_error(forked_cli.run(["train", "dataset=digits", "model=toy"], project),
                        "model=toy needs tabular data", "Received: input_shape=")
 
 
 def test_a_module_outside_allow_targets_is_refused(project):
     (project / "extf.yaml").write_text("allow_targets: []\n")
-    assert_clean_error(run_extf(["train", "dataset=iris", "model=toy"], cwd=project),
+    assert_clean_error(forked_cli.run(["train", "dataset=iris", "model=toy"], project),
                        "`model._module_` names a callable outside the allowlist", "Received: model._module_='toyproj.toy'")
 
 

@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 
+from tests import forked_cli
 from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
 
 QUICK = ["dataset=iris", "model=mlp", "callbacks=none", "tracking.log_model=false", "trainer.epochs=4"]
@@ -83,8 +84,7 @@ def test_a_constraint_no_trial_meets_is_one_message_and_nothing_is_tested(tmp_pa
 ], ids=["nsga2-one-objective", "first-not-produced", "second-not-produced", "objective-not-produced",
         "measure-first", "unknown-measure"])
 def test_objectives_that_cannot_work_are_one_message_before_any_trial(tmp_path, args, needles):
-    # in this process: the message is the subject (a real process's exit and output: test_bad_inputs)
-    proc = extf_in_process(["tune", *QUICK, "evaluation.plots=false", *args], tmp_path)
+    proc = forked_cli.run(["tune", *QUICK, "evaluation.plots=false", *args], tmp_path)
     assert_clean_error(proc, *needles)
     assert "[trial" not in proc.stdout
     assert running_runs(tmp_path / "mlruns") == []

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from extf.errors import ConfigError
+from tests import forked_cli
 from tests.conftest import assert_clean_error, extf_in_process, run_extf
 
 
@@ -19,10 +20,16 @@ def extf(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Comp
     return run_extf(args, cwd=cwd, env=env, timeout=300)
 
 
+def forked(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`extf ARGS` as a process forked from one driver (tests/forked_cli.py), for commands whose output is the
+    subject: help, composed configs, config errors."""
+    return forked_cli.run(args, cwd, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("own")
-    proc = extf(["init", "demo"], cwd=root)
+    proc = forked(["init", "demo"], root)
     assert proc.returncode == 0, proc.stderr
     return root / "demo"
 
@@ -51,7 +58,7 @@ def test_init_writes_a_project_without_importing_tensorflow(tmp_path):
 def test_init_bad_input(tmp_path, args, needles):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    assert_clean_error(extf(args, cwd=tmp_path), *needles)
+    assert_clean_error(forked(args, tmp_path), *needles)
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine" and not (tmp_path / "x").exists()
 
 
@@ -60,12 +67,12 @@ def test_version_comes_from_one_place(tmp_path):
 
     import extf as package
 
-    assert extf(["--version"], cwd=tmp_path).stdout.strip() == f"extf {package.__version__}"
+    assert forked(["--version"], tmp_path).stdout.strip() == f"extf {package.__version__}"
     assert version("extf") == package.__version__  # pyproject's version is read from extf.__version__
 
 
 def test_help_lists_the_projects_options_beside_extfs(demo):
-    out = extf(["tune", "--help"], cwd=demo).stdout
+    out = forked(["tune", "--help"], demo).stdout
     lines = {line.split(":")[0]: line for line in out.splitlines() if ": " in line}
     for group, options in {"dataset": ("mydigits", "iris"), "model": ("mynet", "myconv", "cnn"),
                            "search_space": ("mynet", "mlp"), "experiment": ("example", "digits_mlp_grid")}.items():
@@ -74,7 +81,7 @@ def test_help_lists_the_projects_options_beside_extfs(demo):
 
 def test_the_projects_defaults_experiments_and_command_line_compose_in_that_order(demo):
     def composed(*args):
-        proc = extf(["tune", *args, "--cfg", "job"], cwd=demo)
+        proc = forked(["tune", *args, "--cfg", "job"], demo)
         assert proc.returncode == 0, proc.stderr
         import yaml
 
@@ -101,9 +108,9 @@ def test_a_project_option_shadows_extfs_and_says_so(tmp_path):
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "mlp.yaml").write_text((Path(__file__).parents[2] / "src/extf/conf/model/mlp.yaml")
                                                           .read_text().replace("units: 64 ", "units: 7 "))
-    proc = extf(["train", "model=mlp", "--cfg", "job"], cwd=tmp_path)
+    proc = forked(["train", "model=mlp", "--cfg", "job"], tmp_path)
     assert proc.returncode == 0 and "units: 7\n" in proc.stdout, proc.stdout + proc.stderr
-    proc = extf(["train", "model=mlp", "dataset=iris", "trainer.epochs=0"], cwd=tmp_path)  # fails after the note
+    proc = forked(["train", "model=mlp", "dataset=iris", "trainer.epochs=0"], tmp_path)  # fails after the note
     assert ("note: the project's conf/model/mlp.yaml shadows extf's model=mlp: the project's option is used"
             in proc.stderr), proc.stderr
 
@@ -112,10 +119,10 @@ def test_config_dir_names_another_folder(tmp_path):
     (tmp_path / "cfgs" / "dataset").mkdir(parents=True)
     (tmp_path / "cfgs" / "dataset" / "small_iris.yaml").write_text("defaults:\n  - iris\n  - _self_\nname: iris\n"
                                                                    "test_fraction: 0.3\n")
-    proc = extf(["train", "--config-dir", "cfgs", "dataset=small_iris", "--cfg", "job"], cwd=tmp_path)
+    proc = forked(["train", "--config-dir", "cfgs", "dataset=small_iris", "--cfg", "job"], tmp_path)
     assert proc.returncode == 0 and "test_fraction: 0.3" in proc.stdout, proc.stdout + proc.stderr
     (tmp_path / "extf.yaml").write_text("config_dir: cfgs\n")
-    proc = extf(["train", "dataset=small_iris", "--cfg", "job"], cwd=tmp_path)
+    proc = forked(["train", "dataset=small_iris", "--cfg", "job"], tmp_path)
     assert proc.returncode == 0 and "test_fraction: 0.3" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -132,6 +139,25 @@ def test_allow_targets_opts_in_only_what_is_defined_in_the_project(tmp_path, mon
         check_defined_in_allowlist("callbacks.x._target_", "shopx.os.system", ("shopx",))
     with pytest.raises(ConfigError, match="outside the allowlist"):  # a prefix is a package, not a string prefix
         check_defined_in_allowlist("model._target_", "shopxy.build", ("shopx",))
+
+
+def test_a_misspelt_module_of_the_projects_function_is_refused_with_the_config(tmp_path, monkeypatch):
+    """model._target_'s module is looked for when the config is validated (not once TensorFlow is imported and the
+    model built), and looking for it runs none of the project's code."""
+    from extf.config.validate import _check_targets
+
+    (tmp_path / "shopq" / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "sub/__init__.py", "sub/models.py"):  # each leaves a file behind when it runs
+        (tmp_path / "shopq" / name).write_text(f"open({str(tmp_path / 'ran')!r}, 'a').write({name!r})\n")
+    (tmp_path / "shopr").mkdir()
+    (tmp_path / "shopr" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _check_targets({"allow_targets": ["shopq"], "model": {"_target_": "shopq.sub.models.build"}})
+    assert not (tmp_path / "ran").exists() and not [m for m in sys.modules if m.startswith("shopq")]
+    for target in ("shopr.modles.build", "shopr.sub.models.build", "shopr.build.build"):
+        with pytest.raises(ConfigError, match=f"its module '{target[:-6]}' cannot be imported.*Received: "
+                                              f"dataset._target_='{target}'"):
+            _check_targets({"allow_targets": ["shopr"], "dataset": {"_target_": target}})
 
 
 @pytest.mark.slow

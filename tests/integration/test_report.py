@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import forked_cli
 from tests.conftest import assert_clean_error, extf_in_process, running_runs
 
 NO_TF = ("import sys\nfrom extf.cli import main\nmain(['report', *sys.argv[1:]])\n"
@@ -148,7 +149,7 @@ def test_report_bad_run_ids(fake_store, arg, needles):
     (["report", "output="], ["output is empty", "Received: 'output='"]),
 ])
 def test_report_bad_input_without_a_store(tmp_path, args, needles):
-    assert_clean_error(extf_in_process(args, tmp_path), *needles)
+    assert_clean_error(forked_cli.run(args, tmp_path), *needles)
 
 
 # ---- slow: a real tiny study ---------------------------------------------------------------------------------------

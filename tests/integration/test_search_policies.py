@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 
+from tests import forked_cli
 from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
 
 QUICK = ["dataset=digits", "model=mlp", "callbacks=none", "evaluation.plots=false", "tracking.log_model=false"]
@@ -64,7 +65,7 @@ def test_a_time_budget_ends_the_study_and_it_is_still_tested_once(tmp_path):
     (["tuner.pruning_factor=1"], ["tuner.pruning_factor"]),
 ], ids=["grid", "hyperband", "budget-0", "budget-negative", "rule", "factor"])
 def test_policies_that_cannot_work_are_one_message_before_any_trial(tmp_path, args, needles):
-    proc = extf_in_process(["tune", *QUICK, *args], tmp_path)  # the message is the subject (the process: test_bad_inputs)
+    proc = forked_cli.run(["tune", *QUICK, *args], tmp_path)
     assert_clean_error(proc, *needles)
     assert not (tmp_path / "outputs" / "studies").exists() or not list((tmp_path / "outputs" / "studies").glob("*/trials.jsonl"))
 
@@ -115,7 +116,7 @@ def test_cross_validation_scores_trials_on_folds_and_retrains_the_final_model_on
     (["dataset=iris", "tuner=hyperband", "tuner.cv_folds=3"], ["does not go with tuner=hyperband"]),
 ], ids=["one-fold", "more-than-a-class", "sequence", "hyperband"])
 def test_folds_that_cannot_be_made_stop_the_study_before_any_trial(tmp_path, args, needles):
-    proc = extf_in_process(["tune", "model=mlp", "evaluation.plots=false", *args], tmp_path)
+    proc = forked_cli.run(["tune", "model=mlp", "evaluation.plots=false", *args], tmp_path)
     assert_clean_error(proc, *needles)
     assert "[trial" not in proc.stdout
     assert running_runs(tmp_path / "mlruns") == []

@@ -19,27 +19,40 @@ def tracking(tmp_path) -> dict:
             "log_model": True}
 
 
-def runs(tmp_path) -> list[tuple[str, str]]:
+def runs(tmp_path, study: str | None = None) -> list[tuple[str, str]]:
+    """(name, status) of every run of the store, or of the study run `study` and its trials."""
+    where, args = ("", ()) if study is None else (
+        " where run_uuid = ? or run_uuid in (select run_uuid from tags where key = 'mlflow.parentRunId' and value = ?)",
+        (study, study))
     with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
-        return con.execute("select name, status from runs order by start_time").fetchall()
+        return con.execute(f"select name, status from runs{where} order by start_time", args).fetchall()
 
 
-def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
-    tracker = TrackerProcess(tracking(tmp_path), "proc").open()
-    try:
-        assert tracker.proc.pid != os.getpid() and tracker.proc.poll() is None
-        parent = tracker.start_study("proc", None, {"seed": 1}, {"dataset": "iris"})
-        stand_in = tracker.start_trial(parent, "00", {"units": 8}, "worker1")  # nested under the study's run
-        tracker.log_metric_history(stand_in, [(0, {"loss": 1.0}), (1, {"loss": 0.5})])
-        trial = tracker.resolve(stand_in)  # while its run is open (its end forgets the stand-in)
-        assert trial != stand_in and len(trial) == 32
-        tracker.end_trial(stand_in, "FINISHED", {"val_accuracy_best": 0.9}, [(2, {"loss": 0.25})])
-        tracker.end_run(parent, "FINISHED")
-    finally:
-        tracker.close()
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One tracking process and store for the tests that neither stop nor break it (a process of its own costs an
+    interpreter and MLflow's import): each logs a study of its own, reads back only that study's runs, and leaves
+    no error pending; the process must still end cleanly after all of them."""
+    root = tmp_path_factory.mktemp("shared-tracking")
+    tracker = TrackerProcess(tracking(root), "shared").open()
+    yield root, tracker
+    tracker.close()
     assert tracker.proc.returncode == 0
-    assert runs(tmp_path) == [("proc", "FINISHED"), ("trial-00", "FINISHED")]
-    with sqlite3.connect(tmp_path / "mlruns" / "mlflow.db") as con:
+
+
+def test_calls_are_carried_out_in_the_tracking_process(shared):
+    root, tracker = shared
+    assert tracker.proc.pid != os.getpid() and tracker.proc.poll() is None
+    parent = tracker.start_study("proc", None, {"seed": 1}, {"dataset": "iris"})
+    stand_in = tracker.start_trial(parent, "00", {"units": 8}, "worker1")  # nested under the study's run
+    tracker.log_metric_history(stand_in, [(0, {"loss": 1.0}), (1, {"loss": 0.5})])
+    trial = tracker.resolve(stand_in)  # while its run is open (its end forgets the stand-in)
+    assert trial != stand_in and len(trial) == 32
+    tracker.end_trial(stand_in, "FINISHED", {"val_accuracy_best": 0.9}, [(2, {"loss": 0.25})])
+    tracker.end_run(parent, "FINISHED")
+    tracker.flush()
+    assert runs(root, parent) == [("proc", "FINISHED"), ("trial-00", "FINISHED")]
+    with sqlite3.connect(root / "mlruns" / "mlflow.db") as con:
         tags = dict(con.execute("select key, value from tags where run_uuid = ?", (trial,)).fetchall())
         history = con.execute("select step, value from metrics where run_uuid = ? and key = 'loss' order by step",
                               (trial,)).fetchall()
@@ -47,7 +60,7 @@ def test_calls_are_carried_out_in_the_tracking_process(tmp_path):
     assert history == [(0, 1.0), (1, 0.5), (2, 0.25)]
 
 
-def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path):
+def test_the_data_is_logged_as_dataset_inputs_once_per_split(shared):
     """What the MLflow UI's Dataset column shows: one input per split, its context tag, logged again on resume
     without duplicates."""
     from mlflow import MlflowClient
@@ -55,24 +68,22 @@ def test_the_data_is_logged_as_dataset_inputs_once_per_split(tmp_path):
     from extf.data import load_dataset
     from extf.data.lineage import dataset_inputs
 
+    root, tracker = shared
     cfg = {"name": "iris", "val_fraction": 0.16, "test_fraction": 0.2, "standardize": True}
     inputs = dataset_inputs(cfg, load_dataset(cfg, 0), None)
-    tracker = TrackerProcess(tracking(tmp_path), "data").open()
-    try:
-        parent = tracker.start_study("data", None, {}, {})
-        tracker.log_dataset_inputs(parent, inputs)
-        tracker.log_dataset_inputs(parent, inputs)  # a resumed study logs them again: nothing is added
-        tracker.end_run(parent, "FINISHED")
-    finally:
-        tracker.close()
-    logged = MlflowClient(tracking(tmp_path)["tracking_uri"]).get_run(parent).inputs.dataset_inputs
+    parent = tracker.start_study("data", None, {}, {})
+    tracker.log_dataset_inputs(parent, inputs)
+    tracker.log_dataset_inputs(parent, inputs)  # a resumed study logs them again: nothing is added
+    tracker.end_run(parent, "FINISHED")
+    tracker.flush()
+    logged = MlflowClient(tracking(root)["tracking_uri"]).get_run(parent).inputs.dataset_inputs
     contexts = sorted((d.tags[0].value, d.dataset.name, d.dataset.source_type) for d in logged)
     assert contexts == [("test", "iris", "code"), ("train", "iris", "code"), ("validation", "iris", "code")]
     assert {d.dataset.digest for d in logged} == {i["digest"] for i in inputs}
     assert '"num_rows": 96' in next(d.dataset.profile for d in logged if d.tags[0].value == "train")
 
 
-def test_a_tables_model_is_logged_by_the_tracking_process_which_does_without_pyarrow(tmp_path):
+def test_a_tables_model_is_logged_by_the_tracking_process_which_does_without_pyarrow(shared, tmp_path):
     """A table's input example and prediction are pandas frames whose text pyarrow stores in this process; the
     tracking process has no pyarrow, yet logs them: the same values, the missing category included."""
     import json
@@ -87,33 +98,32 @@ def test_a_tables_model_is_logged_by_the_tracking_process_which_does_without_pya
              "task": "binary", "class_names": ["a", "b"], "threshold": 0.5}
     keras_file = tmp_path / "model.keras"
     keras_file.write_bytes(b"copied, never read, by the tracking process")
-    tracker = TrackerProcess(tracking(tmp_path), "table").open()
-    try:
-        parent = tracker.start_study("table", None, {}, {})
-        tracker.log_keras_model(parent, keras_file, example, prediction, "3.0.0", "tensorflow", table)
-        tracker.end_run(parent, "FINISHED")
-    finally:
-        tracker.close()
-    logged = json.loads(next((tmp_path / "mlruns").rglob("input_example.json")).read_text())
+    root, tracker = shared
+    parent = tracker.start_study("table", None, {}, {})
+    tracker.log_keras_model(parent, keras_file, example, prediction, "3.0.0", "tensorflow", table)
+    tracker.end_run(parent, "FINISHED")
+    tracker.flush()
+    (example_file,) = [f for f in (root / "mlruns").rglob("input_example.json")  # the model this study logged
+                       if f"run_id: {parent}\n" in (f.parent / "MLmodel").read_text()]
+    logged = json.loads(example_file.read_text())
     assert logged["columns"] == ["island", "mass"] and logged["data"][0] == ["Biscoe", 3750.0]
     assert all(math.isnan(v) for v in logged["data"][1])  # missing stays missing (as MLflow writes it with pyarrow)
     assert str(example.dtypes["island"]) == "str"  # the caller's frame is left as it was
 
 
-def test_an_error_there_is_raised_here_and_the_process_goes_on(tmp_path):
+def test_an_error_there_is_raised_here_and_the_process_goes_on(shared):
     from mlflow.exceptions import MlflowException
 
-    tracker = TrackerProcess(tracking(tmp_path), "proc").open()
-    try:
-        with pytest.raises(MlflowException, match="not found|No run"):
-            tracker.end_run("0" * 32, "FINISHED")  # pipelined: its error comes back later (here if quick)
-            tracker.flush()  # at the latest here
-        tracker.flush()  # raised once
-        parent = tracker.start_study("proc", None, {}, {})  # still serving
-        tracker.end_run(parent, "KILLED")
-    finally:
-        tracker.close()
-    assert runs(tmp_path) == [("proc", "KILLED")]
+    root, tracker = shared
+    before = runs(root)
+    with pytest.raises(MlflowException, match="not found|No run"):
+        tracker.end_run("0" * 32, "FINISHED")  # pipelined: its error comes back later (here if quick)
+        tracker.flush()  # at the latest here
+    tracker.flush()  # raised once
+    parent = tracker.start_study("proc", None, {}, {})  # still serving
+    tracker.end_run(parent, "KILLED")
+    tracker.flush()
+    assert runs(root) == [*before, ("proc", "KILLED")]
 
 
 def test_a_pipelined_error_is_raised_by_the_next_call_after_it_was_sent(tmp_path):

@@ -103,6 +103,68 @@ def test_instantiate_errors_name_the_section():
         instantiate({"_target_": "os.system", "command": "true"}, where="callbacks.x")
 
 
+PROJECT_MODELS = """\
+import keras
+
+
+def model(cfg, meta, shape=None, classes=None):
+    inputs = keras.Input(shape=shape or tuple(meta.input_shape))
+    return keras.Model(inputs, keras.layers.Dense(classes or meta.n_classes, activation="softmax")(inputs))
+
+
+def good(cfg, meta):
+    return model(cfg, meta)
+
+
+def not_a_model(cfg, meta):
+    return "a model"
+
+
+def other_input(cfg, meta):
+    return model(cfg, meta, shape=(5,))
+
+
+def other_classes(cfg, meta):
+    return model(cfg, meta, classes=2)
+"""
+
+
+def test_a_projects_model_function_must_return_a_model_that_fits_the_data(tmp_path, monkeypatch):
+    """extf.models.user checks what the project's model function returned before anything trains: one
+    UserCodeError naming the function, what was expected and what it returned (the CLI's row of it:
+    project-build-returns-no-model in test_bad_inputs.py)."""
+    from omegaconf import OmegaConf
+
+    from extf.data.splits import Meta
+    from extf.errors import UserCodeError
+    from extf.models import user
+
+    (tmp_path / "shopm").mkdir()
+    (tmp_path / "shopm" / "__init__.py").write_text("")
+    (tmp_path / "shopm" / "models.py").write_text(PROJECT_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    meta = Meta("iris", "multiclass", "tabular", (4,), ("a", "b", "c"))
+    compiled = []
+
+    def build(name: str):
+        cfg = OmegaConf.create({"model": {"_target_": f"shopm.models.{name}", "name": "mine"},
+                                "allow_targets": ["shopm"]})
+        return user.build(cfg, meta, compiled.append)
+
+    model = build("good")
+    assert compiled == [model] and model.output_shape == (None, 3)  # an uncompiled model is compiled as extf's
+    for name, needles in {"not_a_model": ["shopm.models.not_a_model (model._target_) returned str, not a "
+                                          "keras.Model", "Received: builtins.str"],
+                          "other_input": ["returned a model whose input has shape (5,)", "inputs of shape (4,)",
+                                          "keras.Input(shape=meta.input_shape)", "Received: input shape (5,)"],
+                          "other_classes": ["returned a model with 2 outputs", "has 3 classes",
+                                            "Received: output shape (None, 2)"]}.items():
+        with pytest.raises(UserCodeError) as raised:
+            build(name)
+        assert all(n in str(raised.value) for n in needles), (name, str(raised.value))
+    assert len(compiled) == 1
+
+
 def test_model_standardizes_and_rescales_raw_inputs(make_cfg):
     import keras
 

@@ -8,7 +8,7 @@ from typing import Any
 from extf.config.allowlist import allowed_prefixes, check_defined_in_allowlist, outside_allowlist
 from extf.errors import ConfigError, UserCodeError
 
-__all__ = ["call_user", "check_defined_in_allowlist", "instantiate", "resolve", "user_error"]
+__all__ = ["call_user", "check_defined_in_allowlist", "check_project_module", "instantiate", "resolve", "user_error"]
 
 
 def instantiate(spec: dict[str, Any], where: str, allow_targets=(), **overrides: Any) -> Any:
@@ -71,12 +71,50 @@ def import_project_module(module_name: str, key: str, given: str):
     except ImportError as e:
         missing = getattr(e, "name", None)
         if not missing or module_name == missing or module_name.startswith(missing + "."):
-            raise ConfigError(f"`{key}` names {given}, but its module {module_name!r} cannot be imported "
-                              f"({e}). Expected a module of the project (run extf in the project's folder, which "
-                              f"holds the package) or an installed one. Received: {key}={given!r}") from None
+            raise ConfigError(_not_importable(key, given, module_name, str(e))) from None
         raise user_error(e, given, key, f"importing {module_name}") from e
     except Exception as e:  # the module itself raised while importing
         raise user_error(e, given, key, f"importing {module_name}") from e
+
+
+def _not_importable(key: str, given: str, module_name: str, detail: str) -> str:
+    return (f"`{key}` names {given}, but its module {module_name!r} cannot be imported ({detail}). Expected a module "
+            f"of the project (run extf in the project's folder, which holds the package) or an installed one. "
+            f"Received: {key}={given!r}")
+
+
+def check_project_module(key: str, target: str) -> None:
+    """The module of a project's `_target_` (the one `resolve` imports) can be found, found without running any of
+    the project's code: a misspelt module is one message when the config is validated, not once TensorFlow (or
+    the model's first trial) is reached."""
+    module_name = target.rpartition(".")[0]
+    if module_name and not _findable(module_name):
+        raise ConfigError(_not_importable(key, target, module_name, f"No module named {module_name!r}"))
+
+
+def _findable(module_name: str) -> bool:
+    """Whether `module_name` can be imported, as far as can be told without importing it: its top-level package
+    is looked up, then each submodule in its parent's folders (no package's __init__ runs). Only a module so not
+    found is looked up the usual way (which imports its parents): a package may extend its own __path__."""
+    import importlib.util
+    import sys
+    from importlib.machinery import PathFinder
+
+    parts = module_name.split(".")
+    try:
+        spec = sys.modules.get(parts[0]).__spec__ if parts[0] in sys.modules else importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            if spec is None or spec.submodule_search_locations is None:
+                break
+            spec = PathFinder.find_spec(".".join(parts[: i + 1]), list(spec.submodule_search_locations))
+        else:
+            if spec is not None:
+                return True
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+    except Exception:  # the project's package failed to import: importing the module says so, with its frames
+        return True
 
 
 def call_user(fn, target: str, key: str, *args, **kwargs):

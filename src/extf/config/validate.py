@@ -26,6 +26,7 @@ from extf.config.allowlist import (  # noqa: F401 - TARGET_ALLOWLIST, allowed_pr
     outside_allowlist,
 )
 from extf.config.constraints import check_section
+from extf.config.instantiate import check_project_module
 from extf.errors import ConfigError
 
 # config values that become folder names (outputs/<experiment_name>/..., outputs/studies/<experiment_name>-<hash>)
@@ -52,6 +53,9 @@ def register_resolvers() -> None:
 # targets whose modules import without TensorFlow are resolved here too (keras.* ones when instantiated): a name
 # under the allowlist may still reach a callable outside it through a module's imports (`extf.cli.os.system`)
 RESOLVED_WHEN_VALIDATED = ("extf.", "sklearn.")
+# the project's own model or dataset function (`resolve` imports its module when it is called, after TensorFlow's
+# import for a model): its module must be one that can be found, which is told here without running the project's code
+PROJECT_FUNCTIONS = tuple(f"{group}._target_" for group in schema.USER_OPTION_DEFAULTS)
 # groups whose option (and so schema) is picked by the section's `name`
 GROUPS = ("dataset", "model", "optimizer")
 
@@ -195,6 +199,8 @@ def _check_targets(cfg: DictConfig, path: str = "") -> None:
             raise ConfigError(outside_allowlist(key, value, allow_targets))
         if key.endswith("_target_") and value.startswith(RESOLVED_WHEN_VALIDATED):
             check_defined_in_allowlist(key, value, allow_targets)
+        elif key in PROJECT_FUNCTIONS and not value.startswith(TARGET_ALLOWLIST):
+            check_project_module(key, value)
 
 
 def _walk(node: Any, path: str):

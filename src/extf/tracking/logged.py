@@ -34,20 +34,26 @@ def get_run(client, run_id: str, key: str = "run_id"):
     try:
         return client.get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"No MLflow run with id {run_id!r} in {client.tracking_uri}. List the studies and their "
-                          f"run ids with `extf runs` (a run on an MLflow server: `extf runs tracking_uri=http://…`, "
-                          f"tracking=mlflow_server for extf evaluate/predict/train). Received: {key}={run_id!r}") \
-            from None
+        raise ConfigError(_no_run(run_id, client.tracking_uri, key)) from None
+
+
+def _no_run(run_id: str, tracking_uri: str, key: str, why: str = "") -> str:
+    return (f"No MLflow run with id {run_id!r} in {tracking_uri}{why}. List the studies and their run ids with "
+            f"`extf runs` (a run on an MLflow server: `extf runs tracking_uri=http://…`, tracking=mlflow_server for "
+            f"extf evaluate/predict/train). Received: {key}={run_id!r}")
 
 
 def fetch(tracking_uri: str, run_id: str | None, key: str = "run_id") -> LoggedStudy:
     """Download what `extf evaluate / predict / train init_from=` need from a study's parent run."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     if not run_id:
         raise ConfigError(f"`{key}` is required: the id of a study's parent run (see `extf runs`). "
                           f"Received: {key}={run_id!r}")
+    db = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith("sqlite:///") else None
+    if db is not None and not Path(db).is_file():  # told before MLflow's import, which would create an empty store
+        raise ConfigError(_no_run(run_id, tracking_uri, key, why=": there is no MLflow store there yet"))
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(tracking_uri)
     run = get_run(client, run_id, key)
     if run.data.tags.get("extf.kind") == "trial":

@@ -79,6 +79,7 @@ class Study:
         """Load the data, start (or continue) the parent run, search, test the best trial once."""
         cfg = self.cfg
         inputs = check_search(cfg)  # no TensorFlow, no tracking process yet: a config or data error costs neither
+        init_weights = self._init_weights()  # an unknown run too (MLflow, which this process imports for it anyway)
         process = start_tracking_process(cfg, self.name)  # before TensorFlow's import, which it overlaps
         try:
             check_with_tensorflow(cfg, inputs)
@@ -87,8 +88,7 @@ class Study:
             try:
                 if chief is not None:
                     chief.start()  # the workers' start-up overlaps the chief's
-                tracker = open_tracker(cfg, self.name, process)  # before init_from's lookup, which may create the store
-                init_weights = self._init_weights()
+                tracker = open_tracker(cfg, self.name, process)
                 saved = self.state.load()
                 self.state.restore(inputs.objective)
                 parent = tracker.start_study(self.name, saved.get("parent_run_id"),
