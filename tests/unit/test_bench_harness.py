@@ -90,3 +90,57 @@ def test_jobs_caps_the_runs_at_a_time_of_a_figure_that_runs_two(jobs, expected):
 
     row = measure_figure(Figure("P0", "a / b", "toy", "<= 1.05", a=side, b=side, jobs=2), reps=2, jobs=jobs)
     assert row.n == 2 and most[0] == expected
+
+
+def test_the_tracking_probe_measures_each_trial_from_its_start_to_the_flush_after_its_end():
+    """P3b's direct measurement: calls outside a trial (the study's own) are not counted; a trial closes at the
+    flush that follows its end_trial, not at an earlier flush (a pruned trial's tags, say)."""
+    import time
+
+    from tracking_probe import Probe
+
+    class Tracker:  # the study's side of the tracking process, without a process (proc None: no tracker CPU)
+        proc = None
+        outside = 0.0  # seconds each call sleeps on top: long for the study's own calls
+
+        def _sleep(self, seconds):
+            time.sleep(seconds + self.outside)
+
+        def start_trial(self, *a):
+            self._sleep(0.01)
+            return "stand-in"
+
+        def end_trial(self, *a):
+            self._sleep(0.01)
+
+        def flush(self):
+            self._sleep(0.02)
+
+        def log_metric_history(self, *a):
+            pass
+
+        def log_metrics(self, *a):
+            pass
+
+        def set_tags(self, *a):
+            self._sleep(0.01)
+
+    probe = Probe()
+    probe.wrap(Tracker)
+    t = Tracker()
+    t.outside = 0.5
+    t.flush()  # the study's start: not a trial
+    t.outside = 0.0
+    for pruned in (False, True):
+        t.start_trial()
+        if pruned:
+            t.set_tags()
+            t.flush()
+        t.end_trial()
+        t.flush()
+    t.outside = 0.5
+    t.set_tags()  # the study's end
+    t.flush()
+    assert len(probe.trials) == 2
+    first, second = (trial["wait_ms"] for trial in probe.trials)
+    assert 40 <= first < 400 and 70 <= second < 400, probe.trials
