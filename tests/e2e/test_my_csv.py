@@ -92,11 +92,14 @@ def test_my_csv_from_tune_to_a_served_model(tmp_path):
     assert answered["label"].tolist() == ours["label"].tolist()
     np.testing.assert_allclose(answered[[f"prob_{s}" for s in SPECIES]].to_numpy(), probs, atol=1e-5)
 
+    # the serve command `extf tune` printed, pasted as a user would (from another directory, no MLflow variables)
+    (command,) = [ln.split("serve its model: ", 1)[1] for ln in tune.stdout.splitlines() if "serve its model: " in ln]
+    assert f"runs:/{run_id}/model" in command and "-p 5001" in command, command
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model",
-                               "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pasted = {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
+    server = subprocess.Popen(["bash", "-c", command.replace("-p 5001", f"-p {port}")], cwd=tmp_path.parent,
+                              env=pasted, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         served = _ask(f"http://127.0.0.1:{port}", {"dataframe_records": RAW_ROWS}, server, tmp_path / "serve.log")
     finally:

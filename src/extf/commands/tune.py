@@ -54,3 +54,14 @@ def print_summary(cfg, summary: dict, out) -> None:
         uri = str(cfg.tracking.tracking_uri)
         print(f"        browse it at {uri}" if uri.startswith("http") else
               "        browse it with `make ui` (or `extf ui`) -> http://127.0.0.1:5000", file=out)
+        if cfg.tracking.log_model:
+            print(f"        serve its model: {serve_command(uri, summary['parent_run_id'])}", file=out)
+
+
+def serve_command(tracking_uri: str, run_id: str) -> str:
+    """`mlflow models serve` of a study's logged model, as a user can paste it: MLflow's own default store is not
+    extf's (`mlflow.db` in the current directory), so the command names the study's."""
+    import shlex
+
+    return (f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} mlflow models serve -m runs:/{run_id}/model "
+            f"-h 127.0.0.1 -p 5001 --env-manager local")
