@@ -50,6 +50,7 @@ def test_paths_are_absolute(make_cfg, tmp_path):
     ("model.dropout=1.5", ["model.dropout", "[0, 1)", "1.5"]),
     ("dataset.test_fraction=0.5 dataset.val_fraction=0.45", ["val_fraction", "test_fraction"]),
     ("optimizer.learning_rate=-1", ["optimizer.learning_rate", "> 0"]),
+    ("optimizer=sgd optimizer.weight_decay=-0.1", ["optimizer.weight_decay", ">= 0", "-0.1"]),
     ("optimizer._target_=os.system", ["allowlist", "os.system"]),
     ("+callbacks.evil._target_=subprocess.call", ["allowlist", "subprocess.call"]),
     ("callbacks.early_stopping=5", ["callbacks.early_stopping", "_target_"]),

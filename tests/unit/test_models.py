@@ -89,6 +89,14 @@ def test_loss_and_metrics_overrides(make_cfg):
     assert model.loss == "mae"
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad"])
+def test_weight_decay_reaches_the_optimizer(make_cfg, optimizer):
+    cfg = make_cfg(["dataset=iris", "model=mlp", f"optimizer={optimizer}", "optimizer.weight_decay=0.001"])
+    assert build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta).optimizer.weight_decay == 0.001
+    cfg = make_cfg(["dataset=iris", "model=mlp", f"optimizer={optimizer}"])
+    assert build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta).optimizer.weight_decay is None
+
+
 def test_bad_optimizer_argument_names_the_key(make_cfg):
     with pytest.raises(ConfigError, match="optimizer.momentumm.*learning_rate"):
         make_cfg(["model=mlp", "dataset=iris", "+optimizer.momentumm=0.9"])

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from extf.config.constraints import (
     FRACTION,
+    NON_NEGATIVE,
     NON_NEGATIVE_INT,
     POSITIVE,
     POSITIVE_INT,
@@ -77,7 +78,8 @@ class OptimizerConf:
     _target_: str
     name: str
     learning_rate: float
-    constraints: ClassVar = {"learning_rate": POSITIVE}
+    weight_decay: float | None  # Keras' decoupled weight decay (every Keras optimizer takes it); null: none
+    constraints: ClassVar = {"learning_rate": POSITIVE, "weight_decay": NON_NEGATIVE}
 
 
 @dataclass
