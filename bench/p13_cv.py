@@ -34,7 +34,8 @@ BASELINE_TEST = re.compile(r"^baseline \(.*\btest_accuracy=([0-9.]+)", re.MULTIL
 def one_study(dataset: str, seed: int, extra: list[str]) -> tuple[float, float]:
     """(test accuracy, baseline test accuracy) of `extf tune experiment=<dataset>_mlp_cv` with `extra`."""
     with project() as root:
-        result = run_extf(["tune", f"experiment={dataset}_mlp_cv", *BASE, f"seed={seed}", *extra], root)
+        result = run_extf(["tune", f"experiment={dataset}_mlp_cv", *BASE, f"seed={seed}", *extra], root,
+                          timeout=3600)  # a study of 5-fold trials takes minutes; on a busy machine many
         if not result.ok:
             raise Failed(f"{dataset} seed {seed} {' '.join(extra)} failed: {result.error()}")
         studies = sorted((root / "outputs" / "studies").glob("*/study.json"))

@@ -94,11 +94,11 @@ def test_my_csv_from_tune_to_a_served_model(tmp_path):
 
     # the serve command `extf tune` printed, pasted as a user would (from another directory, no MLflow variables)
     (command,) = [ln.split("serve its model: ", 1)[1] for ln in tune.stdout.splitlines() if "serve its model: " in ln]
-    assert f"runs:/{run_id}/model" in command and "-p 5001" in command, command
+    assert f"runs:/{run_id}/model" in command and "-p 5002" in command, command
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
     pasted = {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
-    server = subprocess.Popen(["bash", "-c", command.replace("-p 5001", f"-p {port}")], cwd=tmp_path.parent,
+    server = subprocess.Popen(["bash", "-c", command.replace("-p 5002", f"-p {port}")], cwd=tmp_path.parent,
                               env=pasted, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         served = _ask(f"http://127.0.0.1:{port}", {"dataframe_records": RAW_ROWS}, server, tmp_path / "serve.log")

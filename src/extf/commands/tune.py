@@ -60,8 +60,9 @@ def print_summary(cfg, summary: dict, out) -> None:
 
 def serve_command(tracking_uri: str, run_id: str) -> str:
     """`mlflow models serve` of a study's logged model, as a user can paste it: MLflow's own default store is not
-    extf's (`mlflow.db` in the current directory), so the command names the study's."""
+    extf's (`mlflow.db` in the current directory), so the command names the study's. Port 5002: `make server`'s
+    tracking server has 5001."""
     import shlex
 
     return (f"MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)} mlflow models serve -m runs:/{run_id}/model "
-            f"-h 127.0.0.1 -p 5001 --env-manager local")
+            f"-h 127.0.0.1 -p 5002 --env-manager local")
