@@ -18,19 +18,10 @@ the wrappers only read clocks.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from pathlib import Path
 
-
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process (/proc/<pid>/stat, in clock ticks)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from common import process_cpu  # bench/ is this script's directory: on sys.path
 
 
 class Probe:
@@ -49,7 +40,7 @@ class Probe:
         def timed(tracker, *args, **kwargs):
             if name == "start_trial" and probe.open is None:
                 pid = tracker.proc.pid if tracker.proc is not None else None
-                probe.open = {"pid": pid, "tracker_cpu0": _process_cpu(pid) if pid else float("nan"),
+                probe.open = {"pid": pid, "tracker_cpu0": process_cpu(pid) if pid else float("nan"),
                               "wait_ms": 0.0, "study_cpu_ms": 0.0}
                 probe.ended = False
             wall, cpu = time.perf_counter(), time.thread_time()
@@ -64,7 +55,7 @@ class Probe:
                         probe.ended = True
                     elif name == "flush" and probe.ended:
                         pid = trial.pop("pid")
-                        trial["tracker_cpu_ms"] = ((_process_cpu(pid) - trial.pop("tracker_cpu0")) * 1000
+                        trial["tracker_cpu_ms"] = ((process_cpu(pid) - trial.pop("tracker_cpu0")) * 1000
                                                    if pid else float("nan"))
                         probe.trials.append(trial)
                         probe.open = None
