@@ -29,7 +29,6 @@ local workers) has closed its socket or died.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import signal
@@ -42,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from extf.console import freeze_startup_objects
 from extf.errors import ExtfError, TrackingUnavailable
 from extf.tracking.protocol import STALE_REASON, History, tracker_methods
 
@@ -308,7 +308,7 @@ def serve(fd: int) -> int:
     conn = Connection(fd)
     _without_pyarrow()
     _preload()
-    _freeze_imports()
+    freeze_startup_objects()  # else the first full collection came during the parent run's start (185 ms)
     if hasattr(os, "nice"):  # POSIX
         os.nice(NICENESS)
     if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
@@ -434,15 +434,6 @@ def _preload() -> None:
 
     resolve_tags()  # logging a model adds MLflow's context tags; the git one (GitPython's import, a `git` call)
     # is looked up once per process: now rather than while the study waits for its final model to be logged
-
-
-def _freeze_imports() -> None:
-    """Collect once, then keep what the imports made (MLflow, SQLAlchemy, pandas: a few hundred thousand objects,
-    alive until the process exits) out of every later garbage collection. Else the first full collection comes
-    during a call the study waits for (seen: 185 ms of the parent run's start, in the middle of SQLAlchemy's first
-    query). The collection here overlaps TensorFlow's import in the study's process."""
-    gc.collect()
-    gc.freeze()
 
 
 def _portable(e: BaseException) -> BaseException:
