@@ -31,7 +31,7 @@ import numpy as np
 from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
 
-from extf.console import quiet_stdout, startup_objects_frozen
+from extf.console import quiet_stdout
 from extf.errors import (
     DataError,
     ExtfError,
@@ -100,11 +100,6 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         super().__init__(oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite)
         if ctx.worker_id:  # the chief runs its own trials as worker0 (a remote worker's id is already its own)
             self.tuner_id = ctx.worker_id
-
-    def search(self, *fit_args, **fit_kwargs):
-        """keras-tuner's search, with the start-up's objects kept out of the trials' garbage collections."""
-        with startup_objects_frozen():
-            return super().search(*fit_args, **fit_kwargs)
 
     @_fatal_if_tracking_lost
     def on_trial_begin(self, trial) -> None:
