@@ -101,6 +101,15 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         if ctx.worker_id:  # the chief runs its own trials as worker0 (a remote worker's id is already its own)
             self.tuner_id = ctx.worker_id
 
+    def _get_tuner_fname(self) -> str:
+        """The process that holds the oracle (a study alone, or the chief, whose tuner id becomes worker0 only after
+        keras-tuner's __init__ looked for this file) keeps its state in tuner0.json: a study resumed in either mode
+        reloads its oracle from there. Keyed by the tuner id, the chief saved worker0.json but looked for tuner0.json,
+        so a resumed distributed study started a fresh oracle and ran its finished trials again."""
+        if self._is_worker():
+            return super()._get_tuner_fname()
+        return os.path.join(str(self.project_dir), "tuner0.json")
+
     @_fatal_if_tracking_lost
     def on_trial_begin(self, trial) -> None:
         """The trial's MLflow run opens, a child of the study's parent run."""
