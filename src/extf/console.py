@@ -55,6 +55,30 @@ def import_tensorflow() -> None:
         import tensorflow  # noqa: F401
 
 
+def freeze_startup_objects() -> None:
+    """One full garbage collection, then `gc.freeze()`: the objects alive now (the imports of TensorFlow, Keras,
+    MLflow: a million or more) stay out of later collections. Without it, each full collection that a search's
+    allocations trigger walks them all (a 20-trial digits study: 29 of them, 6.6 s of its 48 s). Frozen objects are
+    still freed when their last reference goes; only a reference cycle among them waits for `gc.unfreeze()`."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+@contextlib.contextmanager
+def startup_objects_frozen():
+    """`freeze_startup_objects` for the block; afterwards the frozen objects are collectable again (a sweep runs
+    several studies in one process)."""
+    import gc
+
+    freeze_startup_objects()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @contextlib.contextmanager
 def quiet_stdout():
     """A library's chatter on stdout (keras-tuner's "Reloading Tuner from ...") held back unless EXTF_DEBUG=1."""

@@ -56,3 +56,27 @@ def test_traced_graphs_are_freed_after_each_trial():
         with released_custom_gradients():
             _fit_tiny_model()
     assert graphs() <= after_one
+
+
+def test_startup_objects_are_frozen_for_the_block_only():
+    """What the imports made stays out of the search's garbage collections (a 20-trial digits study spent 6.6 s of
+    48 in them), and is collectable again afterwards (a sweep runs several studies in one process)."""
+    from extf.console import startup_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with startup_objects_frozen():
+        assert gc.get_freeze_count() > 1000  # at least pytest's and extf's own modules' objects
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_search_runs_with_the_startup_objects_frozen(monkeypatch):
+    import keras_tuner as kt
+
+    from extf.tuning.tuner import StudyTuner
+
+    seen = []
+    monkeypatch.setattr(kt.engine.base_tuner.BaseTuner, "search",
+                        lambda self, *args, **kwargs: seen.append(gc.get_freeze_count()))
+    StudyTuner.search(object.__new__(StudyTuner))
+    assert seen and seen[0] > 1000, "keras-tuner's search ran with nothing frozen"
+    assert gc.get_freeze_count() == 0

@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from extf.console import freeze_startup_objects
 from extf.errors import ExtfError, TrackingUnavailable
 from extf.tracking.protocol import STALE_REASON, History, tracker_methods
 
@@ -307,6 +308,7 @@ def serve(fd: int) -> int:
     conn = Connection(fd)
     _without_pyarrow()
     _preload()
+    freeze_startup_objects()  # else the first full collection came during the parent run's start (185 ms)
     if hasattr(os, "nice"):  # POSIX
         os.nice(NICENESS)
     if os.environ.get("EXTF_DEBUG") != "1":  # "Creating initial MLflow database tables...", alembic's migrations
@@ -422,11 +424,16 @@ def _portable_frame(value):
 def _preload() -> None:
     """What the tracker will need, imported now, while the study's process imports TensorFlow."""
     import mlflow  # noqa: F401
+    import mlflow.pyfunc  # noqa: F401 - the logged model's python_function flavor (a lazy import of MLflow's)
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     from mlflow import MlflowClient  # noqa: F401
     from mlflow.models import Model, infer_signature  # noqa: F401
+    from mlflow.tracking.context.registry import resolve_tags
 
     import extf.tracking.keras_flavor  # noqa: F401
+
+    resolve_tags()  # logging a model adds MLflow's context tags; the git one (GitPython's import, a `git` call)
+    # is looked up once per process: now rather than while the study waits for its final model to be logged
 
 
 def _portable(e: BaseException) -> BaseException:

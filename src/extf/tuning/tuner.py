@@ -31,7 +31,7 @@ import numpy as np
 from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
 
-from extf.console import quiet_stdout
+from extf.console import quiet_stdout, startup_objects_frozen
 from extf.errors import (
     DataError,
     ExtfError,
@@ -109,6 +109,11 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         if self._is_worker():
             return super()._get_tuner_fname()
         return os.path.join(str(self.project_dir), "tuner0.json")
+
+    def search(self, *fit_args, **fit_kwargs):
+        """keras-tuner's search, with the start-up's objects kept out of the trials' garbage collections."""
+        with startup_objects_frozen():
+            return super().search(*fit_args, **fit_kwargs)
 
     @_fatal_if_tracking_lost
     def on_trial_begin(self, trial) -> None:
