@@ -144,11 +144,23 @@ def _terminate_as_interrupt() -> None:
     signal.signal(signal.SIGINT, handler)
     default_hook = sys.unraisablehook
 
-    def unraisable(info):  # the dropped interrupt is handled above: no "Exception ignored ... Traceback" for it
-        if not isinstance(info.exc_value, KeyboardInterrupt):
+    def unraisable(info):  # the dropped interrupt is handled above: no "Exception ignored ... Traceback" for it,
+        # nor for what it became in C code (seen: TensorFlow's nest.flatten, "SystemError: <built-in function
+        # __import__> returned a result with an exception set", the interrupt as its context)
+        if not _caused_by_interrupt(info.exc_value):
             default_hook(info)
 
     sys.unraisablehook = unraisable
+
+
+def _caused_by_interrupt(error: BaseException | None) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def entry() -> None:

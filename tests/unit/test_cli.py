@@ -112,3 +112,33 @@ def test_library_info_logs_are_held_back_unless_debugging(tmp_path, debug):
     assert proc.returncode == 0, text
     assert "a warning stays" in text
     assert ("generated new fontManager" in text) == bool(debug)
+
+
+def test_an_interrupt_dropped_in_c_code_prints_nothing_other_errors_still_print(monkeypatch):
+    """Python hands an exception that C code could not raise to sys.unraisablehook, which prints a traceback. A
+    Ctrl-C that TensorFlow's C++ swallowed arrives there as a SystemError whose context is the KeyboardInterrupt (the
+    study still stops: errors.raise_if_interrupted); that one is not passed on to be printed, any other still is."""
+    import signal
+    import sys
+
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the test process keeps its handlers
+    printed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: printed.append(info.exc_value))  # Python's printer
+    cli._terminate_as_interrupt()
+
+    def unraisable(error: BaseException):
+        return SimpleNamespace(exc_type=type(error), exc_value=error, exc_traceback=None, err_msg=None, object=None)
+
+    try:
+        raise KeyboardInterrupt("signal 2")
+    except KeyboardInterrupt:
+        try:
+            raise SystemError("<built-in function __import__> returned a result with an exception set")
+        except SystemError as e:
+            dropped = e
+    sys.unraisablehook(unraisable(dropped))
+    sys.unraisablehook(unraisable(KeyboardInterrupt("signal 2")))
+    assert printed == []
+    real = ValueError("a real one")
+    sys.unraisablehook(unraisable(real))
+    assert printed == [real]

@@ -103,6 +103,24 @@ def test_a_trial_that_stops_the_search_ends_its_run_and_is_not_recorded(lifecycl
     assert records == [] and tuner.running is None
 
 
+def test_a_trial_that_fails_after_a_dropped_ctrl_c_stops_the_search_as_interrupted(lifecycle):
+    """A Ctrl-C that Python dropped inside TensorFlow's C++ (it interrupted an import there) made the fit fail with
+    an unrelated error ("'list' object has no attribute '_type_spec'"), and every later trial too: the study must
+    stop as interrupted, its run KILLED, not go on and end with "Training failed"."""
+    from extf import errors
+
+    tuner, tracker, records, monkeypatch = lifecycle
+    monkeypatch.setattr(errors, "_interrupt", ["signal 2"])
+    trial = FakeTrial("06", {})
+    tuner.on_trial_begin(trial)
+    fails_with(monkeypatch, tuner, AttributeError("'list' object has no attribute '_type_spec'"))
+    with pytest.raises(KeyboardInterrupt):
+        tuner._try_run_and_update_trial(trial)
+    assert tracker.calls[-1] == ("end_trial", "run-06", "KILLED",
+                                 {"history": [], "reason": "interrupted (KeyboardInterrupt)"})
+    assert records == [] and tuner.running is None
+
+
 def test_a_lost_tracking_server_stops_the_search():
     import keras_tuner as kt
 

@@ -37,6 +37,7 @@ from extf.errors import (
     ExtfError,
     TrackingUnavailable,
     UserCodeError,
+    interrupted,
     raise_if_interrupted,
 )
 from extf.models import build_model
@@ -138,6 +139,10 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
             self.on_trial_abort(trial, e)
             raise
         except BaseException as e:
+            if interrupted():  # a Ctrl-C that Python dropped inside TensorFlow (seen: in an import that TensorFlow's
+                # C++ made, then "'list' object has no attribute '_type_spec'") made the fit fail another way
+                self.on_trial_abort(trial, KeyboardInterrupt())
+                raise_if_interrupted()
             self.running.error = e
             if isinstance(e, kt.errors.FailedTrialError):
                 raise
