@@ -380,3 +380,11 @@ def _children() -> list[str]:
             if stat.rsplit(")", 1)[-1].split()[0] != "Z":  # a zombie has ended (its parent has not reaped it yet)
                 found.append(f"{pid} {cmd.strip()}")
     return found
+
+
+def trial_rows(root: Path) -> list[dict]:
+    """The rows of the one study's trials.jsonl under the project `root` (every row: a trial run again has two)."""
+    import json
+
+    (rows,) = list((root / "outputs" / "studies").glob("*/trials.jsonl"))
+    return [json.loads(line) for line in rows.read_text().splitlines()]

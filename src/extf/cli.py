@@ -14,7 +14,7 @@ import traceback
 
 from extf.commands import COMMANDS
 from extf.completion import main as completion_main
-from extf.errors import ExtfError, note_interrupt
+from extf.errors import ExtfError, in_chain, note_interrupt
 
 USAGE = """\
 usage: extf COMMAND [hydra options] [key=value overrides...]
@@ -147,20 +147,10 @@ def _terminate_as_interrupt() -> None:
     def unraisable(info):  # the dropped interrupt is handled above: no "Exception ignored ... Traceback" for it,
         # nor for what it became in C code (seen: TensorFlow's nest.flatten, "SystemError: <built-in function
         # __import__> returned a result with an exception set", the interrupt as its context)
-        if not _caused_by_interrupt(info.exc_value):
+        if in_chain(info.exc_value, KeyboardInterrupt) is None:
             default_hook(info)
 
     sys.unraisablehook = unraisable
-
-
-def _caused_by_interrupt(error: BaseException | None) -> bool:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def entry() -> None:

@@ -46,3 +46,14 @@ def raise_if_interrupted() -> None:
     training checks here at each epoch's end, so such a Ctrl-C or SIGTERM still stops the study."""
     if _interrupt:
         raise KeyboardInterrupt(_interrupt[-1])
+
+
+def in_chain(error: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of type `kind` in `error`'s chain (itself, then its __cause__ or __context__), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

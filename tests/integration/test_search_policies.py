@@ -10,14 +10,9 @@ import sqlite3
 import pytest
 
 from tests import forked_cli
-from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs, trial_rows
 
 QUICK = ["dataset=digits", "model=mlp", "callbacks=none", "evaluation.plots=false", "tracking.log_model=false"]
-
-
-def trial_rows(tmp_path) -> list[dict]:
-    (rows,) = list((tmp_path / "outputs" / "studies").glob("*/trials.jsonl"))
-    return [json.loads(line) for line in rows.read_text().splitlines()]
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs
+from tests.conftest import assert_clean_error, extf_in_process, run_extf, running_runs, trial_rows
 
 pytestmark = pytest.mark.slow
 
@@ -254,13 +254,10 @@ def test_a_study_resumed_with_workers_or_without_continues_its_oracle(tmp_path):
     """The study's own process keeps the oracle's state whether it searches alone or as the chief of workers: resumed
     with more trials, in either mode, it runs only the new ones (a chief that started a fresh oracle ran trial 0
     again, each time a trial had finished before the study stopped)."""
-    import json
-
     base = ["tune", "dataset=iris", "model=mlp", "callbacks=none", "trainer.epochs=3", "tracking=none",
             "evaluation.plots=false", "experiment_name=modes"]
     for trials, workers in ((2, 2), (3, 2), (4, 1), (5, 2)):
         proc = run_extf([*base, f"tuner.max_trials={trials}", f"tuner.workers={workers}"], cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        (rows,) = [p.read_text().splitlines() for p in (tmp_path / "outputs" / "studies").glob("modes-*/trials.jsonl")]
-        ids = sorted(json.loads(row)["trial_id"] for row in rows)
+        ids = sorted(row["trial_id"] for row in trial_rows(tmp_path))
         assert ids == [str(i) for i in range(trials)], (trials, workers, ids, proc.stdout)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extf.console import debugging
-from extf.errors import ConfigError, ExtfError
+from extf.errors import ConfigError, ExtfError, in_chain
 
 # A command's job: the composed config, the command line's overrides and the stream its lines go to -> its result
 Job = Callable[[Any, list, TextIO], Any]
@@ -179,11 +179,9 @@ def hydra_error_message(e: Exception, args: list[str] = ()) -> str:
     def one_line(text: str) -> str:
         return " ".join(str(text).split())
 
-    cause = e
-    while cause is not None:  # an extf check inside Hydra's composition (a resolver): its own message
-        if isinstance(cause, ExtfError):
-            return str(cause)
-        cause = cause.__cause__ or cause.__context__
+    own = in_chain(e, ExtfError)  # an extf check inside Hydra's composition (a resolver): its own message
+    if own is not None:
+        return str(own)
     unknown = re.match(r"Could not override '([^']+)'\.\s+To append to your config use \+(\S+)", str(e))
     if unknown and "not in struct" in f"{e} {e.__cause__}":
         return _unknown_key_message(unknown.group(1), unknown.group(2), args)
