@@ -107,3 +107,21 @@ def test_server_bad_input(args, needle):
     with pytest.raises(ConfigError, match="Received") as e:
         parse(args)
     assert needle in str(e.value)
+
+
+def test_the_oracle_holder_keeps_its_state_in_tuner0_and_goes_on_with_a_chiefs_older_worker0(tmp_path):
+    from extf.tuning.tuner import StudyTuner
+
+    def tuner(tuner_id: str, worker: bool) -> StudyTuner:
+        t = StudyTuner.__new__(StudyTuner)  # only the file name: no oracle needed
+        t.directory, t.project_name, t.tuner_id, t._is_worker = str(tmp_path), "study", tuner_id, lambda: worker
+        return t
+
+    project, chief = tmp_path / "study", tuner("worker0", worker=False)
+    state = chief._get_tuner_fname()
+    assert state == str(project / "tuner0.json")  # a study alone or a chief: one file, whichever its tuner id
+    (project / "worker0.json").write_text("{}")  # the chief's file of a study begun before tuner0.json
+    assert chief._get_tuner_fname() == str(project / "worker0.json")
+    (project / "tuner0.json").write_text("{}")
+    assert chief._get_tuner_fname() == state
+    assert tuner("worker1", worker=True)._get_tuner_fname() == str(project / "worker1.json")

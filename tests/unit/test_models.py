@@ -97,6 +97,26 @@ def test_weight_decay_reaches_the_optimizer(make_cfg, optimizer):
     assert build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta).optimizer.weight_decay is None
 
 
+@pytest.mark.parametrize("num_layers", [0, 2])
+def test_l2_penalizes_every_dense_kernel_and_survives_a_safe_reload(make_cfg, tmp_path, num_layers):
+    import keras
+
+    cfg = make_cfg(["dataset=wine", "model=mlp", f"model.num_layers={num_layers}", "model.l2=0.01"])
+    model = build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert len(dense) == num_layers + 1 and dense[-1].name == "output"
+    assert all(layer.kernel_regularizer.get_config() == {"l2": 0.01} for layer in dense)
+    assert all(layer.bias_regularizer is None for layer in dense)  # as scikit-learn: the intercept is free
+    expected = sum(0.01 * float(np.sum(np.square(layer.kernel.numpy()))) for layer in dense)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)  # added to loss and val_loss
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert float(sum(reloaded.losses)) == pytest.approx(expected, rel=1e-5)
+    cfg = make_cfg(["dataset=wine", "model=mlp", f"model.num_layers={num_layers}"])
+    assert build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta).losses == []
+
+
 def test_bad_optimizer_argument_names_the_key(make_cfg):
     with pytest.raises(ConfigError, match="optimizer.momentumm.*learning_rate"):
         make_cfg(["model=mlp", "dataset=iris", "+optimizer.momentumm=0.9"])

@@ -116,7 +116,7 @@ def build_model(cfg, meta):
     else:
         inputs = keras.Input(shape=tuple(meta.input_shape), batch_size=batch_size, name="inputs")
         features = build(model_cfg, preprocessing(_augmented(inputs, cfg, meta), meta))
-    outputs = add_output(features, meta)
+    outputs = add_output(features, meta, kernel_regularizer(model_cfg))
     model = keras.Model(inputs, outputs, name=f"{model_cfg.name}_{meta.name}")
     loss, metrics = loss_and_metrics(model_cfg, meta, allow_targets)
     model.compile(optimizer=make_optimizer(cfg.optimizer, allow_targets), loss=loss, metrics=metrics)
@@ -153,10 +153,11 @@ def preprocessing(inputs, meta):
     return x
 
 
-def add_output(features, meta):
-    """The task's output on the family's features; for reconstruction, an output of the input's shape."""
+def add_output(features, meta, regularizer=None):
+    """The task's output on the family's features; for reconstruction, an output of the input's shape. `regularizer`
+    (a family's `l2`) penalizes the output layer's kernel of a classification or regression head."""
     if meta.task != "reconstruction":
-        return output_layer(meta)(features)
+        return output_layer(meta, regularizer)(features)
     import keras
     import numpy as np
 
@@ -173,18 +174,19 @@ def add_output(features, meta):
     return keras.layers.Reshape(shape, name="output")(x)
 
 
-def output_layer(meta):
+def output_layer(meta, regularizer=None):
     """The output follows the task: sigmoid for binary, softmax for multi-class, linear for regression, and a
     softmax over the classes at every pixel (a 1x1 convolution) for segmentation."""
     import keras
 
     if meta.task == "segmentation":
-        return keras.layers.Conv2D(meta.n_classes, 1, activation="softmax", name="output")
+        return keras.layers.Conv2D(meta.n_classes, 1, activation="softmax", kernel_regularizer=regularizer,
+                                   name="output")
     if meta.task == "binary":
-        return keras.layers.Dense(1, activation="sigmoid", name="output")
+        return keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="output")
     if meta.task == "multiclass":
-        return keras.layers.Dense(meta.n_classes, activation="softmax", name="output")
-    return keras.layers.Dense(1, activation="linear", name="output")
+        return keras.layers.Dense(meta.n_classes, activation="softmax", kernel_regularizer=regularizer, name="output")
+    return keras.layers.Dense(1, activation="linear", kernel_regularizer=regularizer, name="output")
 
 
 # The task's loss and metrics by name: the names its model logs (val_<name>) are known before TensorFlow is imported.
@@ -254,6 +256,16 @@ def make_optimizer(opt_cfg, allow_targets=()):
     spec = OmegaConf.to_container(opt_cfg, resolve=True)
     spec.pop("name", None)
     return instantiate(spec, where="optimizer", allow_targets=allow_targets)
+
+
+def kernel_regularizer(model_cfg):
+    """Keras' L2 regularizer for a family's `l2` key (> 0), else None (no penalty; families without the key)."""
+    l2 = float(model_cfg.get("l2") or 0.0)
+    if l2 <= 0:
+        return None
+    import keras
+
+    return keras.regularizers.L2(l2)
 
 
 def initializer(name: str):

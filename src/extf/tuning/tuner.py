@@ -43,6 +43,7 @@ from extf.errors import (
 from extf.models import build_model
 from extf.tuning import warm_start as ws
 from extf.tuning.context import STOP, TrialContext, TrialResult
+from extf.tuning.distributed import CHIEF_WORKER
 from extf.tuning.oracle import has_policies, make_oracle
 from extf.tuning.pruning import pruned_epoch
 from extf.tuning.space import apply_hyperparameters
@@ -106,10 +107,15 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         """The process that holds the oracle (a study alone, or the chief, whose tuner id becomes worker0 only after
         keras-tuner's __init__ looked for this file) keeps its state in tuner0.json: a study resumed in either mode
         reloads its oracle from there. Keyed by the tuner id, the chief saved worker0.json but looked for tuner0.json,
-        so a resumed distributed study started a fresh oracle and ran its finished trials again."""
+        so a resumed distributed study started a fresh oracle and ran its finished trials again. A distributed study
+        begun before that fix has only worker0.json: its chief goes on with that file."""
         if self._is_worker():
             return super()._get_tuner_fname()
-        return os.path.join(str(self.project_dir), "tuner0.json")
+        state = os.path.join(str(self.project_dir), "tuner0.json")
+        before_fix = os.path.join(str(self.project_dir), f"{CHIEF_WORKER}.json")
+        if not os.path.exists(state) and os.path.exists(before_fix):
+            return before_fix
+        return state
 
     def search(self, *fit_args, **fit_kwargs):
         """keras-tuner's search, with the start-up's objects kept out of the trials' garbage collections."""
