@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from extf.errors import ExtfError
 from extf.objective import Objective
 from extf.tracking.process import ENV_FD as TRACKING_FD
+from extf.tuning.context import CHIEF_WORKER
 from extf.tuning.distributed import (
-    CHIEF_WORKER,
     ENV_ID,
     ENV_IP,
     ENV_PORT,

@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 from extf.objective import Objective
 from extf.tuning.pareto import Objectives
 
+CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
+
 STOP = "stop"  # TrialContext.report's answer that ends the trial's fit after this epoch
 
 

@@ -32,7 +32,6 @@ from extf.tuning.recorder import TrialRecorder
 from extf.tuning.state import StudyState, write_json_atomic
 
 WORKER_FILE = "worker.json"
-CHIEF_WORKER = "worker0"  # the `extf tune` process serves the oracle and runs trials itself under this id
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 ENV_TOKEN = "EXTF_STUDY_TOKEN"  # local workers: the worker.json of this `extf tune` process, not a stale one
 READY_TIMEOUT = 600.0  # seconds a worker waits for the chief to serve the oracle

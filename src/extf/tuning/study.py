@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from extf.errors import ConfigError, ExtfError
 from extf.tuning.chief import Chief
-from extf.tuning.context import TrialContext
-from extf.tuning.distributed import CHIEF_WORKER, requeue_orphans
+from extf.tuning.context import CHIEF_WORKER, TrialContext
+from extf.tuning.distributed import requeue_orphans
 from extf.tuning.final import FinalTest
 from extf.tuning.prepare import (
     SearchInputs,

@@ -42,8 +42,7 @@ from extf.errors import (
 )
 from extf.models import build_model
 from extf.tuning import warm_start as ws
-from extf.tuning.context import STOP, TrialContext, TrialResult
-from extf.tuning.distributed import CHIEF_WORKER
+from extf.tuning.context import CHIEF_WORKER, STOP, TrialContext, TrialResult
 from extf.tuning.oracle import has_policies, make_oracle
 from extf.tuning.pruning import pruned_epoch
 from extf.tuning.space import apply_hyperparameters
