@@ -143,3 +143,29 @@ def test_failure_reason_of_a_message_without_a_traceback():
 
     assert failure_reason(None) == "the trial failed"
     assert failure_reason("something odd") == "something odd"
+
+
+def test_a_pruning_verdict_at_the_trials_last_epoch_stops_nothing_and_is_not_recorded():
+    """The oracle may answer STOPPED to the last epoch's value (the others' medians moved meanwhile): the trial
+    trained in full, so it is not pruned (a CI run recorded a trial of 6 epochs as pruned at epoch 6)."""
+    from pathlib import Path
+
+    import keras_tuner as kt
+    from omegaconf import OmegaConf
+
+    from extf.objective import Objective
+    from extf.tuning.pruning import PRUNED_AT
+    from extf.tuning.tuner import RunningTrial, StudyTuner
+
+    answer = kt.engine.trial.Trial(kt.HyperParameters(), trial_id="02", status=kt.engine.trial.TrialStatus.STOPPED)
+    answer.metrics.register(PRUNED_AT, direction="min")
+    answer.metrics.update(PRUNED_AT, 5)
+    tuner = StudyTuner.__new__(StudyTuner)  # only the hook: the oracle answers every epoch with that verdict
+    tuner.oracle = type("Oracle", (), {"update_trial": lambda self, trial_id, metrics, step=0: answer})()
+    cfg = OmegaConf.create({"tuner": {"pruning": "median", "time_budget": None, "cv_folds": 0}})
+    tuner.ctx = type("Ctx", (), {"cfg": cfg, "objective": Objective("val_loss", "min")})()
+    trial = FakeTrial("02", {})
+    for final, stops, pruned_at in ((True, False, None), (False, True, 6)):
+        tuner.running = RunningTrial("run", {}, Path("unused"), None, 0.0)
+        assert tuner._oracle_stops(trial, 5, {"val_loss": 0.3}, final=final) is stops
+        assert (tuner.running.stopped, tuner.running.pruned_at) == (stops, pruned_at)

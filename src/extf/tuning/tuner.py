@@ -76,6 +76,7 @@ class RunningTrial:
     error: BaseException | None = None  # what made run_trial fail
     pruned_at: int | None = None  # the 1-based epoch the oracle's pruning stopped the trial at
     stopped: bool = False  # the oracle stopped the trial (pruning, the time budget): no further fold or execution
+    last_unit: bool = True  # the fit running is the trial's last fold or execution
     best_step: int = 0  # the epoch (0-based) of the kept model's best objective value
 
 
@@ -153,9 +154,9 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
                 raise
             raise kt.errors.FailedTrialError(_reason(e)) from e
 
-    def on_epoch_end(self, trial, model, epoch: int, logs: dict | None = None) -> None:
-        """After each epoch of the trial's fit: its values go to the trial's run (in batches) and to the study's
-        TrialContext.report, which may stop the fit there."""
+    def on_epoch_end(self, trial, model, epoch: int, logs: dict | None = None, last: bool = False) -> None:
+        """After each epoch of the trial's fit (`last`: the fit's last epoch): its values go to the trial's run (in
+        batches) and to the study's TrialContext.report, which may stop the fit there."""
         raise_if_interrupted()  # a Ctrl-C that Python dropped in a garbage-collector callback still stops the study
         logs = dict(logs or {})
         lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
@@ -166,17 +167,20 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         running.rows.append((epoch, {running.prefix + k: v for k, v in values.items()}))
         if len(running.rows) >= FLUSH_EVERY:
             self._send_epochs()
-        if self.ctx.report(epoch, values) == STOP or self._oracle_stops(trial, epoch, values):
+        if self.ctx.report(epoch, values) == STOP or self._oracle_stops(trial, epoch, values,
+                                                                        final=last and running.last_unit):
             model.stop_training = True
 
-    def _oracle_stops(self, trial, epoch: int, values: dict) -> bool:
+    def _oracle_stops(self, trial, epoch: int, values: dict, final: bool = False) -> bool:
         """With pruning or a time budget, each epoch's objective goes to the oracle (the chief's, in a distributed
-        search), whose answer is STOPPED once a policy ends the trial: the fit stops after this epoch."""
+        search), whose answer is STOPPED once a policy ends the trial: the fit stops after this epoch. At the trial's
+        `final` epoch (the last fold's or execution's last) there is nothing left to stop: the trial trained in
+        full and is not recorded as pruned."""
         name = self.ctx.objective.name
         if not has_policies(self.ctx.cfg) or name not in values:
             return False
         answer = self.oracle.update_trial(trial.trial_id, {name: values[name]}, step=epoch)
-        if answer.status != kt.engine.trial.TrialStatus.STOPPED:
+        if answer.status != kt.engine.trial.TrialStatus.STOPPED or final:
             return False
         self.running.stopped = True
         pruned = pruned_epoch(answer)
@@ -259,6 +263,7 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         scores, kept, best = [], [], None
         for n, splits in enumerate(units):
             running.prefix = f"fold_{n}." if folds else (f"execution_{n}." if n else "")
+            running.last_unit = n == len(units) - 1
             model, history, epochs_kept = self._fit_once(trial, trial_cfg, cfg.seed + n, start, splits)
             running.epochs += len(history.get("loss", []))
             value, best_epoch = best_value(history, objective.name, objective.direction)
@@ -364,7 +369,8 @@ class EpochHook(keras.callbacks.Callback):
         self.trial = trial
 
     def on_epoch_end(self, epoch, logs=None):
-        self.tuner.on_epoch_end(self.trial, self.model, epoch, logs)
+        last = epoch + 1 >= self.params.get("epochs", epoch + 2)  # Keras' params: the fit's epochs
+        self.tuner.on_epoch_end(self.trial, self.model, epoch, logs, last=last)
 
 
 def make_tuner(ctx: TrialContext, specs, directory: Path, overwrite: bool) -> StudyTuner:
