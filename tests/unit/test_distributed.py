@@ -125,3 +125,66 @@ def test_the_oracle_holder_keeps_its_state_in_tuner0_and_goes_on_with_a_chiefs_o
     (project / "tuner0.json").write_text("{}")
     assert chief._get_tuner_fname() == state
     assert tuner("worker1", worker=True)._get_tuner_fname() == str(project / "worker1.json")
+
+
+class FakeProc:
+    def __init__(self, code=None):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+
+def local_workers(tmp_path, procs: dict):
+    from omegaconf import OmegaConf
+
+    from extf.tuning.chief import LocalWorkers
+
+    cfg = OmegaConf.create({"tuner": {"oracle_host": "127.0.0.1", "threads_per_worker": 1, "max_worker_restarts": 0}})
+    workers = LocalWorkers(cfg, tmp_path, "token", out=None)
+    workers.procs = procs
+    return workers
+
+
+def test_the_chief_starts_its_first_trial_once_every_local_worker_has_asked_for_one(tmp_path):
+    import threading
+    import time
+
+    workers = local_workers(tmp_path, {"worker1": FakeProc(), "worker2": FakeProc(), "worker3": FakeProc(code=0)})
+    threading.Timer(0.3, workers.asked.add, ["worker1"]).start()
+    threading.Timer(0.6, workers.asked.add, ["worker2"]).start()  # worker3 has ended: not waited for
+    started = time.monotonic()
+    workers.wait_started(timeout=30)
+    assert 0.55 < time.monotonic() - started < 5 and workers.asked == {"worker1", "worker2"}
+
+    started = time.monotonic()  # a worker that never asks: the chief goes on after the timeout
+    local_workers(tmp_path, {"worker1": FakeProc()}).wait_started(timeout=0.4)
+    assert 0.35 < time.monotonic() - started < 5
+
+    failing = local_workers(tmp_path, {"worker1": FakeProc()})  # a worker failed while starting: no wait
+    failing.error = RuntimeError("boom")
+    started = time.monotonic()
+    failing.wait_started(timeout=30)
+    assert time.monotonic() - started < 1
+
+
+def test_the_oracle_server_records_which_tuners_asked_for_a_trial(tmp_path):
+    import grpc
+    import keras_tuner as kt
+    from keras_tuner.src import protos
+
+    from extf.tuning.distributed import serve_oracle
+
+    hp = kt.HyperParameters()
+    hp.Float("lr", 1e-3, 1e-1)
+    oracle = kt.oracles.RandomSearchOracle(objective="val_loss", max_trials=3, hyperparameters=hp, seed=1)
+    oracle._set_project_dir(str(tmp_path), "study")
+    asked: set[str] = set()
+    server, port = serve_oracle(oracle, "127.0.0.1", 0, asked=asked)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = protos.get_service_grpc().OracleStub(channel)
+            response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id="worker1"), timeout=30)
+        assert asked == {"worker1"} and response.trial.trial_id
+    finally:
+        server.stop(grace=0)

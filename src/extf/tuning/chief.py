@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from extf.errors import ExtfError
+from extf.errors import ExtfError, raise_if_interrupted
 from extf.objective import Objective
 from extf.tracking.process import ENV_FD as TRACKING_FD
 from extf.tuning.context import CHIEF_WORKER
@@ -24,6 +24,7 @@ from extf.tuning.distributed import (
     ENV_PORT,
     ENV_TOKEN,
     KILLED_CODES,
+    START_TIMEOUT,
     WORKER_FILE,
     announce_study,
     budget_deadline,
@@ -72,7 +73,7 @@ class Chief:
         oracle.verbose = 0
         tuner.save()  # like keras-tuner's own chief: the next run of this study reloads the oracle from it
         requeue_orphans(oracle, set(worker_ids(t.workers)))
-        server, port = serve_oracle(oracle, t.oracle_host, t.oracle_port)
+        server, port = serve_oracle(oracle, t.oracle_host, t.oracle_port, asked=self.workers.asked)
         write_worker_file(self.study_dir, OmegaConf.to_container(self.cfg, resolve=True), self.token, parent_run_id,
                           init_weights, port, budget_deadline(oracle))
         print(f"Distributed search: chief oracle on {t.oracle_host}:{port}; {t.workers} local worker(s) (this "
@@ -80,10 +81,11 @@ class Chief:
               f"{self.workers.logs}. Other machines join with: KERASTUNER_TUNER_ID=<id> KERASTUNER_ORACLE_IP=<this "
               f"host> KERASTUNER_ORACLE_PORT={port} extf worker {self.study_dir}", file=self.out, flush=True)
         try:
-            if self.workers.error is not None:  # a worker failed while starting
-                raise self.workers.error
             self.state.best_dir.mkdir(parents=True, exist_ok=True)
             limit_threads(self.workers.threads)
+            self.workers.wait_started(START_TIMEOUT)
+            if self.workers.error is not None:  # a worker failed while starting
+                raise self.workers.error
             tuner.search(verbose=0)
             self.workers.join(oracle)
         except ExtfError:
@@ -114,6 +116,7 @@ class LocalWorkers:
         self.threads = t.threads_per_worker or default_threads(t.workers)
         self.restarts_left = t.max_worker_restarts
         self.procs: dict[str, subprocess.Popen] = {}
+        self.asked: set[str] = set()  # the tuner ids that have asked the chief's oracle for a trial (its gRPC thread)
         self.logs = study_dir / "workers"
         self.error: BaseException | None = None
         self.stopping = False
@@ -131,6 +134,18 @@ class LocalWorkers:
             self._spawn(wid)
         self.watcher = threading.Thread(target=self._watch, name="extf-workers", daemon=True)
         self.watcher.start()
+
+    def wait_started(self, timeout: float) -> None:
+        """Until every local worker has asked the oracle for its first trial (it has loaded TensorFlow, the data and
+        the tracking store), has ended, or has failed, for at most `timeout` s. The chief, whose start-up is already
+        done, begins its own first trial with theirs: otherwise it takes the first trials alone, and a short study
+        ends before a worker has run any."""
+        deadline = time.monotonic() + timeout
+        while self.error is None and not self.stopping and time.monotonic() < deadline:
+            if all(wid in self.asked or proc.poll() is not None for wid, proc in list(self.procs.items())):
+                return
+            raise_if_interrupted()  # a Ctrl-C that Python dropped elsewhere still stops the study here
+            time.sleep(0.05)
 
     def _watch(self) -> None:
         try:

@@ -35,6 +35,7 @@ WORKER_FILE = "worker.json"
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 ENV_TOKEN = "EXTF_STUDY_TOKEN"  # local workers: the worker.json of this `extf tune` process, not a stale one
 READY_TIMEOUT = 600.0  # seconds a worker waits for the chief to serve the oracle
+START_TIMEOUT = 120.0  # seconds the chief waits for its local workers' first request before its own first trial
 KILLED_CODES = {130, 137, 143}  # 128 + SIGINT / SIGKILL / SIGTERM, as a shell reports them
 
 
@@ -87,8 +88,9 @@ def _synchronize_saves(oracle) -> None:
         oracle._extf_synchronized_save = True
 
 
-def serve_oracle(oracle, host: str, port: int):
-    """Start keras-tuner's OracleServicer for `oracle` on host:port (0 = a free port); returns (server, port)."""
+def serve_oracle(oracle, host: str, port: int, asked: set[str] | None = None):
+    """Start keras-tuner's OracleServicer for `oracle` on host:port (0 = a free port); returns (server, port).
+    `asked` collects the tuner ids that have asked for a trial (the chief waits for its local workers' first)."""
     from concurrent import futures
 
     import grpc
@@ -96,6 +98,11 @@ def serve_oracle(oracle, host: str, port: int):
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     class Servicer(OracleServicer):
+        def CreateTrial(self, request, context):  # noqa: N802 - gRPC method name
+            if asked is not None:
+                asked.add(request.tuner_id)
+            return super().CreateTrial(request, context)
+
         def EndTrial(self, request, context):  # noqa: N802 - gRPC method name
             response = super().EndTrial(request, context)
             # keras-tuner saves the oracle before it drops the trial from the ongoing ones; save again, or a
