@@ -154,14 +154,16 @@ def test_a_pruning_verdict_at_the_trials_last_epoch_stops_nothing_and_is_not_rec
     from omegaconf import OmegaConf
 
     from extf.objective import Objective
-    from extf.tuning.pruning import PRUNED_AT
+    from extf.tuning.pruning import FINAL_EPOCH, PRUNED_AT
     from extf.tuning.tuner import RunningTrial, StudyTuner
 
     answer = kt.engine.trial.Trial(kt.HyperParameters(), trial_id="02", status=kt.engine.trial.TrialStatus.STOPPED)
     answer.metrics.register(PRUNED_AT, direction="min")
     answer.metrics.update(PRUNED_AT, 5)
     tuner = StudyTuner.__new__(StudyTuner)  # only the hook: the oracle answers every epoch with that verdict
-    tuner.oracle = type("Oracle", (), {"update_trial": lambda self, trial_id, metrics, step=0: answer})()
+    reports = []
+    tuner.oracle = type("Oracle", (), {"update_trial": lambda self, trial_id, metrics, step=0:
+                                       reports.append(metrics) or answer})()
     cfg = OmegaConf.create({"tuner": {"pruning": "median", "time_budget": None, "cv_folds": 0}})
     tuner.ctx = type("Ctx", (), {"cfg": cfg, "objective": Objective("val_loss", "min")})()
     trial = FakeTrial("02", {})
@@ -169,3 +171,4 @@ def test_a_pruning_verdict_at_the_trials_last_epoch_stops_nothing_and_is_not_rec
         tuner.running = RunningTrial("run", {}, Path("unused"), None, 0.0)
         assert tuner._oracle_stops(trial, 5, {"val_loss": 0.3}, final=final) is stops
         assert (tuner.running.stopped, tuner.running.pruned_at) == (stops, pruned_at)
+        assert (FINAL_EPOCH in reports[-1]) is final  # the pruning oracle is told, too

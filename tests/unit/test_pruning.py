@@ -111,3 +111,26 @@ def test_pruned_trials_do_not_count_among_the_finished_ones_the_median_takes(tmp
     pruned, _ = run_trial(oracle, [0.1, 0.1])
     assert pruned in oracle.pruned
     assert oracle._finished_histories("x") == [{0: 0.9, 1: 0.9}]
+
+
+def test_a_trials_last_planned_epoch_is_never_pruned_nor_recorded(tmp_path):
+    """The tuner marks the value of a trial's last planned epoch: a trial that trained in full stays among the
+    finished ones the median compares with, and the marker is no metric of the trial's."""
+    from keras_tuner.engine import trial as kt_trial
+
+    from extf.tuning.pruning import FINAL_EPOCH, PruningRule
+
+    oracle = make_oracle(tmp_path, PruningRule("median", "max", warmup_epochs=0, min_trials=1))
+    run_trial(oracle, [0.5, 0.9])
+    trial = oracle.create_trial("tuner0")
+    assert oracle.update_trial(trial.trial_id, {"val_accuracy": 0.6}, step=0).status != kt_trial.TrialStatus.STOPPED
+    answer = oracle.update_trial(trial.trial_id, {"val_accuracy": 0.7, FINAL_EPOCH: 1.0}, step=1)  # 0.7 < 0.9
+    assert answer.status != kt_trial.TrialStatus.STOPPED and oracle.pruned == {}
+    assert not oracle.trials[trial.trial_id].metrics.exists(FINAL_EPOCH)
+    trial.status = kt_trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+    assert oracle._finished_histories("x") == [{0: 0.5, 1: 0.9}, {0: 0.6, 1: 0.7}]
+    other = oracle.create_trial("tuner0")  # the same values without the marker: pruned at the second epoch
+    oracle.update_trial(other.trial_id, {"val_accuracy": 0.6}, step=0)
+    assert oracle.update_trial(other.trial_id, {"val_accuracy": 0.7}, step=1).status == kt_trial.TrialStatus.STOPPED
+    assert oracle.pruned == {other.trial_id: 1}

@@ -3,7 +3,9 @@
 The rule runs in the oracle (`update_trial`, which keras-tuner calls with each epoch's values), so that it sees every
 trial of the study, also those of distributed workers: the chief's oracle answers each worker's per-epoch report with
 the trial, whose status is STOPPED once the rule prunes it; the trial then ends at that epoch (Keras'
-`stop_training`), keeps the values it reached and is recorded FINISHED with `extf.pruned=true`.
+`stop_training`), keeps the values it reached and is recorded FINISHED with `extf.pruned=true`. The value of a
+trial's last planned epoch (its last fold's or execution's) comes marked (FINAL_EPOCH): with nothing left to stop, the
+rule does not judge it, and the trial counts among the finished ones.
 
 Two rules, as Optuna defines them:
 - median (Optuna's MedianPruner): from epoch `warmup_epochs` + 1 on, once `min_trials` trials have finished without
@@ -25,6 +27,7 @@ from keras_tuner.engine import trial as kt_trial
 
 RULES = ("none", "median", "asha")
 PRUNED_AT = "extf/pruned_at_epoch"  # a metric of the oracle's answer (gRPC carries metrics, not messages)
+FINAL_EPOCH = "extf/final_epoch"  # a metric sent with a trial's last planned epoch: nothing is left to prune there
 
 
 def pruned_epoch(answer) -> int | None:
@@ -108,8 +111,11 @@ class PruningMixin:
 
     @kt.synchronized
     def update_trial(self, trial_id, metrics, step=0):
+        metrics = dict(metrics)
+        final = bool(metrics.pop(FINAL_EPOCH, 0))  # the marker is no value of the trial's
         trial = super().update_trial(trial_id, metrics, step=step)
-        if self.pruning is not None and trial_id not in self.pruned and self.objective.name in metrics:
+        if (self.pruning is not None and not final and trial_id not in self.pruned
+                and self.objective.name in metrics):
             if self.pruning.should_stop(int(step), self._history(trial_id), self._finished_histories(trial_id),
                                         self._other_histories(trial_id)):
                 self.pruned[trial_id] = int(step)

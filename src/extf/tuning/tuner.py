@@ -44,7 +44,7 @@ from extf.models import build_model
 from extf.tuning import warm_start as ws
 from extf.tuning.context import CHIEF_WORKER, STOP, TrialContext, TrialResult
 from extf.tuning.oracle import has_policies, make_oracle
-from extf.tuning.pruning import pruned_epoch
+from extf.tuning.pruning import FINAL_EPOCH, pruned_epoch
 from extf.tuning.space import apply_hyperparameters
 from extf.tuning.trial import (
     best_value,
@@ -179,8 +179,11 @@ class StudyTuner(kt.engine.base_tuner.BaseTuner):
         name = self.ctx.objective.name
         if not has_policies(self.ctx.cfg) or name not in values:
             return False
-        answer = self.oracle.update_trial(trial.trial_id, {name: values[name]}, step=epoch)
-        if answer.status != kt.engine.trial.TrialStatus.STOPPED or final:
+        report = {name: values[name]}
+        if final and self.ctx.cfg.tuner.get("pruning", "none") != "none":
+            report[FINAL_EPOCH] = 1.0  # the pruning oracle neither prunes nor records the trial at this epoch
+        answer = self.oracle.update_trial(trial.trial_id, report, step=epoch)
+        if answer.status != kt.engine.trial.TrialStatus.STOPPED or final:  # the budget's answer too
             return False
         self.running.stopped = True
         pruned = pruned_epoch(answer)
