@@ -117,6 +117,30 @@ def test_l2_penalizes_every_dense_kernel_and_survives_a_safe_reload(make_cfg, tm
     assert build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta).losses == []
 
 
+@pytest.mark.parametrize("overrides, dataset", [
+    (["model=cnn", "model.batch_norm=true"], "digits"),
+    (["model=conv1d"], "sine"),
+    (["model=rnn", "model.cell=lstm", "model.num_layers=2", "model.dense_units=8"], "sine"),
+    (["model=rnn", "model.cell=gru"], "sine"),
+])
+def test_l2_of_the_other_families_penalizes_every_kernel_and_survives_a_safe_reload(make_cfg, tmp_path, overrides,
+                                                                                       dataset):
+    import keras
+
+    cfg = make_cfg([f"dataset={dataset}", *overrides, "model.l2=0.01"])
+    model = build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta)
+    kernels = [w for w in model.weights if w.path.rsplit("/", 1)[-1] in ("kernel", "recurrent_kernel")]
+    layers = {w.path.split("/")[0] for w in kernels}
+    assert "output" in layers and len(layers) >= 2  # a hidden layer's kernels and the output layer's
+    expected = sum(0.01 * float(np.sum(np.square(w.numpy()))) for w in kernels)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)  # biases and batch norm are free
+    path = tmp_path / "model.keras"
+    model.save(path)
+    assert float(sum(keras.saving.load_model(path, safe_mode=True).losses)) == pytest.approx(expected, rel=1e-5)
+    cfg = make_cfg([f"dataset={dataset}", *overrides])
+    assert build_model(cfg, load_dataset(cfg.dataset, cfg.seed).meta).losses == []
+
+
 def test_bad_optimizer_argument_names_the_key(make_cfg):
     with pytest.raises(ConfigError, match="optimizer.momentumm.*learning_rate"):
         make_cfg(["model=mlp", "dataset=iris", "+optimizer.momentumm=0.9"])

@@ -1,7 +1,8 @@
 """Convolutional network: [Conv2D -> (BatchNormalization) -> Activation -> MaxPooling2D] x num_blocks, Dense head.
 
 Data always arrive channels_last (height, width, channels); with data_format=channels_first the model transposes
-them once at the input, so the same dataset feeds both layouts.
+them once at the input, so the same dataset feeds both layouts. `l2` > 0 adds l2 * sum(w**2) of every Conv2D and
+Dense kernel (the output layer's included) to the loss and val_loss (Keras' L2 regularizer; biases are not penalized).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
-from extf.config.constraints import ACTIVATIONS, FRACTION, INITIALIZERS, NON_NEGATIVE_INT, POSITIVE_INT, OneOf
+from extf.config.constraints import (
+    ACTIVATIONS,
+    FRACTION,
+    INITIALIZERS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    OneOf,
+)
 from extf.config.schema import ModelConf
 from extf.errors import ConfigError
 
@@ -29,11 +38,12 @@ class Conf(ModelConf):
     batch_norm_momentum: float  # moving statistics' momentum (Keras: 0.99, for large datasets)
     dense_units: int
     dropout: float
+    l2: float  # L2 penalty on every Conv2D and Dense kernel, the output layer's included; 0: none
     constraints: ClassVar = {
         "filters": POSITIVE_INT, "num_blocks": POSITIVE_INT, "kernel_size": POSITIVE_INT, "pool_size": POSITIVE_INT,
         "padding": OneOf({"valid", "same"}), "data_format": OneOf({"channels_last", "channels_first"}),
         "activation": ACTIVATIONS, "kernel_initializer": INITIALIZERS, "batch_norm_momentum": FRACTION,
-        "dense_units": NON_NEGATIVE_INT, "dropout": FRACTION,
+        "dense_units": NON_NEGATIVE_INT, "dropout": FRACTION, "l2": NON_NEGATIVE,
     }
 
 
@@ -64,8 +74,9 @@ def effective_data_format(requested: str) -> str:
 def build(cfg, inputs):
     import keras
 
-    from extf.models import initializer
+    from extf.models import initializer, kernel_regularizer
 
+    penalty = kernel_regularizer(cfg)
     fmt = effective_data_format(cfg.data_format)
     x = inputs
     if fmt == "channels_first":
@@ -82,7 +93,8 @@ def build(cfg, inputs):
                               f"model.kernel_size={cfg.kernel_size}, model.pool_size={cfg.pool_size}, "
                               f"model.padding={cfg.padding}")
         x = keras.layers.Conv2D(cfg.filters * 2**i, cfg.kernel_size, padding=cfg.padding, data_format=fmt,
-                                kernel_initializer=initializer(cfg.kernel_initializer), name=f"conv_{i}")(x)
+                                kernel_initializer=initializer(cfg.kernel_initializer), kernel_regularizer=penalty,
+                                name=f"conv_{i}")(x)
         if cfg.batch_norm:
             x = keras.layers.BatchNormalization(axis=1 if fmt == "channels_first" else -1,
                                                 momentum=cfg.batch_norm_momentum, name=f"batch_norm_{i}")(x)
@@ -92,5 +104,6 @@ def build(cfg, inputs):
     if cfg.dropout > 0:
         x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
     if cfg.dense_units > 0:
-        x = keras.layers.Dense(cfg.dense_units, activation=cfg.activation, name="dense")(x)
+        x = keras.layers.Dense(cfg.dense_units, activation=cfg.activation, kernel_regularizer=penalty,
+                               name="dense")(x)
     return x

@@ -2,7 +2,8 @@
 [Conv1D -> Activation -> MaxPooling1D -> (Dropout)] x num_blocks, then GlobalAveragePooling1D or Flatten, Dense head.
 
 Convolutions look at `kernel_size` neighbouring time steps with shared weights, so a pattern is found wherever it
-occurs in the window; pooling and the deeper blocks (filters doubled) see longer stretches.
+occurs in the window; pooling and the deeper blocks (filters doubled) see longer stretches. `l2` > 0 adds
+l2 * sum(w**2) of every Conv1D and Dense kernel (the output layer's included) to the loss and val_loss.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from extf.config.constraints import ACTIVATIONS, FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, OneOf
+from extf.config.constraints import ACTIVATIONS, FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, OneOf
 from extf.config.schema import ModelConf
 from extf.errors import ConfigError
 from extf.models.checks import check_sequences
@@ -27,10 +28,11 @@ class Conf(ModelConf):
     dropout: float  # after each block
     pooling: str  # global_average (GlobalAveragePooling1D) | flatten: the head's input
     dense_units: int  # 0: no hidden dense layer before the output
+    l2: float  # L2 penalty on every Conv1D and Dense kernel, the output layer's included; 0: none
     constraints: ClassVar = {
         "filters": POSITIVE_INT, "num_blocks": POSITIVE_INT, "kernel_size": POSITIVE_INT, "pool_size": POSITIVE_INT,
         "padding": OneOf({"valid", "same"}), "activation": ACTIVATIONS, "dropout": FRACTION,
-        "pooling": OneOf({"global_average", "flatten"}), "dense_units": NON_NEGATIVE_INT,
+        "pooling": OneOf({"global_average", "flatten"}), "dense_units": NON_NEGATIVE_INT, "l2": NON_NEGATIVE,
     }
 
 
@@ -42,6 +44,9 @@ def check(cfg, meta) -> None:
 def build(cfg, inputs):
     import keras
 
+    from extf.models import kernel_regularizer
+
+    penalty = kernel_regularizer(cfg)
     x = inputs
     timesteps = int(inputs.shape[1])
     length = timesteps
@@ -55,7 +60,8 @@ def build(cfg, inputs):
                               f"longer windows (dataset.window). Received: model.num_blocks={cfg.num_blocks}, "
                               f"model.kernel_size={cfg.kernel_size}, model.pool_size={cfg.pool_size}, "
                               f"model.padding={cfg.padding}, timesteps={timesteps}")
-        x = keras.layers.Conv1D(cfg.filters * 2**i, cfg.kernel_size, padding=cfg.padding, name=f"conv_{i}")(x)
+        x = keras.layers.Conv1D(cfg.filters * 2**i, cfg.kernel_size, padding=cfg.padding, kernel_regularizer=penalty,
+                                name=f"conv_{i}")(x)
         x = keras.layers.Activation(cfg.activation, name=f"activation_{i}")(x)
         if cfg.pool_size > 1:
             x = keras.layers.MaxPooling1D(cfg.pool_size, name=f"pool_{i}")(x)
@@ -67,5 +73,6 @@ def build(cfg, inputs):
     else:  # flatten keeps where in the window each pattern was found (e.g. the latest steps for forecasting)
         x = keras.layers.Flatten(name="flatten")(x)
     if cfg.dense_units > 0:
-        x = keras.layers.Dense(cfg.dense_units, activation=cfg.activation, name="dense")(x)
+        x = keras.layers.Dense(cfg.dense_units, activation=cfg.activation, kernel_regularizer=penalty,
+                               name="dense")(x)
     return x
