@@ -58,7 +58,9 @@ def test_a_time_budget_ends_the_study_and_it_is_still_tested_once(tmp_path):
     (["tuner.time_budget=-5m"], ["tuner.time_budget must be a positive duration"]),
     (["tuner.pruning=sometimes"], ["tuner.pruning", "sometimes"]),
     (["tuner.pruning_factor=1"], ["tuner.pruning_factor"]),
-], ids=["grid", "hyperband", "budget-0", "budget-negative", "rule", "factor"])
+    (["tuner.objective.name=val_loss", "+search_space.model.l2={type: float, low: 1.0e-5, high: 1.0e-1}"],
+     ["search_space searches model.l2, but the objective val_loss includes the L2 penalty", "val_accuracy"]),
+], ids=["grid", "hyperband", "budget-0", "budget-negative", "rule", "factor", "l2-on-val-loss"])
 def test_policies_that_cannot_work_are_one_message_before_any_trial(tmp_path, args, needles):
     proc = forked_cli.run(["tune", *QUICK, *args], tmp_path)
     assert_clean_error(proc, *needles)

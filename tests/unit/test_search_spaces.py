@@ -26,3 +26,28 @@ def test_search_space_parses_declares_and_applies(make_cfg, model):
         if hp.is_active(spec.path):
             section, key = spec.path.split(".", 1)
             assert trial_cfg[section][key] == hp.values[spec.path]
+
+
+L2_SPACE = "+search_space.model.l2={type: float, low: 1.0e-5, high: 1.0e-1, sampling: log}"
+
+
+@pytest.mark.parametrize("overrides, refused", [
+    (["dataset=iris", "model=mlp", "tuner.objective.name=val_loss"], True),
+    (["dataset=iris", "model=mlp", "tuner.objectives=[val_accuracy,val_loss]"], True),
+    (["dataset=sine", "model=rnn"], True),  # a regression: auto is val_loss
+    (["dataset=iris", "model=mlp"], False),  # classification: auto is val_accuracy
+    (["dataset=iris", "model=mlp", "model.metrics=[accuracy,sparse_categorical_crossentropy]",
+      "tuner.objective.name=val_sparse_categorical_crossentropy"], False),
+    (["dataset=sine", "model=rnn", "model.metrics=[mse]", "tuner.objective.name=val_mse"], False),
+])
+def test_searching_l2_on_val_loss_is_refused(make_cfg, overrides, refused):
+    from extf.errors import ConfigError
+    from extf.tuning.prepare import check_search
+
+    cfg = make_cfg([*overrides, L2_SPACE], command="tune")
+    if refused:
+        with pytest.raises(ConfigError, match="prefer the smallest l2.*Received: objectives") as e:
+            check_search(cfg)
+        assert "val_loss" in str(e.value)
+    else:
+        assert any(s.path == "model.l2" for s in check_search(cfg).space)

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from extf.errors import ExtfError
+from extf.errors import ConfigError, ExtfError
 from extf.objective import Objective
 from extf.tuning.pareto import Objectives
 
@@ -54,8 +54,21 @@ def check_search(cfg: DictConfig) -> SearchInputs:
         folds = tuple(fold_splits(splits, int(cfg.tuner.cv_folds), cfg.tuner.cv_method, cfg.seed,
                                   OmegaConf.to_container(cfg.dataset, resolve=True)))
     objective, objectives = study_objectives(cfg.tuner, splits.meta.task)
+    _refuse_a_penalty_scored_by_itself(space, list(dict.fromkeys([objective.name, *objectives.names()])))
     check_produced(cfg, splits.meta, objective.name, objectives, build_metrics=False)
     return SearchInputs(space, splits, objective, folds, objectives)
+
+
+def _refuse_a_penalty_scored_by_itself(space, objective_names: list[str]) -> None:
+    """Keras adds `model.l2`'s penalty to the loss it reports, val_loss included: a search of model.l2 scored on
+    val_loss would always prefer the smallest penalty."""
+    if "val_loss" in objective_names and any(s.path == "model.l2" for s in space):
+        raise ConfigError("search_space searches model.l2, but the objective val_loss includes the L2 penalty itself "
+                          "(Keras adds it to the loss), so the search would always prefer the smallest l2. Expected "
+                          "a penalty-free objective: tuner.objective.name=val_accuracy, or a loss the model logs as "
+                          "a metric, e.g. model.metrics=[accuracy,sparse_categorical_crossentropy] with "
+                          "tuner.objective.name=val_sparse_categorical_crossentropy (model.metrics=[mse] with val_mse "
+                          f"for regression). Received: objectives {objective_names}, search_space.model.l2")
 
 
 def check_with_tensorflow(cfg: DictConfig, inputs: SearchInputs) -> None:
