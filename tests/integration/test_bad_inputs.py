@@ -586,19 +586,30 @@ def corpus(request, tmp_path_factory):
     pool = ThreadPoolExecutor(2)
     needs_study = any(c.needs_study for c in cases) or any(
         item.module is request.module and "study" in item.fixturenames for item in request.session.items)
-    study = pool.submit(make_study, tmp_path_factory.mktemp("study")) if needs_study else None
 
     def start(group: list[Case], study: Future | None):
         made = rows(group, tmp_path_factory, study.result() if study else None)
         return forked_cli.start([row for row, _ in made.values()], tmp_path_factory.mktemp("forked")), made
 
-    pending: dict = {"study": study}
+    pending: dict = {"study": None}
     started = []
-    for group, ready in (([c for c in cases if not c.needs_study], None),
-                         ([c for c in cases if c.needs_study], study)):
+
+    def submit(group: list[Case], ready: Future | None) -> None:
         if group:
             started.append(pool.submit(start, group, ready))
             pending.update({c.id: Pending(started[-1], c.id) for c in group})
+
+    submit([c for c in cases if not c.needs_study], None)
+    if needs_study:
+        # made here while the other rows run in their own processes, not in a thread beside the tests: its imports
+        # and Keras work in a thread changed a dict as pytest iterated it ("dictionary changed size during
+        # iteration", a CI run)
+        pending["study"] = Future()
+        try:
+            pending["study"].set_result(make_study(tmp_path_factory.mktemp("study")))
+        except Exception as e:  # the cases that need the study fail with it, the others go on
+            pending["study"].set_exception(e)
+        submit([c for c in cases if c.needs_study], pending["study"])
     yield pending
     pool.shutdown(wait=True, cancel_futures=True)
     for future in started:
