@@ -11,7 +11,7 @@ start-up and imports.
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -593,6 +593,7 @@ def corpus(request, tmp_path_factory):
 
     pending: dict = {"study": None}
     started = []
+    study_dir = tmp_path_factory.mktemp("study")  # pytest's base folder is made here, not by two threads at once
 
     def submit(group: list[Case], ready: Future | None) -> None:
         if group:
@@ -600,13 +601,14 @@ def corpus(request, tmp_path_factory):
             pending.update({c.id: Pending(started[-1], c.id) for c in group})
 
     submit([c for c in cases if not c.needs_study], None)
+    wait(started)  # those rows are under way in the driver's processes; nothing else runs in a thread here
     if needs_study:
         # made here while the other rows run in their own processes, not in a thread beside the tests: its imports
         # and Keras work in a thread changed a dict as pytest iterated it ("dictionary changed size during
         # iteration", a CI run)
         pending["study"] = Future()
         try:
-            pending["study"].set_result(make_study(tmp_path_factory.mktemp("study")))
+            pending["study"].set_result(make_study(study_dir))
         except Exception as e:  # the cases that need the study fail with it, the others go on
             pending["study"].set_exception(e)
         submit([c for c in cases if c.needs_study], pending["study"])
